@@ -5,3 +5,5 @@ pub mod duration;
 pub mod path;
 pub mod secret;
 pub mod wire;
+pub mod cli;
+pub mod dev_server;
