@@ -113,6 +113,18 @@ macro_rules! credential {
             }
         }
 
+        impl From<String> for $name {
+            fn from(value: String) -> Self {
+                Self::new(value)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                Self::new(value)
+            }
+        }
+
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, concat!(stringify!($name), "([REDACTED])"))
@@ -157,9 +169,7 @@ mod tests {
         struct Holder {
             token: Token,
         }
-        let h = Holder {
-            token: Token::new("tok_123456"),
-        };
+        let h = Holder { token: Token::new("tok_123456") };
         assert!(!format!("{h:?}").contains("123456"));
     }
 
@@ -173,9 +183,6 @@ mod tests {
     #[test]
     fn non_utf8_is_rejected() {
         assert!(SecretString::from_utf8(vec![0xff, 0xfe]).is_err());
-        assert_eq!(
-            SecretString::from_utf8(b"ok".to_vec()).unwrap().expose(),
-            "ok"
-        );
+        assert_eq!(SecretString::from_utf8(b"ok".to_vec()).unwrap().expose(), "ok");
     }
 }

@@ -1,0 +1,560 @@
+//! The Agent Secret Store client: the official SDKs' surface in Rust idiom.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), vault_run::client::Error> {
+//! let vault = vault_run::AgentVault::from_env()?;
+//! let key = vault.get_secret("production/gemini/GEMINI_API_KEY").await?;
+//! // `key` zeroizes on drop and prints as [REDACTED].
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod token;
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use tokio::sync::Mutex;
+
+pub use error::{Error, Result};
+pub use token::CachedToken;
+pub use transport::RetryPolicy;
+
+use crate::duration::HumanDuration;
+use crate::path::{encode_segment, Action, Scope, SecretPath};
+use crate::secret::{AgentKey, SecretString, Token};
+use crate::wire::{
+    AccessTier, ApprovalState, ApprovalStatus, Health, ImportRequest, ImportResponse, Metadata,
+    SecretListResponse, SecretResponse, SecretType, SecretWriteRequest, SecretWriteResponse, TokenReply,
+    TokenRequest, TokenResponse,
+};
+
+/// The hosted service.
+pub const DEFAULT_BASE_URL: &str = "https://api.agentsecretstore.com";
+
+/// Anything that names a secret: `&str`, `String` or a parsed [`SecretPath`].
+pub trait ToSecretPath {
+    /// Parses or borrows the path.
+    fn to_secret_path(&self) -> std::result::Result<SecretPath, crate::path::PathError>;
+}
+
+impl ToSecretPath for str {
+    fn to_secret_path(&self) -> std::result::Result<SecretPath, crate::path::PathError> {
+        self.parse()
+    }
+}
+
+impl ToSecretPath for String {
+    fn to_secret_path(&self) -> std::result::Result<SecretPath, crate::path::PathError> {
+        self.parse()
+    }
+}
+
+impl ToSecretPath for SecretPath {
+    fn to_secret_path(&self) -> std::result::Result<SecretPath, crate::path::PathError> {
+        Ok(self.clone())
+    }
+}
+
+impl<T: ToSecretPath + ?Sized> ToSecretPath for &T {
+    fn to_secret_path(&self) -> std::result::Result<SecretPath, crate::path::PathError> {
+        (**self).to_secret_path()
+    }
+}
+
+/// Options for [`AgentVault::set_secret`] and [`AgentVault::import_env`].
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Kind of secret (server default `custom`).
+    pub secret_type: Option<SecretType>,
+    /// Tier (server default `standard`).
+    pub access_tier: Option<AccessTier>,
+    /// Metadata.
+    pub metadata: Option<Metadata>,
+    /// Secret lifetime (not for imports).
+    pub ttl: Option<HumanDuration>,
+}
+
+/// Options for [`AgentVault::request_token_with`].
+#[derive(Debug, Clone, Default)]
+pub struct TokenOptions {
+    /// Token lifetime; the client's default TTL when `None`.
+    pub ttl: Option<HumanDuration>,
+    /// How many requests the token may serve.
+    pub max_uses: Option<u64>,
+    /// Client addresses allowed to use it.
+    pub ip_allowlist: Option<Vec<String>>,
+}
+
+/// Builds an [`AgentVault`].
+#[derive(Debug, Clone)]
+pub struct AgentVaultBuilder {
+    agent_key: Option<AgentKey>,
+    base_url: String,
+    default_ttl: HumanDuration,
+    timeout: Duration,
+    retry: RetryPolicy,
+    allow_insecure_http: bool,
+    approval_poll_interval: Duration,
+}
+
+impl Default for AgentVaultBuilder {
+    fn default() -> Self {
+        Self {
+            agent_key: None,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            default_ttl: HumanDuration::from_secs(3600),
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            allow_insecure_http: false,
+            approval_poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+impl AgentVaultBuilder {
+    /// The agent key (`ass_…`).
+    pub fn agent_key(mut self, key: impl Into<AgentKey>) -> Self {
+        self.agent_key = Some(key.into());
+        self
+    }
+
+    /// Base URL without `/v1` (default `https://api.agentsecretstore.com`).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// TTL of tokens the client requests by itself (default 1h).
+    pub fn default_ttl(mut self, ttl: HumanDuration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Per-request timeout (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Retries after the first attempt (default 3).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retry.retries = retries;
+        self
+    }
+
+    /// Full retry policy (backoff base and cap too).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// How often `wait_for_approval` polls (default 2 s).
+    pub fn approval_poll_interval(mut self, every: Duration) -> Self {
+        self.approval_poll_interval = every;
+        self
+    }
+
+    /// Allows credentials over plain `http://` to a non-loopback host. Off by default: anyone on
+    /// the path could read the agent key.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Checks the settings and builds the client.
+    pub fn build(self) -> Result<AgentVault> {
+        let agent_key = self.agent_key.ok_or_else(|| Error::Config {
+            message: "no agent key: set ASS_AGENT_KEY or pass one to the builder".into(),
+        })?;
+        if agent_key.expose().trim().is_empty() {
+            return Err(Error::Config { message: "the agent key is empty".into() });
+        }
+        let base_url = check_base_url(&self.base_url, self.allow_insecure_http)?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("vault-run/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config { message: format!("cannot build HTTP client: {e}") })?;
+        Ok(AgentVault {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                agent_key,
+                default_ttl: self.default_ttl,
+                retry: self.retry,
+                approval_poll_interval: self.approval_poll_interval,
+                token: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// Validates a base URL: http(s), a host, no credentials, and plain http only to loopback
+/// unless `allow_insecure` is set. Returns it without a trailing `/`.
+pub fn check_base_url(raw: &str, allow_insecure: bool) -> Result<String> {
+    let bad = |why: &str| Error::Config { message: format!("base URL {raw:?} {why}") };
+    let url = reqwest::Url::parse(raw.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Config { message: "base URL must not carry credentials".into() });
+    }
+    let host = url.host().ok_or_else(|| bad("has no host"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure || is_loopback(&host) => {}
+        "http" => {
+            return Err(bad(
+                "uses plain http:// to a non-loopback host, which would expose the agent key and tokens; use https:// (or allow it explicitly)",
+            ))
+        }
+        _ => return Err(bad("must start with https:// (or http:// for a loopback address)")),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not have a query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+/// Async client for Agent Secret Store. Cheap to clone; clones share the token cache.
+#[derive(Clone)]
+pub struct AgentVault {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: String,
+    agent_key: AgentKey,
+    default_ttl: HumanDuration,
+    retry: RetryPolicy,
+    approval_poll_interval: Duration,
+    // A tokio mutex held across the token request: concurrent callers wait for one token
+    // instead of each asking for their own.
+    token: Mutex<Option<CachedToken>>,
+}
+
+impl std::fmt::Debug for AgentVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentVault")
+            .field("base_url", &self.inner.base_url)
+            .field("agent_key", &self.inner.agent_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentVault {
+    /// A builder with the SDK defaults.
+    pub fn builder() -> AgentVaultBuilder {
+        AgentVaultBuilder::default()
+    }
+
+    /// A client for `agent_key` at the default base URL.
+    pub fn new(agent_key: impl Into<AgentKey>) -> Result<Self> {
+        Self::builder().agent_key(agent_key).build()
+    }
+
+    /// A client from `ASS_AGENT_KEY` and `ASS_BASE_URL`.
+    pub fn from_env() -> Result<Self> {
+        let key = std::env::var("ASS_AGENT_KEY").map_err(|_| Error::Config {
+            message: "ASS_AGENT_KEY is not set; export the agent key (ass_…)".into(),
+        })?;
+        let mut b = Self::builder().agent_key(AgentKey::new(key));
+        if let Ok(url) = std::env::var("ASS_BASE_URL") {
+            b = b.base_url(url);
+        }
+        b.build()
+    }
+
+    /// The base URL in use.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.inner.base_url)
+    }
+
+    /// Trades the agent key for a token with exactly `scopes`, using the default TTL.
+    pub async fn request_token(&self, scopes: &[Scope], ttl: Option<HumanDuration>) -> Result<TokenResponse> {
+        self.request_token_with(scopes, TokenOptions { ttl, ..TokenOptions::default() }).await
+    }
+
+    /// Trades the agent key for a token, with every option of `POST /v1/tokens`. A pending
+    /// approval comes back as [`Error::ApprovalRequired`]. The token is cached for later calls.
+    pub async fn request_token_with(&self, scopes: &[Scope], opts: TokenOptions) -> Result<TokenResponse> {
+        let mut slot = self.inner.token.lock().await;
+        let issued = self.fetch_token(scopes, &opts).await?;
+        *slot = Some(CachedToken {
+            token: issued.token.clone(),
+            token_id: issued.token_id.clone(),
+            scopes: scopes.to_vec(),
+            expires_at: issued.expires_at,
+        });
+        Ok(issued)
+    }
+
+    async fn fetch_token(&self, scopes: &[Scope], opts: &TokenOptions) -> Result<TokenResponse> {
+        if scopes.is_empty() {
+            return Err(Error::Validation { message: "a token needs at least one scope".into() });
+        }
+        let body = TokenRequest {
+            scopes: scopes.iter().map(Scope::to_string).collect(),
+            ttl: Some(opts.ttl.unwrap_or(self.inner.default_ttl)),
+            max_uses: opts.max_uses,
+            ip_allowlist: opts.ip_allowlist.clone(),
+        };
+        let key = &self.inner.agent_key;
+        let resp = transport::send(
+            &self.inner.http,
+            &self.inner.retry,
+            Method::POST,
+            &self.url("/v1/tokens"),
+            |r| r.bearer_auth(key.expose()).json(&body),
+        )
+        .await?;
+        let reply: TokenReply = resp.json("token response")?;
+        if reply.requires_approval {
+            let approval_id =
+                reply.approval_id.filter(|id| !id.is_empty()).ok_or_else(|| Error::InvalidResponse {
+                    message: "approval required but the response has no approval_id".into(),
+                })?;
+            return Err(Error::ApprovalRequired { approval_id, expires_at: reply.expires_at });
+        }
+        match (reply.token, reply.expires_at) {
+            (Some(token), Some(expires_at)) if !token.expose().is_empty() => {
+                let token_id = reply.token_id.unwrap_or_default();
+                tracing::debug!(token_id = %token_id, scopes = scopes.len(), "token issued");
+                Ok(TokenResponse { token, token_id, expires_at })
+            }
+            _ => Err(Error::InvalidResponse { message: "token response lacks token or expires_at".into() }),
+        }
+    }
+
+    /// A token covering `required`: the cached one when it still serves, else a new one for
+    /// exactly these scopes.
+    async fn ensure_token(&self, required: &[Scope]) -> Result<Token> {
+        let mut slot = self.inner.token.lock().await;
+        if let Some(cached) = slot.as_ref().filter(|c| c.serves(required)) {
+            return Ok(cached.token.clone());
+        }
+        let opts = TokenOptions::default();
+        let issued = self.fetch_token(required, &opts).await?;
+        *slot = Some(CachedToken {
+            token: issued.token.clone(),
+            token_id: issued.token_id,
+            scopes: required.to_vec(),
+            expires_at: issued.expires_at,
+        });
+        Ok(issued.token)
+    }
+
+    async fn forget_token(&self, token: &Token) {
+        let mut slot = self.inner.token.lock().await;
+        if slot.as_ref().is_some_and(|c| &c.token == token) {
+            *slot = None;
+        }
+    }
+
+    /// Sends a `/v1/secrets…` request with a token covering `scope`. A 401 on a cached token
+    /// (expired or used up server-side) gets one retry with a fresh token.
+    async fn with_token(
+        &self,
+        scope: Scope,
+        method: Method,
+        path: &str,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<transport::Body> {
+        let required = [scope];
+        let url = self.url(path);
+        let mut refreshed = false;
+        loop {
+            let token = self.ensure_token(&required).await?;
+            let out = transport::send(&self.inner.http, &self.inner.retry, method.clone(), &url, |r| {
+                build(r.bearer_auth(token.expose()))
+            })
+            .await;
+            match out {
+                Err(Error::Unauthorized { .. }) if !refreshed => {
+                    self.forget_token(&token).await;
+                    refreshed = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads a secret's value.
+    pub async fn get_secret(&self, path: impl ToSecretPath) -> Result<SecretString> {
+        Ok(self.get_secret_with_metadata(path).await?.value)
+    }
+
+    /// Reads a secret with its version, type, tier and metadata.
+    pub async fn get_secret_with_metadata(&self, path: impl ToSecretPath) -> Result<SecretResponse> {
+        let path = path.to_secret_path()?;
+        let url = format!("/v1/secrets/{}", path.url_path());
+        let body = self.with_token(path.scope(Action::Read), Method::GET, &url, |r| r).await?;
+        body.json("secret response")
+    }
+
+    /// Writes a secret (a new version when it exists).
+    pub async fn set_secret(
+        &self,
+        path: impl ToSecretPath,
+        value: impl Into<SecretString>,
+        opts: WriteOptions,
+    ) -> Result<SecretWriteResponse> {
+        let path = path.to_secret_path()?;
+        let body = SecretWriteRequest {
+            value: value.into(),
+            secret_type: opts.secret_type,
+            access_tier: opts.access_tier,
+            metadata: opts.metadata,
+            ttl: opts.ttl,
+        };
+        let url = format!("/v1/secrets/{}", path.url_path());
+        let resp = self.with_token(path.scope(Action::Write), Method::PUT, &url, |r| r.json(&body)).await?;
+        resp.json("write response")
+    }
+
+    /// Deletes a secret. Sensitive and critical secrets answer [`Error::HumanAuthRequired`].
+    pub async fn delete_secret(&self, path: impl ToSecretPath) -> Result<()> {
+        let path = path.to_secret_path()?;
+        let url = format!("/v1/secrets/{}", path.url_path());
+        self.with_token(path.scope(Action::Delete), Method::DELETE, &url, |r| r).await?;
+        Ok(())
+    }
+
+    /// Lists every secret at or below `namespace` (values are never listed).
+    pub async fn list_secrets(&self, namespace: &str) -> Result<SecretListResponse> {
+        let namespace = check_namespace(namespace)?;
+        let url = format!("/v1/secrets?namespace={}", encode_segment(namespace));
+        let scope = Scope::new(Action::Read, format!("{namespace}/*"));
+        let body = self.with_token(scope, Method::GET, &url, |r| r).await?;
+        body.json("list response")
+    }
+
+    /// Imports a `.env` file's content into `namespace`.
+    pub async fn import_env(
+        &self,
+        content: impl Into<SecretString>,
+        namespace: &str,
+        opts: WriteOptions,
+    ) -> Result<ImportResponse> {
+        let namespace = check_namespace(namespace)?;
+        let body = ImportRequest {
+            namespace: namespace.to_owned(),
+            content: content.into(),
+            secret_type: opts.secret_type,
+            access_tier: opts.access_tier,
+            metadata: opts.metadata,
+        };
+        let scope = Scope::new(Action::Write, format!("{namespace}/*"));
+        let resp = self.with_token(scope, Method::POST, "/v1/secrets/import", |r| r.json(&body)).await?;
+        resp.json("import response")
+    }
+
+    /// The status of an approval (agent key).
+    pub async fn approval_status(&self, approval_id: &str) -> Result<ApprovalStatus> {
+        if approval_id.is_empty() || approval_id.contains('/') {
+            return Err(Error::Validation { message: format!("invalid approval id {approval_id:?}") });
+        }
+        let url = self.url(&format!("/v1/approvals/agent/{}", encode_segment(approval_id)));
+        let key = &self.inner.agent_key;
+        let body = transport::send(&self.inner.http, &self.inner.retry, Method::GET, &url, |r| {
+            r.bearer_auth(key.expose())
+        })
+        .await?;
+        body.json("approval status")
+    }
+
+    /// Polls an approval until it is approved (returns its status), denied, expired, or
+    /// `timeout` passes. A zero timeout checks once.
+    pub async fn wait_for_approval(&self, approval_id: &str, timeout: Duration) -> Result<ApprovalStatus> {
+        let started = Instant::now();
+        loop {
+            let status = self.approval_status(approval_id).await?;
+            match status.status {
+                ApprovalState::Approved => return Ok(status),
+                ApprovalState::Denied => {
+                    return Err(Error::ApprovalDenied {
+                        approval_id: Some(approval_id.to_owned()),
+                        reason: status.reason,
+                    })
+                }
+                ApprovalState::Expired => {
+                    return Err(Error::ApprovalExpired { approval_id: Some(approval_id.to_owned()) })
+                }
+                ApprovalState::Pending => {}
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Err(Error::ApprovalTimeout { approval_id: approval_id.to_owned(), waited });
+            }
+            tokio::time::sleep(self.inner.approval_poll_interval.min(timeout - waited)).await;
+        }
+    }
+
+    /// `GET /v1/health`.
+    pub async fn health(&self) -> Result<Health> {
+        let body =
+            transport::send(&self.inner.http, &self.inner.retry, Method::GET, &self.url("/v1/health"), |r| r)
+                .await?;
+        body.json("health")
+    }
+}
+
+fn check_namespace(namespace: &str) -> Result<&str> {
+    let ns = namespace.trim_matches('/');
+    if ns.is_empty()
+        || ns.split('/').any(str::is_empty)
+        || ns.contains('*')
+        || ns.chars().any(char::is_control)
+    {
+        return Err(Error::Validation { message: format!("invalid namespace {namespace:?}") });
+    }
+    Ok(ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_rules() {
+        assert_eq!(check_base_url("https://api.example.com/", false).unwrap(), "https://api.example.com");
+        assert!(check_base_url("http://127.0.0.1:8080", false).is_ok());
+        assert!(check_base_url("http://localhost:8080", false).is_ok());
+        assert!(check_base_url("http://[::1]:8080", false).is_ok());
+        assert!(check_base_url("http://example.com", false).is_err());
+        assert!(check_base_url("http://example.com", true).is_ok());
+        assert!(check_base_url("ftp://example.com", true).is_err());
+        assert!(check_base_url("https://u:p@example.com", false).is_err());
+        assert!(check_base_url("not a url", false).is_err());
+    }
+
+    #[test]
+    fn builder_requires_key() {
+        assert!(matches!(AgentVault::builder().build(), Err(Error::Config { .. })));
+        let v = AgentVault::new(AgentKey::new("ass_secretkey")).unwrap();
+        assert!(!format!("{v:?}").contains("secretkey"));
+    }
+
+    #[test]
+    fn namespaces() {
+        assert_eq!(check_namespace("prod/").unwrap(), "prod");
+        assert!(check_namespace("").is_err());
+        assert!(check_namespace("a//b").is_err());
+    }
+}

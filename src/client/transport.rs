@@ -1,0 +1,255 @@
+//! One HTTP exchange with retries: network failures, 429 (honouring `Retry-After`) and
+//! 502/503/504 are retried with capped, jittered exponential backoff; nothing else is.
+//! Redirects are never followed and bodies are capped, so a hostile or broken server can
+//! neither lead credentials elsewhere nor make us buffer without bound.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+use super::error::{Error, Result};
+use crate::wire::ErrorBody;
+
+/// Largest body we read. Secrets are small; a listing of thousands of items still fits.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Longest `Retry-After` we are willing to sleep through before giving up with `RateLimited`.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// First backoff step.
+    pub base: Duration,
+    /// Largest backoff step.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { retries: 3, base: Duration::from_millis(200), cap: Duration::from_secs(5) }
+    }
+}
+
+impl RetryPolicy {
+    /// Backoff before retry number `attempt` (1-based): "equal jitter", half fixed and half
+    /// random, so that a fleet started at once spreads out instead of retrying in lockstep.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let step = exp.min(self.cap);
+        let half = step / 2;
+        half + jitter(half)
+    }
+}
+
+fn jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return max;
+    }
+    Duration::from_micros(rand::rng().random_range(0..=max.as_micros() as u64))
+}
+
+/// A body read in full into a buffer that is wiped when dropped.
+pub struct Body {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The bytes.
+    pub bytes: Zeroizing<Vec<u8>>,
+}
+
+impl Body {
+    /// Parses the body as JSON, mapping failures to `InvalidResponse`.
+    pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
+        serde_json::from_slice(&self.bytes).map_err(|e| Error::InvalidResponse {
+            // serde's message names the field and position, never the content.
+            message: format!("{what}: {}", one_line(&e.to_string())),
+        })
+    }
+}
+
+/// Sends the request built by `build` (called once per attempt) and returns a 2xx body, or the
+/// mapped error after retries.
+pub async fn send(
+    client: &reqwest::Client,
+    policy: &RetryPolicy,
+    method: Method,
+    url: &str,
+    build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+) -> Result<Body> {
+    let mut attempt = 0u32;
+    loop {
+        let outcome = once(client, method.clone(), url, &build).await;
+        let wait = match &outcome {
+            Ok(_) => return outcome,
+            Err(Error::Network { .. }) => policy.backoff(attempt + 1),
+            Err(Error::RateLimited { retry_after: Some(after), .. }) if *after > MAX_RETRY_AFTER => {
+                return outcome;
+            }
+            Err(Error::RateLimited { retry_after, .. }) => match retry_after {
+                // Honour the server, plus jitter so a herd told "1s" does not return as one.
+                Some(after) => *after + jitter(policy.base.max(*after / 4)),
+                None => policy.backoff(attempt + 1),
+            },
+            Err(Error::Server { status: 502..=504, .. }) => policy.backoff(attempt + 1),
+            Err(_) => return outcome,
+        };
+        if attempt >= policy.retries {
+            return outcome;
+        }
+        attempt += 1;
+        tracing::debug!(
+            %method, path = path_of(url), attempt, wait_ms = wait.as_millis() as u64,
+            error = %outcome.as_ref().err().map(Error::code).unwrap_or_default(),
+            "retrying"
+        );
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn once(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    build: &impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+) -> Result<Body> {
+    let started = std::time::Instant::now();
+    let resp = build(client.request(method.clone(), url)).send().await.map_err(network)?;
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let location =
+        resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let bytes = read_capped(resp).await?;
+    tracing::debug!(
+        %method, path = path_of(url), status = status.as_u16(),
+        ms = started.elapsed().as_millis() as u64, "request"
+    );
+    if status.is_success() {
+        return Ok(Body { status, bytes });
+    }
+    if status.is_redirection() {
+        return Err(Error::InvalidResponse {
+            message: format!(
+                "server answered {status} redirecting to {}; redirects are not followed so credentials are never sent on; set the base URL to the final address",
+                location.as_deref().map(one_line).unwrap_or_else(|| "nowhere".into())
+            ),
+        });
+    }
+    let parsed: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
+    let message = parsed
+        .message()
+        .map(|m| one_line(&m))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("request failed").to_owned());
+    Err(Error::from_status(status.as_u16(), parsed.code(), message, retry_after))
+}
+
+async fn read_capped(mut resp: reqwest::Response) -> Result<Zeroizing<Vec<u8>>> {
+    let too_big = || Error::InvalidResponse {
+        message: format!("response body larger than {} MiB; refusing to read it", MAX_BODY >> 20),
+    };
+    let hint = resp.content_length().unwrap_or(0) as usize;
+    if hint > MAX_BODY {
+        return Err(too_big());
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(hint.max(1024)));
+    while let Some(chunk) = resp.chunk().await.map_err(network)? {
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(too_big());
+        }
+        if buf.len() + chunk.len() > buf.capacity() {
+            // Grow by hand so the old allocation is wiped instead of freed with secrets in it.
+            let mut bigger =
+                Zeroizing::new(Vec::with_capacity((buf.len() + chunk.len()).max(buf.capacity() * 2)));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        buf.extend_from_slice(&chunk);
+        if let Ok(mut owned) = chunk.try_into_mut() {
+            owned.fill(0);
+        }
+    }
+    Ok(buf)
+}
+
+fn network(e: reqwest::Error) -> Error {
+    // reqwest's Display names the URL (a path, never a credential) and the cause chain.
+    let mut message = if e.is_timeout() {
+        "request timed out".to_owned()
+    } else if e.is_connect() {
+        "could not connect".to_owned()
+    } else if e.is_body() || e.is_decode() {
+        "connection failed while reading the response".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&one_line(&s.to_string()));
+        source = s.source();
+    }
+    Error::Network { message }
+}
+
+/// Parses `Retry-After`: delta-seconds or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+/// Trims a message to one printable line of bounded length.
+pub fn one_line(s: &str) -> String {
+    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(300).collect();
+    if s.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}
+
+fn path_of(url: &str) -> &str {
+    url.find("/v1/").map(|i| &url[i..]).unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        let future = std::time::SystemTime::now() + Duration::from_secs(5);
+        let d = parse_retry_after(&httpdate::fmt_http_date(future)).unwrap();
+        assert!(d <= Duration::from_secs(5) && d >= Duration::from_secs(3), "{d:?}");
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let p = RetryPolicy::default();
+        for attempt in 1..30 {
+            let d = p.backoff(attempt);
+            assert!(d <= p.cap, "{d:?}");
+            let floor = (p.base.saturating_mul(1 << (attempt - 1).min(16))).min(p.cap) / 2;
+            assert!(d >= floor);
+        }
+    }
+
+    #[test]
+    fn one_line_strips_controls() {
+        assert_eq!(one_line("a\nb\tc"), "a b c");
+        assert_eq!(one_line(&"x".repeat(400)).chars().count(), 301);
+    }
+}
