@@ -57,10 +57,7 @@ impl FromStr for HumanDuration {
     type Err = DurationError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let err = |reason| DurationError {
-            input: input.chars().take(40).collect(),
-            reason,
-        };
+        let err = |reason| DurationError { input: input.chars().take(40).collect(), reason };
         let s = input.trim();
         if s.is_empty() {
             return Err(err("empty"));
@@ -76,9 +73,7 @@ impl FromStr for HumanDuration {
             if digits == 0 {
                 return Err(err("expected a number before each unit"));
             }
-            let n: u128 = rest[..digits]
-                .parse()
-                .map_err(|_| err("number too large"))?;
+            let n: u128 = rest[..digits].parse().map_err(|_| err("number too large"))?;
             rest = &rest[digits..];
             let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
             let millis_per: u128 = match &rest[..unit_len] {

@@ -7,11 +7,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
 /// Characters left as they are in a URL path segment; everything else is percent-encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Percent-encodes one path segment or query value.
 pub fn encode_segment(s: &str) -> String {
@@ -28,9 +24,7 @@ pub enum PathError {
     #[error("secret path {0:?} has an empty segment; remove the doubled or trailing '/'")]
     EmptySegment(String),
     /// Control characters or `*` in a plain path.
-    #[error(
-        "secret path {0:?} contains a character that is not allowed (control character or '*')"
-    )]
+    #[error("secret path {0:?} contains a character that is not allowed (control character or '*')")]
     BadChar(String),
 }
 
@@ -59,26 +53,17 @@ impl SecretPath {
 
     /// The URL path under `/v1/secrets/`: each segment percent-encoded, literal `/` between.
     pub fn url_path(&self) -> String {
-        self.to_string()
-            .split('/')
-            .map(encode_segment)
-            .collect::<Vec<_>>()
-            .join("/")
+        self.to_string().split('/').map(encode_segment).collect::<Vec<_>>().join("/")
     }
 
     /// The scope that lets `action` act on exactly this secret.
     pub fn scope(&self, action: Action) -> Scope {
-        Scope {
-            action,
-            pattern: self.to_string(),
-        }
+        Scope { action, pattern: self.to_string() }
     }
 }
 
 fn check_segments(s: &str, allow_star: bool) -> Result<(), PathError> {
-    if s.chars()
-        .any(|c| c.is_control() || (!allow_star && c == '*'))
-    {
+    if s.chars().any(|c| c.is_control() || (!allow_star && c == '*')) {
         return Err(PathError::BadChar(s.to_owned()));
     }
     let segments: Vec<&str> = s.split('/').collect();
@@ -97,10 +82,7 @@ impl FromStr for SecretPath {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         check_segments(s, false)?;
         let (namespace, key) = s.rsplit_once('/').expect("checked: two segments");
-        Ok(Self {
-            namespace: namespace.to_owned(),
-            key: key.to_owned(),
-        })
+        Ok(Self { namespace: namespace.to_owned(), key: key.to_owned() })
     }
 }
 
@@ -118,9 +100,7 @@ impl Serialize for SecretPath {
 
 impl<'de> Deserialize<'de> for SecretPath {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -151,7 +131,9 @@ impl Action {
 
 /// Why a scope was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid scope {0:?}: expected secrets:<read|write|delete|*>:<pattern>, like secrets:read:production/*")]
+#[error(
+    "invalid scope {0:?}: expected secrets:<read|write|delete|*>:<pattern>, like secrets:read:production/*"
+)]
 pub struct ScopeError(String);
 
 /// `secrets:<action>:<pattern>`, where `*` in the pattern matches any run of characters.
@@ -164,10 +146,7 @@ pub struct Scope {
 impl Scope {
     /// A scope for `action` on `pattern` (`production/*`, `production/app/KEY`).
     pub fn new(action: Action, pattern: impl Into<String>) -> Self {
-        Self {
-            action,
-            pattern: pattern.into(),
-        }
+        Self { action, pattern: pattern.into() }
     }
 
     /// The action.
@@ -197,10 +176,7 @@ impl FromStr for Scope {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "*" {
-            return Ok(Self {
-                action: Action::Any,
-                pattern: "*".into(),
-            });
+            return Ok(Self { action: Action::Any, pattern: "*".into() });
         }
         let err = || ScopeError(s.chars().take(200).collect());
         let rest = s.strip_prefix("secrets:").ok_or_else(err)?;
@@ -215,10 +191,7 @@ impl FromStr for Scope {
         if pattern.is_empty() || pattern.chars().any(char::is_control) {
             return Err(err());
         }
-        Ok(Self {
-            action,
-            pattern: pattern.to_owned(),
-        })
+        Ok(Self { action, pattern: pattern.to_owned() })
     }
 }
 
@@ -236,9 +209,7 @@ impl Serialize for Scope {
 
 impl<'de> Deserialize<'de> for Scope {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -284,26 +255,11 @@ mod tests {
 
     #[test]
     fn rejects_short_and_empty() {
-        assert!(matches!(
-            "KEY".parse::<SecretPath>(),
-            Err(PathError::TooShort(_))
-        ));
-        assert!(matches!(
-            "/KEY".parse::<SecretPath>(),
-            Err(PathError::TooShort(_))
-        ));
-        assert!(matches!(
-            "a//b".parse::<SecretPath>(),
-            Err(PathError::EmptySegment(_))
-        ));
-        assert!(matches!(
-            "a/b/".parse::<SecretPath>(),
-            Err(PathError::EmptySegment(_))
-        ));
-        assert!(matches!(
-            "a/*".parse::<SecretPath>(),
-            Err(PathError::BadChar(_))
-        ));
+        assert!(matches!("KEY".parse::<SecretPath>(), Err(PathError::TooShort(_))));
+        assert!(matches!("/KEY".parse::<SecretPath>(), Err(PathError::TooShort(_))));
+        assert!(matches!("a//b".parse::<SecretPath>(), Err(PathError::EmptySegment(_))));
+        assert!(matches!("a/b/".parse::<SecretPath>(), Err(PathError::EmptySegment(_))));
+        assert!(matches!("a/*".parse::<SecretPath>(), Err(PathError::BadChar(_))));
     }
 
     #[test]
@@ -325,10 +281,7 @@ mod tests {
         let req: Scope = "secrets:read:*".parse().unwrap();
         assert!(!granted.covers(&req));
         let any_action: Scope = "secrets:*:production/*".parse().unwrap();
-        assert!(!"secrets:read:production/*"
-            .parse::<Scope>()
-            .unwrap()
-            .covers(&any_action));
+        assert!(!"secrets:read:production/*".parse::<Scope>().unwrap().covers(&any_action));
     }
 
     #[test]
@@ -343,14 +296,7 @@ mod tests {
 
     #[test]
     fn scope_parse_errors() {
-        for bad in [
-            "",
-            "secrets",
-            "secrets:read",
-            "secrets:list:x",
-            "secrets:read:",
-            "foo:read:x",
-        ] {
+        for bad in ["", "secrets", "secrets:read", "secrets:list:x", "secrets:read:", "foo:read:x"] {
             assert!(bad.parse::<Scope>().is_err(), "{bad}");
         }
     }

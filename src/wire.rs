@@ -53,9 +53,7 @@ impl FromStr for Timestamp {
                     version = 2,
                     "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
                 );
-                time::PrimitiveDateTime::parse(s, &fmt)
-                    .map(|p| Self(p.assume_utc()))
-                    .map_err(|_| e)
+                time::PrimitiveDateTime::parse(s, &fmt).map(|p| Self(p.assume_utc())).map_err(|_| e)
             }
         }
     }
@@ -76,9 +74,7 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -102,9 +98,7 @@ pub enum SecretType {
 }
 
 /// Who must agree before a token for the secret is issued.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessTier {
     /// No one.
@@ -471,10 +465,7 @@ pub fn parse_dotenv(content: &str) -> Vec<(String, SecretString)> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line
-            .strip_prefix("export ")
-            .map(str::trim_start)
-            .unwrap_or(line);
+        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
@@ -510,17 +501,9 @@ mod tests {
     #[test]
     fn dotenv_rules() {
         let env = "# c\n\nexport A=1\nB = \" two \"\nC='x'\nnoequals\nD=a=b\nE=\"unmatched'\nA=3\n";
-        let got: Vec<(String, String)> = parse_dotenv(env)
-            .into_iter()
-            .map(|(k, v)| (k, v.expose().to_owned()))
-            .collect();
-        let want = [
-            ("A", "3"),
-            ("B", " two "),
-            ("C", "x"),
-            ("D", "a=b"),
-            ("E", "\"unmatched'"),
-        ];
+        let got: Vec<(String, String)> =
+            parse_dotenv(env).into_iter().map(|(k, v)| (k, v.expose().to_owned())).collect();
+        let want = [("A", "3"), ("B", " two "), ("C", "x"), ("D", "a=b"), ("E", "\"unmatched'")];
         assert_eq!(got, want.map(|(k, v)| (k.to_owned(), v.to_owned())));
     }
 
@@ -534,10 +517,9 @@ mod tests {
 
     #[test]
     fn error_body_both_forms() {
-        let a: ErrorBody = serde_json::from_str(
-            r#"{"error":{"code":"SCOPE_DENIED","message":"no"},"detail":"no"}"#,
-        )
-        .unwrap();
+        let a: ErrorBody =
+            serde_json::from_str(r#"{"error":{"code":"SCOPE_DENIED","message":"no"},"detail":"no"}"#)
+                .unwrap();
         assert_eq!(a.code(), Some("SCOPE_DENIED"));
         let b: ErrorBody = serde_json::from_str(r#"{"detail":"gone"}"#).unwrap();
         assert_eq!(b.code(), None);
@@ -546,14 +528,14 @@ mod tests {
 
     #[test]
     fn token_reply_pending_and_issued() {
-        let p: TokenReply =
-            serde_json::from_str(r#"{"requires_approval":true,"approval_id":"apr_1","expires_at":"2026-01-01T00:00:00Z"}"#)
-                .unwrap();
-        assert!(p.requires_approval && p.token.is_none());
-        let t: TokenReply = serde_json::from_str(
-            r#"{"token":"t","token_id":"tok_1","expires_at":"2026-01-01T00:00:00Z"}"#,
+        let p: TokenReply = serde_json::from_str(
+            r#"{"requires_approval":true,"approval_id":"apr_1","expires_at":"2026-01-01T00:00:00Z"}"#,
         )
         .unwrap();
+        assert!(p.requires_approval && p.token.is_none());
+        let t: TokenReply =
+            serde_json::from_str(r#"{"token":"t","token_id":"tok_1","expires_at":"2026-01-01T00:00:00Z"}"#)
+                .unwrap();
         assert!(!t.requires_approval && t.token.is_some());
     }
 }
