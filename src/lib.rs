@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod dev_server;
 pub mod duration;
+pub mod mapping;
 pub mod path;
 pub mod secret;
 pub mod wire;

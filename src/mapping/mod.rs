@@ -1,0 +1,215 @@
+//! The first pipeline stage: the mapping file's `[env]`, the `-e NAME=REF` flags and
+//! environment references become one typed, checked [`Mapping`].
+//!
+//! Precedence, highest first: `-e` flags, the file, then inherited variables whose whole value is
+//! an `ass://` or `vault://` reference. No I/O happens here: the caller reads the file.
+
+mod error;
+mod file;
+mod glob;
+mod name;
+mod reference;
+mod schema;
+mod template;
+
+use std::fmt;
+use std::path::Path;
+
+pub use error::{check_collisions, MappingError, Origin};
+pub use glob::{parse_glob_reference, AssGlob, GlobRef};
+pub use name::{check_name, EnvName, GlobName, NameError};
+pub use reference::{parse_reference, Reference, ReferenceError, VaultRef};
+pub use template::{Template, TemplateError, TemplatePart};
+
+use crate::duration::HumanDuration;
+use crate::secret::SecretString;
+
+/// The `[vault]` table: every field optional; flags and environment win over it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileSettings {
+    /// Server URL.
+    pub base_url: Option<String>,
+    /// Token lifetime to ask for.
+    pub ttl: Option<HumanDuration>,
+    /// Per-request timeout.
+    pub timeout: Option<HumanDuration>,
+    /// Start-up deadline for fetching everything.
+    pub deadline: Option<HumanDuration>,
+    /// How long to wait for a human's approval.
+    pub approval_timeout: Option<HumanDuration>,
+    /// Retries of temporary failures.
+    pub retries: Option<u32>,
+    /// Requests in flight at once (at least 1).
+    pub concurrency: Option<usize>,
+}
+
+/// Which variable(s) an entry sets.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// One variable.
+    Name(EnvName),
+    /// One variable per matching secret (`STRIPE_*`).
+    Glob(GlobName),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Name(n) => n.fmt(f),
+            Target::Glob(g) => g.fmt(f),
+        }
+    }
+}
+
+/// Where an entry's value comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// One secret.
+    Single(Reference),
+    /// Every secret (or Vault field) a pattern matches; only with a [`Target::Glob`].
+    Glob(GlobRef),
+    /// Literal text around secrets; only with a [`Target::Name`], always required.
+    Template(Template),
+}
+
+impl fmt::Display for Source {
+    /// The reference as the user wrote it; a template's literal text shows as `…`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Single(r) => r.fmt(f),
+            Source::Glob(g) => g.fmt(f),
+            Source::Template(t) => t.fmt(f),
+        }
+    }
+}
+
+/// How the child receives the value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// In the variable itself (`as = "env"`, the default).
+    #[default]
+    Env,
+    /// In a memory file whose path is the variable's value (`as = "file"`).
+    File,
+}
+
+/// One line of the mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The variable, or the glob key.
+    pub target: Target,
+    /// The secret(s).
+    pub source: Source,
+    /// Whether a missing secret (or a glob matching nothing) is fine. True whenever `default` is set.
+    pub optional: bool,
+    /// Used when the secret does not exist. May be sensitive: never printed.
+    pub default: Option<SecretString>,
+    /// Environment value or file.
+    pub delivery: Delivery,
+    /// Where the entry was written.
+    pub origin: Origin,
+}
+
+/// The checked mapping: settings from `[vault]` and the entries, file order first (a flag that
+/// overrides a file entry takes its place), then other flags, then environment references.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mapping {
+    /// The file's `[vault]` table.
+    pub settings: FileSettings,
+    /// Every entry; no two share a target.
+    pub entries: Vec<Entry>,
+}
+
+impl Mapping {
+    /// Builds the mapping from the file (`path` for messages and its `text`), the `-e NAME=REF`
+    /// flags in command-line order, and the inherited environment.
+    ///
+    /// Flags win over the file for the same name or glob key; a flag may not repeat a name.
+    /// An inherited variable whose whole value starts with `ass://` or `vault://` becomes an
+    /// entry unless the file or a flag sets that name; such a value must then be a valid
+    /// single-secret reference. Other inherited values are never looked at or quoted.
+    pub fn build(
+        file: Option<(&Path, &str)>,
+        flags: &[String],
+        inherited: &[(String, String)],
+    ) -> Result<Mapping, MappingError> {
+        let (settings, mut entries) = match file {
+            Some((path, text)) => {
+                let loc = file::Locator::new(path, text);
+                schema::check(&loc, file::parse(&loc, text)?)?
+            }
+            None => (FileSettings::default(), Vec::new()),
+        };
+
+        let mut from_flags: Vec<Entry> = Vec::with_capacity(flags.len());
+        for (i, flag) in flags.iter().enumerate() {
+            let origin = Origin::Flag { index: i + 1 };
+            // The flag is not quoted: a mistyped one might be a value rather than a reference.
+            let Some((name, reference)) = flag.split_once('=') else {
+                let message = "expected NAME=REF, like -e API_KEY=production/app/API_KEY".to_owned();
+                return Err(MappingError::Schema { origin, message });
+            };
+            let entry = schema::simple(name, reference, origin.clone(), origin)?;
+            if let Some(first) = from_flags.iter().find(|e| e.target == entry.target) {
+                return Err(MappingError::Duplicate {
+                    name: entry.target.to_string(),
+                    first: first.origin.clone(),
+                    origin: entry.origin,
+                });
+            }
+            from_flags.push(entry);
+        }
+        for flag in from_flags {
+            match entries.iter_mut().find(|e| e.target == flag.target) {
+                Some(slot) => *slot = flag,
+                None => entries.push(flag),
+            }
+        }
+
+        for (name, value) in inherited {
+            if !(value.starts_with("ass://") || value.starts_with("vault://")) {
+                continue;
+            }
+            // Lowest priority; the first of duplicated inherited names wins, as with getenv.
+            if entries.iter().any(|e| matches!(&e.target, Target::Name(n) if n.as_str() == name)) {
+                continue;
+            }
+            let origin = Origin::EnvRef { name: name.clone() };
+            let target = EnvName::new(name)
+                .map(Target::Name)
+                .map_err(|source| MappingError::Name { origin: origin.clone(), source })?;
+            let source = parse_reference(value).map(Source::Single).map_err(|source| {
+                MappingError::Reference { origin: origin.clone(), name: name.clone(), source }
+            })?;
+            entries.push(Entry {
+                target,
+                source,
+                optional: false,
+                default: None,
+                delivery: Delivery::Env,
+                origin,
+            });
+        }
+        Ok(Mapping { settings, entries })
+    }
+
+    /// Whether there is nothing to fetch.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Runs [`check_name`] on every fixed name, so that a dangerous name fails before any
+    /// secret is fetched. Names from globs are known only after expansion: check them then.
+    pub fn check_names(&self, allow: &[String]) -> Result<(), MappingError> {
+        for e in &self.entries {
+            if let Target::Name(n) = &e.target {
+                check_name(n.as_str(), allow)
+                    .map_err(|source| MappingError::Name { origin: e.origin.clone(), source })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

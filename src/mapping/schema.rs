@@ -1,0 +1,242 @@
+//! The mapping's schema: `[vault]` settings and `[env]` entries checked field by field, and the
+//! shared rules for `NAME = "REF"` (file strings and `-e` flags alike).
+
+use std::ops::Range;
+
+use toml::{Spanned, Value};
+use zeroize::Zeroize;
+
+use super::file::{Document, EntryValue, Fields, Locator};
+use super::glob::parse_glob_reference;
+use super::name::{EnvName, GlobName};
+use super::reference::parse_reference;
+use super::template::Template;
+use super::{Delivery, Entry, FileSettings, MappingError, Origin, Source, Target};
+use crate::duration::HumanDuration;
+use crate::secret::SecretString;
+
+const ENTRY_FIELDS: &str = "path, template, optional, default, as";
+const VAULT_FIELDS: &str = "base_url, ttl, timeout, deadline, approval_timeout, retries, concurrency";
+
+fn schema(origin: Origin, message: String) -> MappingError {
+    MappingError::Schema { origin, message }
+}
+
+/// A key with a `*` is a glob; anything else must be a valid name.
+pub(crate) fn target(key: &str, origin: &Origin) -> Result<Target, MappingError> {
+    let named = if key.contains('*') {
+        GlobName::new(key).map(Target::Glob)
+    } else {
+        EnvName::new(key).map(Target::Name)
+    };
+    named.map_err(|source| MappingError::Name { origin: origin.clone(), source })
+}
+
+/// Parses `reference` as a single secret, or as a pattern when the target is a glob.
+fn source(target: &Target, key: &str, reference: &str, at: Origin) -> Result<Source, MappingError> {
+    let parsed = match target {
+        Target::Glob(_) => parse_glob_reference(reference).map(Source::Glob),
+        Target::Name(_) => parse_reference(reference).map(Source::Single),
+    };
+    parsed.map_err(|source| MappingError::Reference { origin: at, name: key.to_owned(), source })
+}
+
+/// `NAME = "REF"` (a file string or an `-e` flag): required, delivered in the environment.
+/// `origin` is the entry's place; `at` is where the reference is written.
+pub(crate) fn simple(key: &str, reference: &str, origin: Origin, at: Origin) -> Result<Entry, MappingError> {
+    let target = target(key, &origin)?;
+    let source = source(&target, key, reference, at)?;
+    Ok(Entry { target, source, optional: false, default: None, delivery: Delivery::Env, origin })
+}
+
+/// Checks the whole document.
+pub(crate) fn check(loc: &Locator<'_>, doc: Document) -> Result<(FileSettings, Vec<Entry>), MappingError> {
+    if let Some(key) = doc.unknown.first() {
+        let message = format!("unknown table {:?}; expected [vault] or [env]", key.get_ref());
+        return Err(schema(loc.of(key), message));
+    }
+    let settings = match doc.vault {
+        Some((_, fields)) => settings(loc, fields)?,
+        None => FileSettings::default(),
+    };
+    let mut entries = Vec::with_capacity(doc.env.len());
+    for (key, value) in doc.env {
+        let entry = match value {
+            EntryValue::Text(reference) => {
+                simple(key.get_ref(), &reference, loc.of(&key), loc.value_after(&key))?
+            }
+            EntryValue::Table(fields) => table_entry(loc, &key, fields)?,
+            EntryValue::Other(what) => {
+                let message = format!(
+                    "entry {} is {what}; write a reference string or a table like {{ path = \"…\" }}",
+                    key.get_ref()
+                );
+                return Err(schema(loc.value_after(&key), message));
+            }
+        };
+        entries.push(entry);
+    }
+    Ok((settings, entries))
+}
+
+fn settings(loc: &Locator<'_>, fields: Fields) -> Result<FileSettings, MappingError> {
+    let mut s = FileSettings::default();
+    for (key, value) in fields {
+        let name = key.get_ref().as_str();
+        let at = loc.of(&value);
+        let bad = |expected: &str| schema(at.clone(), format!("{name} in [vault] must be {expected}"));
+        match name {
+            "base_url" => match value.into_inner() {
+                Value::String(url) => s.base_url = Some(url),
+                _ => return Err(bad("a string like \"https://api.agentsecretstore.com\"")),
+            },
+            "ttl" | "timeout" | "deadline" | "approval_timeout" => {
+                let d = match value.into_inner() {
+                    Value::String(text) => text
+                        .parse::<HumanDuration>()
+                        .map_err(|e| schema(at.clone(), format!("{name} in [vault]: {e}")))?,
+                    Value::Integer(secs) if secs >= 0 => HumanDuration::from_secs(secs as u64),
+                    _ => return Err(bad("a duration like \"5m\" or a number of seconds")),
+                };
+                *match name {
+                    "ttl" => &mut s.ttl,
+                    "timeout" => &mut s.timeout,
+                    "deadline" => &mut s.deadline,
+                    _ => &mut s.approval_timeout,
+                } = Some(d);
+            }
+            "retries" => match value.into_inner() {
+                Value::Integer(n) => {
+                    s.retries = Some(u32::try_from(n).map_err(|_| bad("a number from 0 up"))?)
+                }
+                _ => return Err(bad("a number from 0 up")),
+            },
+            "concurrency" => match value.into_inner() {
+                Value::Integer(n) if n >= 1 => {
+                    s.concurrency = Some(usize::try_from(n).map_err(|_| bad("a number from 1 up"))?)
+                }
+                _ => return Err(bad("a number from 1 up")),
+            },
+            other => {
+                let message = format!("unknown field {other:?} in [vault]; expected {VAULT_FIELDS}");
+                return Err(schema(loc.of(&key), message));
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// A string field's text, or a message naming the field (never the value).
+fn text(loc: &Locator<'_>, value: Spanned<Value>, field: &str, entry: &str) -> Result<String, MappingError> {
+    let at = loc.of(&value);
+    match value.into_inner() {
+        Value::String(s) => Ok(s),
+        _ => Err(schema(at, format!("{field} in entry {entry} must be a string"))),
+    }
+}
+
+/// `NAME = { path | template, optional, default, as }`.
+fn table_entry(loc: &Locator<'_>, key: &Spanned<String>, fields: Fields) -> Result<Entry, MappingError> {
+    let name = key.get_ref().as_str();
+    let origin = loc.of(key);
+    let target = target(name, &origin)?;
+    let mut path: Option<(String, Range<usize>)> = None;
+    let mut template: Option<(Template, Origin)> = None;
+    let mut optional: Option<(bool, Origin)> = None;
+    let mut default: Option<(SecretString, Origin)> = None;
+    let mut delivery = Delivery::Env;
+    for (field, value) in fields {
+        let field_at = loc.of(&field);
+        let span = value.span();
+        match field.get_ref().as_str() {
+            "path" | "template" if path.is_some() || template.is_some() => {
+                let message = format!("entry {name} has both path and template; keep one of them");
+                return Err(schema(field_at, message));
+            }
+            "path" => path = Some((text(loc, value, "path", name)?, span)),
+            "template" => {
+                if let Target::Glob(_) = target {
+                    let message =
+                        format!("entry {name}: a template makes one variable, so its name cannot have '*'");
+                    return Err(schema(field_at, message));
+                }
+                let mut raw = text(loc, value, "template", name)?;
+                let parsed = Template::parse(&raw);
+                // The text may hold sensitive literals; wipe this copy whatever the outcome.
+                raw.zeroize();
+                let parsed = parsed.map_err(|source| MappingError::Template {
+                    origin: match source.offset() {
+                        Some(offset) => loc.inside(span.clone(), offset),
+                        None => loc.at(span.start),
+                    },
+                    name: name.to_owned(),
+                    source,
+                })?;
+                template = Some((parsed, field_at));
+            }
+            "optional" => match value.into_inner() {
+                Value::Boolean(b) => optional = Some((b, field_at)),
+                _ => {
+                    return Err(schema(
+                        loc.at(span.start),
+                        format!("optional in entry {name} must be true or false"),
+                    ))
+                }
+            },
+            "default" => match value.into_inner() {
+                Value::String(s) => default = Some((SecretString::new(s), field_at)),
+                _ => {
+                    return Err(schema(
+                        loc.at(span.start),
+                        format!("default in entry {name} must be a string"),
+                    ))
+                }
+            },
+            "as" => {
+                delivery = match text(loc, value, "as", name)?.as_str() {
+                    "env" => Delivery::Env,
+                    "file" => Delivery::File,
+                    other => {
+                        let message =
+                            format!("as in entry {name} must be \"env\" or \"file\", not {other:?}");
+                        return Err(schema(loc.at(span.start), message));
+                    }
+                }
+            }
+            other => {
+                let message = format!("unknown field {other:?} in entry {name}; expected {ENTRY_FIELDS}");
+                return Err(schema(field_at, message));
+            }
+        }
+    }
+    if let Some((template, _)) = template {
+        if let Some(at) = optional.map(|o| o.1).or(default.map(|d| d.1)) {
+            let message = format!(
+                "entry {name}: a template is always required (every secret it names must exist); remove optional and default"
+            );
+            return Err(schema(at, message));
+        }
+        return Ok(Entry {
+            target,
+            source: Source::Template(template),
+            optional: false,
+            default: None,
+            delivery,
+            origin,
+        });
+    }
+    let Some((reference, span)) = path else {
+        return Err(schema(origin, format!("entry {name} needs path = \"…\" or template = \"…\"")));
+    };
+    if let (Some((false, at)), Some(_)) = (&optional, &default) {
+        let message = format!("entry {name}: a default is used when the secret is missing, so it cannot be optional = false; remove one of them");
+        return Err(schema(at.clone(), message));
+    }
+    if let (Target::Glob(_), Some((_, at))) = (&target, &default) {
+        let message = format!("entry {name}: a glob entry cannot have a default; use optional = true");
+        return Err(schema(at.clone(), message));
+    }
+    let source = source(&target, name, &reference, loc.at(span.start))?;
+    let optional = default.is_some() || optional.is_some_and(|o| o.0);
+    Ok(Entry { target, source, optional, default: default.map(|d| d.0), delivery, origin })
+}
