@@ -1,15 +1,375 @@
 //! `vault-run dev`: an in-memory Agent Secret Store for local use and for every test.
-//! (Being built; see the Foundation issue.)
+//!
+//! It serves the REST API of `shared/docs/ass-api.md` (scoped tokens, tiers and approvals,
+//! versions, expiry, recursive listing, `.env` import) so that our client and the official JS
+//! SDK both work against it unchanged, plus dev-only routes: `POST /v1/agents`, approvals by an
+//! admin key, and `/v1/dev/{faults,stats,reset-stats}` for tests.
+//!
+//! Use it from the command line ([`main`]) or in-process ([`start`]).
+
+mod approvals;
+mod auth;
+mod conn;
+mod error;
+pub mod faults;
+mod routes;
+pub mod seed;
+mod state;
+mod stats;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::duration::HumanDuration;
+use crate::secret::{AdminKey, AgentKey};
+use crate::wire::Timestamp;
+
+pub use error::ApiError;
+pub use faults::{FaultKnobs, Rate, RetryAfterFormat};
+pub use seed::{Seed, SeedError};
+
+/// Exit code for configuration errors: bad seed, bad knob values (EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+/// Exit code when the listen address is taken (EX_TEMPFAIL: try again or another port).
+pub const EXIT_ADDR_IN_USE: u8 = 75;
+/// Exit code for other bind failures: address not on this host, permission (EX_UNAVAILABLE).
+pub const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code for internal failures (EX_SOFTWARE).
+pub const EXIT_SOFTWARE: u8 = 70;
 
 /// Options of `vault-run dev`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevArgs {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on; port 0 picks a free port. Loopback unless you mean it.
     #[arg(long, default_value = "127.0.0.1:0")]
-    pub listen: std::net::SocketAddr,
+    pub listen: SocketAddr,
+
+    /// TOML file with [[secret]], [[agent]] and [admin] entries to start with.
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+
+    /// How long an approval may wait for a human before it expires.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub approval_ttl: HumanDuration,
+
+    /// Test knob: global rate limit (N/s or N/m); over it requests get 429 with Retry-After.
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit: Option<Rate>,
+
+    /// Test knob: how Retry-After is written.
+    #[arg(long, value_enum, default_value = "seconds")]
+    pub retry_after_format: RetryAfterFormat,
+
+    /// Test knob: fraction (0..1) of API requests answered with --fault-status.
+    #[arg(long, value_name = "FRACTION", value_parser = fraction)]
+    pub fault_rate: Option<f64>,
+
+    /// Test knob: status for --fault-rate.
+    #[arg(long, value_name = "STATUS", default_value_t = 503, value_parser = clap::value_parser!(u16).range(400..=599))]
+    pub fault_status: u16,
+
+    /// Test knob: delay added before every API answer (e.g. 100ms).
+    #[arg(long, value_name = "DURATION")]
+    pub latency: Option<HumanDuration>,
+
+    /// Test knob: fraction (0..1) of API requests whose connection is dropped unanswered.
+    #[arg(long, value_name = "FRACTION", value_parser = fraction)]
+    pub drop_rate: Option<f64>,
+
+    /// More logging (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
-/// Runs the dev server until SIGINT/SIGTERM. Returns the process exit code.
-pub fn main(_args: DevArgs) -> std::process::ExitCode {
-    std::process::ExitCode::from(70)
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+    }
+}
+
+/// How to run the server (built from [`DevArgs`], or `Default` in tests: loopback, a free
+/// port, no seed, approvals expire after 10 minutes, every fault knob off).
+#[derive(Debug, Clone)]
+pub struct DevServerOptions {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Initial secrets, agents, admin key.
+    pub seed: Option<Seed>,
+    /// Approval lifetime.
+    pub approval_ttl: Duration,
+    /// Initial fault knobs.
+    pub faults: FaultKnobs,
+}
+
+impl Default for DevServerOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed: None,
+            approval_ttl: Duration::from_secs(600),
+            faults: FaultKnobs::default(),
+        }
+    }
+}
+
+impl DevServerOptions {
+    /// From the command line; reads the seed file.
+    pub fn from_args(args: &DevArgs) -> Result<Self, DevServerError> {
+        let seed = args.seed.as_deref().map(Seed::from_file).transpose()?;
+        if args.approval_ttl.is_zero() {
+            return Err(DevServerError::Config("--approval-ttl must be greater than zero".into()));
+        }
+        let faults = FaultKnobs {
+            rate_limit: args.rate_limit,
+            retry_after_format: args.retry_after_format,
+            error_rate: args.fault_rate.unwrap_or(0.0),
+            error_status: args.fault_status,
+            latency: args.latency.filter(|d| !d.is_zero()),
+            drop_rate: args.drop_rate.unwrap_or(0.0),
+            ..FaultKnobs::default()
+        };
+        Ok(Self { listen: args.listen, seed, approval_ttl: args.approval_ttl.get(), faults })
+    }
+}
+
+/// Why the server could not start (or stopped).
+#[derive(Debug, thiserror::Error)]
+pub enum DevServerError {
+    /// The seed file.
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    /// Other configuration.
+    #[error("{0}")]
+    Config(String),
+    /// Could not listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server failed: {0}")]
+    Serve(String),
+}
+
+impl DevServerError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DevServerError::Seed(_) | DevServerError::Config(_) => EXIT_CONFIG,
+            DevServerError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+                EXIT_ADDR_IN_USE
+            }
+            DevServerError::Bind { .. } => EXIT_UNAVAILABLE,
+            DevServerError::Serve(_) => EXIT_SOFTWARE,
+        }
+    }
+}
+
+/// A server running on the current tokio runtime. Dropping it stops it too (gracefully, in
+/// the background); [`RunningDevServer::shutdown`] waits for that.
+#[derive(Debug)]
+pub struct RunningDevServer {
+    base_url: String,
+    local_addr: SocketAddr,
+    agent_key: AgentKey,
+    admin_key: AdminKey,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningDevServer {
+    /// `http://127.0.0.1:PORT` (no `/v1`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The first agent's key (`ASS_AGENT_KEY`).
+    pub fn agent_key(&self) -> &AgentKey {
+        &self.agent_key
+    }
+
+    /// The admin key (`ASS_ADMIN_KEY`).
+    pub fn admin_key(&self) -> &AdminKey {
+        &self.admin_key
+    }
+
+    /// Resolves if the server stops on its own (it only does on an I/O failure).
+    pub async fn stopped(&mut self) -> Result<(), DevServerError> {
+        let Some(task) = self.task.as_mut() else { return Ok(()) };
+        let result = task.await;
+        self.task = None;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(DevServerError::Serve(e.to_string())),
+            Err(e) => Err(DevServerError::Serve(e.to_string())),
+        }
+    }
+
+    /// Stops accepting, lets requests in flight finish (at most 3 s: an injected latency may
+    /// hold one), then returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(Duration::from_secs(3), &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// Binds and starts serving on the current tokio runtime; returns once the port is bound.
+pub async fn start(opts: DevServerOptions) -> Result<RunningDevServer, DevServerError> {
+    opts.faults.validate().map_err(DevServerError::Config)?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| DevServerError::Bind { addr: opts.listen, source })?;
+    let local_addr =
+        listener.local_addr().map_err(|source| DevServerError::Bind { addr: opts.listen, source })?;
+    if !local_addr.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {local_addr}, which is not loopback: this dev server keeps secrets in memory \
+             without TLS; anyone who can reach it with a key can read them"
+        );
+    }
+    let base_url = format!("http://{local_addr}");
+    let store = build_store(opts.seed.unwrap_or_default(), opts.approval_ttl)?;
+    let agent_key = store.agents()[0].key.clone();
+    let admin_key = store.admin_key().clone();
+    let state = routes::AppState {
+        store: Arc::new(Mutex::new(store)),
+        faults: Arc::new(faults::Faults::new(opts.faults)),
+        stats: Arc::default(),
+        base_url: base_url.as_str().into(),
+    };
+    let app = routes::router(state).into_make_service_with_connect_info::<conn::ConnInfo>();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = axum::serve(conn::KillableListener(listener), app).with_graceful_shutdown(async move {
+        // Also fires when the sender is dropped with the RunningDevServer.
+        let _ = stopped.await;
+    });
+    let task = tokio::spawn(async move { server.await });
+    tracing::info!("dev vault server listening on {base_url}");
+    Ok(RunningDevServer { base_url, local_addr, agent_key, admin_key, stop: Some(stop), task: Some(task) })
+}
+
+fn build_store(seed: Seed, approval_ttl: Duration) -> Result<state::Store, DevServerError> {
+    let mut store = state::Store::new(seed.admin_key.unwrap_or_else(state::new_admin_key), approval_ttl);
+    let config = |e: ApiError| DevServerError::Config(format!("seed: {e}"));
+    if seed.agents.is_empty() {
+        let all = "secrets:*:*".parse().expect("valid scope");
+        store.add_agent("default", None, vec![all]).map_err(config)?;
+    }
+    for a in seed.agents {
+        store.add_agent(&a.name, a.key, a.allowed_scopes).map_err(config)?;
+    }
+    let now = Timestamp::now();
+    for s in seed.secrets {
+        store.seed_secret(&s.path, s.write, now).map_err(config)?;
+    }
+    Ok(store)
+}
+
+/// Installs the stderr log subscriber: info by default, `-v` debug, `-vv` trace, `-q` warn;
+/// `RUST_LOG` wins when set. Dependencies stay at warn unless RUST_LOG says otherwise.
+fn init_logging(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal;
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (_, 0) => "info",
+        (_, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,vault_run={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// Runs the dev server until SIGINT/SIGTERM. Returns the process exit code: 0 after a signal,
+/// 78 for a bad seed or option, 75 when the port is taken, 69 for other bind failures.
+pub fn main(args: DevArgs) -> ExitCode {
+    init_logging(args.verbose, args.quiet);
+    let fail = |e: &DevServerError| {
+        eprintln!("vault-run dev: error: {e}");
+        ExitCode::from(e.exit_code())
+    };
+    let opts = match DevServerOptions::from_args(&args) {
+        Ok(o) => o,
+        Err(e) => return fail(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&DevServerError::Serve(format!("cannot start the async runtime: {e}"))),
+    };
+    runtime.block_on(async move {
+        let mut server = match start(opts).await {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
+        if let Err(e) = announce(&server) {
+            // Whoever started us is not listening: nobody can use the keys.
+            server.shutdown().await;
+            return fail(&DevServerError::Serve(format!("cannot write to stdout: {e}")));
+        }
+        let outcome = tokio::select! {
+            _ = shutdown_signal() => Ok(()),
+            r = server.stopped() => r,
+        };
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// The three `KEY=value` lines on stdout, flushed at once so a reader can proceed.
+fn announce(server: &RunningDevServer) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ASS_BASE_URL={}", server.base_url())?;
+    writeln!(out, "ASS_AGENT_KEY={}", server.agent_key().expose())?;
+    writeln!(out, "ASS_ADMIN_KEY={}", server.admin_key().expose())?;
+    out.flush()
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
