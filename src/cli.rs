@@ -1,30 +1,155 @@
-//! Command-line interface: argument parsing and dispatch to the library.
+//! Command-line interface: the clap definitions and the one dispatch from subcommand to library.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Launch a process with secrets in its environment.
+use crate::duration::HumanDuration;
+
+/// Launch a process with secrets from Agent Secret Store (or Vault/OpenBao) in its environment.
+///
+/// vault-run reads a mapping of environment variable names to secret references, trades the
+/// agent key for a token scoped to exactly those secrets, fetches them concurrently, and execs
+/// CMD with the secrets in its environment only.
 #[derive(Debug, Parser)]
-#[command(name = "vault-run", version, about)]
+#[command(
+    name = "vault-run",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Exit codes: the child's own; 64 usage; 78 mapping/config; 77 auth, scope, approval denied or expired;\n69 required secret not found or expired; 75 temporary (network, 5xx, rate limit, deadline, approval timeout);\n126 command not executable; 127 command not found."
+)]
 pub struct Cli {
+    /// Options shared by a run and `check`.
+    #[command(flatten)]
+    pub opts: RunOptions,
+
+    /// The command to run, with its arguments (after `--`).
+    #[arg(value_name = "CMD", trailing_var_arg = true, required = true)]
+    pub command: Vec<OsString>,
+
     /// Subcommand.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub subcommand: Option<Command>,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Resolve and fetch everything like a run, start nothing, and print what would be injected.
+    Check(RunOptions),
     /// Run an in-memory Agent Secret Store for local development and tests.
     Dev(crate::dev_server::DevArgs),
 }
 
-/// Parses the arguments and runs; returns the process exit code.
+/// Output format of vault-run's own log lines (always on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// `vault-run: level: message`.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of a run (and of `check`).
+#[derive(Debug, Clone, Args)]
+pub struct RunOptions {
+    /// Mapping file [default: ./vault-run.toml when it exists].
+    #[arg(short = 'f', long = "file", env = "VAULT_RUN_FILE", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// Map NAME to a secret reference; repeatable; wins over the file.
+    #[arg(short = 'e', long = "env", value_name = "NAME=REF")]
+    pub env: Vec<String>,
+
+    /// File holding the agent key (used when ASS_AGENT_KEY is not set).
+    #[arg(long, env = "ASS_AGENT_KEY_FILE", value_name = "PATH")]
+    pub agent_key_file: Option<PathBuf>,
+
+    /// File holding the Vault/OpenBao token (used when VAULT_TOKEN/BAO_TOKEN are not set).
+    #[arg(long, value_name = "PATH")]
+    pub vault_token_file: Option<PathBuf>,
+
+    /// Agent Secret Store base URL [default: https://api.agentsecretstore.com].
+    #[arg(long, env = "ASS_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Lifetime of the scoped token [default: 5m].
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<HumanDuration>,
+
+    /// Timeout of each request [default: 30s].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<HumanDuration>,
+
+    /// Retries of a failed request (network, 429, 502-504) [default: 3].
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Reads in flight at once [default: 16].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Bound on the whole start-up, approval waiting excluded [default: 2m].
+    #[arg(long, value_name = "DURATION")]
+    pub deadline: Option<HumanDuration>,
+
+    /// How long to wait for a human's approval; 0 fails at once and prints the approval id
+    /// [default: 10m].
+    #[arg(long, value_name = "DURATION")]
+    pub approval_timeout: Option<HumanDuration>,
+
+    /// Give the child only the secrets plus the variables named with --keep.
+    #[arg(long)]
+    pub pristine: bool,
+
+    /// With --pristine: keep this inherited variable; repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub keep: Vec<String>,
+
+    /// Leave a variable that is already set alone instead of overriding it.
+    #[arg(long)]
+    pub no_override: bool,
+
+    /// Pass the credential variables (ASS_AGENT_KEY, ASS_AGENT_KEY_FILE, VAULT_TOKEN, …) on to the
+    /// child; they are removed by default.
+    #[arg(long)]
+    pub keep_agent_key: bool,
+
+    /// Allow a variable name that is refused as dangerous (LD_PRELOAD, NODE_OPTIONS, …); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub allow_name: Vec<String>,
+
+    /// Allow plain http:// to a non-loopback server (exposes the agent key on the network).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+
+    /// More log output (-v info, -vv debug, -vvv trace); never secrets.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Format of log lines on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Parses the process arguments and runs; returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return crate::exit::usage_error(e),
+    };
+    match cli.subcommand {
         Some(Command::Dev(args)) => crate::dev_server::main(args),
-        None => ExitCode::from(64),
+        Some(Command::Check(opts)) => crate::app::check(opts),
+        None => crate::app::run(cli.opts, cli.command),
     }
 }

@@ -12,3 +12,13 @@ pub mod secret;
 pub mod wire;
 
 pub use client::AgentVault;
+pub mod app;
+pub mod backend;
+pub mod deadline;
+pub mod environment;
+pub mod exec;
+pub mod exit;
+pub mod logging;
+pub mod notify;
+pub mod resolve;
+pub mod settings;

@@ -146,6 +146,7 @@ async fn once(
     let parsed: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
     let message = parsed
         .message()
+        .or_else(|| vault_errors(&bytes))
         .map(|m| one_line(&m))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("request failed").to_owned());
     Err(Error::from_status(status.as_u16(), parsed.code(), message, retry_after))
@@ -177,6 +178,16 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Zeroizing<Vec<u8>>> 
         }
     }
     Ok(buf)
+}
+
+/// Vault/OpenBao error bodies: `{"errors": ["permission denied"]}`.
+fn vault_errors(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<String>,
+    }
+    let e: Errors = serde_json::from_slice(bytes).ok()?;
+    (!e.errors.is_empty()).then(|| e.errors.join("; "))
 }
 
 fn network(e: reqwest::Error) -> Error {

@@ -1,0 +1,197 @@
+//! The launcher's pipeline, end to end: mapping → settings → resolve → environment → exec
+//! (or the `check` table). Each stage lives in its own module; this one only strings them.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::backend::Event;
+use crate::cli::RunOptions;
+use crate::duration::HumanDuration;
+use crate::environment::{self, EnvOptions};
+use crate::exec;
+use crate::exit::{self, AppError};
+use crate::mapping::Mapping;
+use crate::notify::notify;
+use crate::resolve::{self, Resolution, Row};
+use crate::settings::Settings;
+
+/// The mapping file used when neither `-f` nor `VAULT_RUN_FILE` names one.
+pub const DEFAULT_FILE: &str = "vault-run.toml";
+
+/// `vault-run [OPTIONS] -- CMD [ARGS]...`: fetch, then exec. Returns only on failure.
+pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
+    let core = exec::lock_down();
+    crate::logging::init(opts.verbose, opts.quiet, opts.log_format);
+    let result =
+        prepare(&opts, &command).and_then(|env| Err(AppError::from(exec::exec(&command, env, &core))));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit::report(&e),
+    }
+}
+
+/// `vault-run check`: fetch like a run, print the table, start nothing.
+pub fn check(opts: RunOptions) -> ExitCode {
+    let _core = exec::lock_down();
+    crate::logging::init(opts.verbose, opts.quiet, opts.log_format);
+    let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let outcome =
+        load(&opts, &inherited).map(|(mapping, settings)| fetch(&opts, &mapping, &settings, &inherited));
+    let resolution = match outcome {
+        Ok(r) => r,
+        Err(e) => return exit::report(&e),
+    };
+    print_table(&resolution.rows);
+    let result = first_error(&resolution).map_or(Ok(()), Err).and_then(|()| {
+        environment::build(inherited, &resolution.vars, &env_options(&opts), 0)
+            .map(drop)
+            .map_err(AppError::from)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit::report(&e),
+    }
+}
+
+fn prepare(opts: &RunOptions, command: &[OsString]) -> Result<environment::ChildEnv, AppError> {
+    let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let (mapping, settings) = load(opts, &inherited)?;
+    let resolution = fetch(opts, &mapping, &settings, &inherited);
+    if let Some(e) = first_error(&resolution) {
+        return Err(e);
+    }
+    tracing::info!(variables = resolution.vars.len(), "secrets fetched; starting the command");
+    let env = environment::build(inherited, &resolution.vars, &env_options(opts), exec::argv_bytes(command))?;
+    Ok(env)
+}
+
+fn env_options(opts: &RunOptions) -> EnvOptions {
+    EnvOptions {
+        pristine: opts.pristine,
+        keep: opts.keep.clone(),
+        keep_agent_key: opts.keep_agent_key,
+        allow_names: opts.allow_name.clone(),
+        scrub: crate::backend::credential_vars().map(str::to_owned).collect(),
+    }
+}
+
+fn first_error(r: &Resolution) -> Option<AppError> {
+    let first = r.errors.first()?.clone();
+    Some(AppError::Resolve { first, more: r.errors.len() - 1 })
+}
+
+/// Reads the mapping (file, `-e` flags, env references) and merges the settings.
+fn load(opts: &RunOptions, inherited: &[(OsString, OsString)]) -> Result<(Mapping, Settings), AppError> {
+    let file = mapping_file(opts);
+    let text = match &file {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            AppError::Config(format!(
+                "cannot read mapping file {}: {e}; check -f/VAULT_RUN_FILE",
+                path.display()
+            ))
+        })?),
+        None => None,
+    };
+    let utf8: Vec<(String, String)> = inherited
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
+        .filter(|(_, v)| v.starts_with("ass://") || v.starts_with("vault://"))
+        .collect();
+    let mapping =
+        Mapping::build(file.as_deref().zip(text.as_deref()).map(|(p, t)| (p, t)), &opts.env, &utf8)?;
+    // Refuse dangerous names before any request (or approval wait) is made.
+    mapping.check_names(&opts.allow_name)?;
+    let settings = Settings::merge(opts, &mapping.settings)?;
+    Ok((mapping, settings))
+}
+
+fn mapping_file(opts: &RunOptions) -> Option<PathBuf> {
+    opts.file.clone().or_else(|| Path::new(DEFAULT_FILE).is_file().then(|| PathBuf::from(DEFAULT_FILE)))
+}
+
+/// Runs the resolve stage on a small runtime that is gone before the exec.
+fn fetch(
+    opts: &RunOptions,
+    mapping: &Mapping,
+    settings: &Settings,
+    inherited: &[(OsString, OsString)],
+) -> Resolution {
+    let already_set: Option<HashSet<String>> = opts
+        .no_override
+        .then(|| inherited.iter().filter_map(|(k, _)| k.to_str().map(str::to_owned)).collect());
+    // One thread is plenty: the work is waiting on sockets, and a lean start is the point.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            return Resolution {
+                errors: vec![resolve::ResolveError {
+                    kind: crate::backend::FailureKind::Temporary,
+                    message: format!("cannot start the I/O runtime: {e}"),
+                }],
+                ..Resolution::default()
+            }
+        }
+    };
+    rt.block_on(resolve::resolve(mapping, settings, already_set.as_ref(), &on_event))
+}
+
+fn on_event(event: Event) {
+    match event {
+        Event::ApprovalPending { approval_id, what, wait } => {
+            if wait.is_zero() {
+                tracing::warn!(
+                    "approval {approval_id} required for {what}; not waiting (--approval-timeout 0)"
+                );
+            } else {
+                tracing::warn!(
+                    "approval {approval_id} required for {what}; waiting up to {} for a human to approve it",
+                    HumanDuration::from(wait)
+                );
+            }
+            notify(&format!("STATUS=Waiting for approval {approval_id} ({what})"));
+        }
+        Event::Approved { approval_id } => {
+            tracing::info!("approval {approval_id} granted");
+            notify(&format!("STATUS=Approval {approval_id} granted; fetching secrets"));
+        }
+    }
+}
+
+/// Prints the `check` table: `NAME  <- REF  version  tier  requirement  status`, no values.
+pub fn print_table(rows: &[Row]) {
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                format!("<- {}", r.reference),
+                r.version.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+                r.tier.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                r.requirement.to_string(),
+                r.status.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = [0usize; 6];
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &cells {
+        let mut line = String::new();
+        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    print!("{out}");
+}

@@ -1,0 +1,273 @@
+//! The Agent Secret Store backend: one token scoped to exactly the paths and globs of the
+//! mapping, an approval wait when a human must agree, then every read concurrently.
+
+pub mod key;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{
+    Backend, BackendError, BoxFuture, Event, FailureKind, FetchContext, Fetched, SecretValue, Wanted,
+};
+use crate::client::{AgentVault, Error as ClientError};
+use crate::duration::HumanDuration;
+use crate::mapping::{GlobRef, Reference};
+use crate::path::{Action, Scope, SecretPath};
+use crate::settings::Settings;
+
+/// Variables holding the agent key; never passed to the child (unless `--keep-agent-key`).
+pub const CREDENTIAL_VARS: &[&str] = &["ASS_AGENT_KEY", "ASS_AGENT_KEY_FILE"];
+
+/// Reads from Agent Secret Store.
+pub struct AssBackend {
+    client: AgentVault,
+    ttl: HumanDuration,
+    concurrency: usize,
+    approval_timeout: Duration,
+}
+
+impl AssBackend {
+    /// Builds the backend: finds the agent key and checks the base URL.
+    pub fn new(settings: &Settings) -> Result<Self, BackendError> {
+        let (agent_key, source) = key::load(settings.agent_key_file.as_deref())?;
+        tracing::debug!(source = ?source, "agent key found");
+        let client = AgentVault::builder()
+            .agent_key(agent_key)
+            .base_url(&settings.base_url)
+            .default_ttl(settings.ttl)
+            .timeout(settings.timeout)
+            .retries(settings.retries)
+            .allow_insecure_http(settings.allow_insecure_http)
+            .build()
+            .map_err(|e| BackendError::new(FailureKind::Config, e.to_string()))?;
+        Ok(Self {
+            client,
+            ttl: settings.ttl,
+            concurrency: settings.concurrency,
+            approval_timeout: settings.approval_timeout,
+        })
+    }
+
+    /// [`AssBackend::new`], boxed for the registry.
+    pub fn boxed(settings: &Settings) -> Result<Box<dyn Backend>, BackendError> {
+        Ok(Box::new(Self::new(settings)?))
+    }
+
+    /// Gets the token, waiting for a human's approval when one is needed.
+    async fn token(&self, scopes: &[Scope], ctx: &FetchContext<'_>) -> Result<(), BackendError> {
+        let approval_id = match self.client.request_token(scopes, Some(self.ttl)).await {
+            Ok(t) => {
+                tracing::info!(token_id = %t.token_id, scopes = scopes.len(), "scoped token issued");
+                return Ok(());
+            }
+            Err(ClientError::ApprovalRequired { approval_id, .. }) => approval_id,
+            Err(e) => return Err(token_error(e, scopes)),
+        };
+        let what = describe(scopes);
+        (ctx.events)(Event::ApprovalPending {
+            approval_id: approval_id.clone(),
+            what: what.clone(),
+            wait: self.approval_timeout,
+        });
+        if self.approval_timeout.is_zero() {
+            return Err(BackendError::new(
+                FailureKind::ApprovalPending,
+                format!("approval {approval_id} is required for {what}; approve it, then run again (or set --approval-timeout to wait)"),
+            ));
+        }
+        {
+            let _paused = ctx.deadline.pause();
+            self.client.wait_for_approval(&approval_id, self.approval_timeout).await.map_err(
+                |e| match e {
+                    ClientError::ApprovalTimeout { .. } => BackendError::new(
+                        FailureKind::ApprovalPending,
+                        format!(
+                            "approval {approval_id} for {what} was not decided within --approval-timeout {}",
+                            HumanDuration::from(self.approval_timeout)
+                        ),
+                    ),
+                    other => token_error(other, scopes),
+                },
+            )?;
+        }
+        (ctx.events)(Event::Approved { approval_id: approval_id.clone() });
+        match self.client.request_token(scopes, Some(self.ttl)).await {
+            Ok(_) => Ok(()),
+            Err(ClientError::ApprovalRequired { approval_id: again, .. }) => Err(BackendError::new(
+                FailureKind::Auth,
+                format!("approval {approval_id} was granted but the server asks again ({again}); run again"),
+            )),
+            Err(e) => Err(token_error(e, scopes)),
+        }
+    }
+
+    /// Lists each glob's namespace and keeps the matching, unexpired secrets.
+    async fn expand(&self, globs: &[GlobRef]) -> Vec<Result<Vec<SecretPath>, BackendError>> {
+        let lists = globs.iter().map(|g| async move {
+            let GlobRef::Ass(glob) = g else {
+                return Err(BackendError::new(FailureKind::Config, "not an Agent Secret Store glob"));
+            };
+            let listing = self.client.list_secrets(glob.prefix()).await.map_err(|e| read_error(e, glob.pattern()))?;
+            let mut paths: Vec<SecretPath> = listing
+                .items
+                .iter()
+                .filter(|item| {
+                    if item.expired {
+                        tracing::warn!(namespace = %item.namespace, key = %item.key, "skipping expired secret matched by a glob");
+                    }
+                    !item.expired
+                })
+                .filter_map(|item| SecretPath::new(&item.namespace, &item.key).ok())
+                .filter(|p| glob.matches(p))
+                .collect();
+            paths.sort();
+            paths.dedup();
+            Ok(paths)
+        });
+        futures_util::future::join_all(lists).await
+    }
+
+    /// Reads `paths` with at most `concurrency` requests in flight.
+    async fn read_all(&self, paths: Vec<SecretPath>) -> Vec<Result<SecretValue, BackendError>> {
+        let limit = Arc::new(Semaphore::new(self.concurrency));
+        let mut set = JoinSet::new();
+        for (i, path) in paths.into_iter().enumerate() {
+            let (client, limit) = (self.client.clone(), limit.clone());
+            set.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let out = client
+                    .get_secret_with_metadata(&path)
+                    .await
+                    .map(|r| SecretValue {
+                        value: r.value,
+                        version: Some(r.version),
+                        tier: Some(r.access_tier),
+                    })
+                    .map_err(|e| read_error(e, &path.to_string()));
+                (i, out)
+            });
+        }
+        let mut out: Vec<Option<Result<SecretValue, BackendError>>> = Vec::new();
+        out.resize_with(set.len(), || None);
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((i, r)) => out[i] = Some(r),
+                Err(e) => tracing::error!(error = %e, "read task failed"),
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(BackendError::new(FailureKind::Temporary, "read task failed"))))
+            .collect()
+    }
+}
+
+impl Backend for AssBackend {
+    fn fetch<'a>(
+        &'a self,
+        wanted: &'a Wanted,
+        ctx: &'a FetchContext<'a>,
+    ) -> BoxFuture<'a, Result<Fetched, BackendError>> {
+        Box::pin(async move {
+            let singles: Vec<SecretPath> = wanted
+                .singles
+                .iter()
+                .map(|r| match r {
+                    Reference::Ass(p) => Ok(p.clone()),
+                    other => Err(BackendError::new(
+                        FailureKind::Config,
+                        format!("{other} is not an ass:// reference"),
+                    )),
+                })
+                .collect::<Result<_, _>>()?;
+            let mut scopes: BTreeSet<Scope> = singles.iter().map(|p| p.scope(Action::Read)).collect();
+            for g in &wanted.globs {
+                if let GlobRef::Ass(glob) = g {
+                    scopes.insert(Scope::new(Action::Read, glob.scope_pattern()));
+                }
+            }
+            let scopes: Vec<Scope> = scopes.into_iter().collect();
+            if scopes.is_empty() {
+                return Ok(Fetched::default());
+            }
+            self.token(&scopes, ctx).await?;
+
+            let expanded = self.expand(&wanted.globs).await;
+            // One bounded pool for every read: singles first, then each glob's matches.
+            let mut all = singles.clone();
+            for paths in expanded.iter().flatten() {
+                all.extend(paths.iter().cloned());
+            }
+            let mut values = self.read_all(all).await.into_iter();
+            let singles = values.by_ref().take(singles.len()).collect();
+            let globs = expanded
+                .into_iter()
+                .map(|r| {
+                    r.and_then(|paths| {
+                        paths
+                            .into_iter()
+                            .map(|p| {
+                                values.next().expect("one value per path").map(|v| (p.key().to_owned(), v))
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            Ok(Fetched { singles, globs })
+        })
+    }
+}
+
+fn describe(scopes: &[Scope]) -> String {
+    let shown: Vec<&str> = scopes.iter().take(5).map(Scope::pattern).collect();
+    let more = scopes.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+fn kind_of(e: &ClientError) -> FailureKind {
+    match e {
+        ClientError::Unauthorized { .. }
+        | ClientError::ScopeDenied { .. }
+        | ClientError::HumanAuthRequired { .. }
+        | ClientError::ApprovalDenied { .. }
+        | ClientError::ApprovalExpired { .. } => FailureKind::Auth,
+        ClientError::ApprovalRequired { .. } | ClientError::ApprovalTimeout { .. } => {
+            FailureKind::ApprovalPending
+        }
+        ClientError::NotFound { .. } | ClientError::SecretExpired { .. } => FailureKind::Missing,
+        ClientError::Validation { .. } | ClientError::Config { .. } => FailureKind::Config,
+        _ => FailureKind::Temporary,
+    }
+}
+
+fn token_error(e: ClientError, scopes: &[Scope]) -> BackendError {
+    let kind = kind_of(&e);
+    let hint = match &e {
+        ClientError::Unauthorized { .. } => {
+            "; check the agent key (ASS_AGENT_KEY) and the base URL".to_owned()
+        }
+        ClientError::ScopeDenied { .. } => {
+            format!("; the agent's allowed scopes must cover secrets:read on {}", describe(scopes))
+        }
+        _ if kind == FailureKind::Temporary => "; try again later".to_owned(),
+        _ => String::new(),
+    };
+    BackendError::new(kind, format!("token request failed: {e}{hint}"))
+}
+
+fn read_error(e: ClientError, what: &str) -> BackendError {
+    let kind = kind_of(&e);
+    let message = match &e {
+        ClientError::NotFound { .. } => format!("secret {what} not found"),
+        ClientError::SecretExpired { .. } => format!("secret {what} has expired"),
+        _ => format!("reading {what} failed: {e}"),
+    };
+    BackendError::new(kind, message)
+}

@@ -1,0 +1,156 @@
+//! Backends: where secrets come from. Each one sits behind the small [`Backend`] trait and is
+//! named once in [`REGISTRY`]; adding one is a folder here plus one line there.
+
+pub mod ass;
+pub mod vault;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::deadline::Deadline;
+use crate::mapping::{GlobRef, Reference};
+use crate::secret::SecretString;
+use crate::settings::Settings;
+use crate::wire::AccessTier;
+
+/// A boxed future, so that backends can live in a registry as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What made a fetch fail; the exit code follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Credentials refused, scope denied, approval denied or expired (exit 77).
+    Auth,
+    /// A human's approval is still outstanding (exit 75 once the wait runs out).
+    ApprovalPending,
+    /// The secret, field or path does not exist or has expired (exit 69).
+    Missing,
+    /// Network, 5xx, rate limit, sealed server, deadline (exit 75).
+    Temporary,
+    /// Our configuration or request is wrong (exit 78).
+    Config,
+}
+
+/// A failed fetch: what kind, and a message that names no secret value or credential.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    /// The kind, for the exit code and the `check` table.
+    pub kind: FailureKind,
+    /// What failed and what to do.
+    pub message: String,
+}
+
+impl BackendError {
+    /// A new error.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+}
+
+/// A fetched value with what is known about it.
+#[derive(Debug, Clone)]
+pub struct SecretValue {
+    /// The value.
+    pub value: SecretString,
+    /// Version, when the backend has versions.
+    pub version: Option<u64>,
+    /// Access tier (Agent Secret Store only).
+    pub tier: Option<AccessTier>,
+}
+
+/// Everything one backend must fetch in a run.
+#[derive(Debug, Default, Clone)]
+pub struct Wanted {
+    /// Single secrets (deduplicated).
+    pub singles: Vec<Reference>,
+    /// Glob references.
+    pub globs: Vec<GlobRef>,
+}
+
+/// What one backend fetched: `singles[i]` answers `Wanted::singles[i]`, likewise `globs`.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// One result per wanted single.
+    pub singles: Vec<Result<SecretValue, BackendError>>,
+    /// Per wanted glob: the matches as (key, value), in a stable order.
+    pub globs: Vec<Result<Vec<(String, SecretValue)>, BackendError>>,
+}
+
+/// Something a backend reports while it works (for logs and systemd `STATUS=`).
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A human must approve before the secrets can be read.
+    ApprovalPending {
+        /// The approval id to approve.
+        approval_id: String,
+        /// What it is for (paths or scopes, never values).
+        what: String,
+        /// How long vault-run will wait.
+        wait: Duration,
+    },
+    /// The approval came through.
+    Approved {
+        /// The approval id.
+        approval_id: String,
+    },
+}
+
+/// What a backend may use while fetching.
+pub struct FetchContext<'a> {
+    /// The start-up deadline (pause it while waiting for a human).
+    pub deadline: &'a Deadline,
+    /// Reports progress.
+    pub events: &'a (dyn Fn(Event) + Send + Sync),
+}
+
+/// A source of secrets.
+pub trait Backend: Send + Sync {
+    /// Fetches everything wanted, in one batch so the backend can use one token or login and
+    /// run its reads concurrently. A failure of the whole batch (login, token) is an `Err`;
+    /// failures of single items go into [`Fetched`].
+    fn fetch<'a>(
+        &'a self,
+        wanted: &'a Wanted,
+        ctx: &'a FetchContext<'a>,
+    ) -> BoxFuture<'a, Result<Fetched, BackendError>>;
+
+    /// Releases what the batch acquired (e.g. revokes a child token) before the exec.
+    fn finish(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Builds a backend from the settings.
+pub type Constructor = fn(&Settings) -> Result<Box<dyn Backend>, BackendError>;
+
+/// One backend in the registry.
+pub struct Registration {
+    /// The scheme its references use (`ass`, `vault`).
+    pub scheme: &'static str,
+    /// Builds it (only when the mapping uses the scheme).
+    pub make: Constructor,
+    /// Environment variables holding its credentials, never passed to the child.
+    pub credential_vars: &'static [&'static str],
+}
+
+/// Every backend.
+pub const REGISTRY: &[Registration] = &[
+    Registration { scheme: "ass", make: ass::AssBackend::boxed, credential_vars: ass::CREDENTIAL_VARS },
+    Registration {
+        scheme: "vault",
+        make: vault::VaultBackend::boxed,
+        credential_vars: vault::auth::CREDENTIAL_VARS,
+    },
+];
+
+/// The constructor for a scheme.
+pub fn constructor(scheme: &str) -> Option<Constructor> {
+    REGISTRY.iter().find(|r| r.scheme == scheme).map(|r| r.make)
+}
+
+/// Every backend's credential variables.
+pub fn credential_vars() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().flat_map(|r| r.credential_vars.iter().copied())
+}

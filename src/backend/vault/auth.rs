@@ -1,0 +1,95 @@
+//! Vault/OpenBao credentials: a token (`VAULT_TOKEN`/`BAO_TOKEN`, `--vault-token-file`,
+//! `~/.vault-token`) or AppRole (`VAULT_ROLE_ID` plus `VAULT_SECRET_ID` or
+//! `VAULT_SECRET_ID_FILE`), and the short-lived child token read with.
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::backend::{BackendError, FailureKind};
+use crate::secret::{SecretString, Token};
+
+/// Variables that carry Vault credentials; scrubbed from the child's environment.
+pub const CREDENTIAL_VARS: &[&str] = &[
+    "VAULT_TOKEN",
+    "BAO_TOKEN",
+    "VAULT_ROLE_ID",
+    "BAO_ROLE_ID",
+    "VAULT_SECRET_ID",
+    "BAO_SECRET_ID",
+    "VAULT_SECRET_ID_FILE",
+    "BAO_SECRET_ID_FILE",
+];
+
+/// How vault-run logs in.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A token, from where it was found.
+    Token(Token, &'static str),
+    /// AppRole login.
+    AppRole {
+        /// Role id (not secret, but not logged either).
+        role_id: String,
+        /// Secret id.
+        secret_id: SecretString,
+    },
+}
+
+fn env(names: &[&str]) -> Option<Zeroizing<String>> {
+    names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()).map(Zeroizing::new))
+}
+
+fn config(msg: impl Into<String>) -> BackendError {
+    BackendError::new(FailureKind::Config, msg)
+}
+
+fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<String>, BackendError> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| config(format!("cannot read {what} file {}: {e}", path.display())))?,
+    );
+    let trimmed = Zeroizing::new(text.trim().to_owned());
+    if trimmed.is_empty() {
+        return Err(config(format!("{what} file {} is empty", path.display())));
+    }
+    Ok(trimmed)
+}
+
+/// Finds the credential, first found wins: token variables, the token file, AppRole,
+/// `~/.vault-token`.
+pub fn discover(token_file: Option<&Path>) -> Result<Credential, BackendError> {
+    if let Some(t) = env(&["VAULT_TOKEN", "BAO_TOKEN"]) {
+        return Ok(Credential::Token(Token::new(t.trim()), "VAULT_TOKEN"));
+    }
+    if let Some(path) = token_file {
+        let t = read_secret_file(path, "Vault token")?;
+        return Ok(Credential::Token(Token::new(t.as_str()), "--vault-token-file"));
+    }
+    if let Some(role_id) = env(&["VAULT_ROLE_ID", "BAO_ROLE_ID"]) {
+        let secret_id = match env(&["VAULT_SECRET_ID", "BAO_SECRET_ID"]) {
+            Some(s) => s,
+            None => match std::env::var_os("VAULT_SECRET_ID_FILE").or_else(|| std::env::var_os("BAO_SECRET_ID_FILE")) {
+                Some(p) => read_secret_file(Path::new(&p), "AppRole secret id")?,
+                None => {
+                    return Err(config(
+                        "VAULT_ROLE_ID is set but neither VAULT_SECRET_ID nor VAULT_SECRET_ID_FILE is; set one of them",
+                    ))
+                }
+            },
+        };
+        return Ok(Credential::AppRole {
+            role_id: role_id.trim().to_owned(),
+            secret_id: SecretString::from(secret_id.trim()),
+        });
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let path = PathBuf::from(home).join(".vault-token");
+        if path.is_file() {
+            let t = read_secret_file(&path, "Vault token")?;
+            return Ok(Credential::Token(Token::new(t.as_str()), "~/.vault-token"));
+        }
+    }
+    Err(config(
+        "no Vault credentials: set VAULT_TOKEN (or BAO_TOKEN), --vault-token-file, VAULT_ROLE_ID with VAULT_SECRET_ID, or write ~/.vault-token",
+    ))
+}

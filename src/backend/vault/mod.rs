@@ -1,0 +1,330 @@
+//! The Vault/OpenBao backend: `vault://MOUNT/PATH#FIELD` references read from KV v1 or v2.
+//!
+//! Least privilege in time: vault-run logs in (or takes the given token), creates a child
+//! token with `--ttl` and a use count covering the reads, reads with it, and revokes it before
+//! the exec. A parent token that may not create tokens is used directly, with one warning.
+
+pub mod auth;
+pub mod kv;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use reqwest::Method;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use super::{Backend, BackendError, BoxFuture, FailureKind, FetchContext, Fetched, SecretValue, Wanted};
+use crate::client::transport::{self, RetryPolicy};
+use crate::client::{check_base_url, Error as ClientError};
+use crate::duration::HumanDuration;
+use crate::mapping::{GlobRef, Reference};
+use crate::path::encode_segment;
+use crate::secret::Token;
+use crate::settings::Settings;
+use auth::Credential;
+
+/// Reads from Vault or OpenBao.
+pub struct VaultBackend {
+    http: reqwest::Client,
+    addr: String,
+    namespace: Option<String>,
+    retry: RetryPolicy,
+    credential: Credential,
+    ttl: HumanDuration,
+    concurrency: usize,
+    /// Tokens to revoke in `finish`.
+    to_revoke: Mutex<Vec<Token>>,
+}
+
+#[derive(Deserialize)]
+struct AuthReply {
+    auth: AuthData,
+}
+
+#[derive(Deserialize)]
+struct AuthData {
+    client_token: Token,
+}
+
+impl VaultBackend {
+    /// Builds the backend from `VAULT_ADDR`/`BAO_ADDR`, `VAULT_NAMESPACE`, `VAULT_CACERT` and
+    /// the credential variables.
+    pub fn new(settings: &Settings) -> Result<Self, BackendError> {
+        let config = |m: String| BackendError::new(FailureKind::Config, m);
+        let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
+        let addr = var(&["VAULT_ADDR", "BAO_ADDR"]).ok_or_else(|| {
+            config("vault:// references need VAULT_ADDR (or BAO_ADDR) set to the server's address".into())
+        })?;
+        let addr = check_base_url(&addr, settings.allow_insecure_http)
+            .map_err(|e| config(format!("VAULT_ADDR: {e}")))?;
+        let mut http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .user_agent(concat!("vault-run/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = var(&["VAULT_CACERT", "BAO_CACERT"]) {
+            let pem =
+                std::fs::read(&ca).map_err(|e| config(format!("cannot read VAULT_CACERT {ca}: {e}")))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| config(format!("VAULT_CACERT {ca} is not a PEM certificate: {e}")))?;
+            http = http.add_root_certificate(cert);
+        }
+        let http = http.build().map_err(|e| config(format!("cannot build HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            addr,
+            namespace: var(&["VAULT_NAMESPACE", "BAO_NAMESPACE"]),
+            retry: RetryPolicy { retries: settings.retries, ..RetryPolicy::default() },
+            credential: auth::discover(settings.vault_token_file.as_deref())?,
+            ttl: settings.ttl,
+            concurrency: settings.concurrency,
+            to_revoke: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// [`VaultBackend::new`], boxed for the registry.
+    pub fn boxed(settings: &Settings) -> Result<Box<dyn Backend>, BackendError> {
+        Ok(Box::new(Self::new(settings)?))
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        api_path: &str,
+        token: Option<&Token>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<transport::Body, ClientError> {
+        let url = format!("{}/v1/{api_path}", self.addr);
+        transport::send(&self.http, &self.retry, method, &url, |mut r| {
+            if let Some(t) = token {
+                r = r.header("X-Vault-Token", t.expose());
+            }
+            if let Some(ns) = &self.namespace {
+                r = r.header("X-Vault-Namespace", ns);
+            }
+            if let Some(b) = body {
+                r = r.json(b);
+            }
+            r
+        })
+        .await
+    }
+
+    /// The token to start from: the given one, or an AppRole login (revoked in `finish`).
+    async fn parent_token(&self) -> Result<Token, BackendError> {
+        match &self.credential {
+            Credential::Token(t, source) => {
+                tracing::debug!(source, "using Vault token");
+                Ok(t.clone())
+            }
+            Credential::AppRole { role_id, secret_id } => {
+                let body = serde_json::json!({ "role_id": role_id, "secret_id": secret_id.expose() });
+                let reply = self
+                    .call(Method::POST, "auth/approle/login", None, Some(&body))
+                    .await
+                    .map_err(|e| error(e, "AppRole login", "check VAULT_ROLE_ID and VAULT_SECRET_ID"))?;
+                let auth: AuthReply =
+                    reply.json("AppRole login").map_err(|e| error(e, "AppRole login", ""))?;
+                self.revoke_later(auth.auth.client_token.clone());
+                tracing::info!("logged in to Vault with AppRole");
+                Ok(auth.auth.client_token)
+            }
+        }
+    }
+
+    fn revoke_later(&self, t: Token) {
+        self.to_revoke.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+    }
+
+    /// A child token for `uses` requests; the parent itself when it may not create tokens.
+    async fn child_token(&self, parent: &Token, uses: usize) -> Result<Token, BackendError> {
+        let body = serde_json::json!({
+            "ttl": self.ttl.to_string(),
+            "explicit_max_ttl": self.ttl.to_string(),
+            "num_uses": uses,
+            "renewable": false,
+            "display_name": "vault-run",
+        });
+        match self.call(Method::POST, "auth/token/create", Some(parent), Some(&body)).await {
+            Ok(reply) => {
+                let auth: AuthReply = reply.json("token create").map_err(|e| error(e, "child token", ""))?;
+                self.revoke_later(auth.auth.client_token.clone());
+                tracing::debug!(uses, ttl = %self.ttl, "created a Vault child token");
+                Ok(auth.auth.client_token)
+            }
+            Err(ClientError::ScopeDenied { .. })
+            | Err(ClientError::Unauthorized { .. })
+            | Err(ClientError::Http { .. }) => {
+                tracing::warn!(
+                    "the Vault token may not create child tokens; reading with it directly (grant it auth/token/create for least privilege)"
+                );
+                Ok(parent.clone())
+            }
+            Err(e) => Err(error(e, "creating a child token", "")),
+        }
+    }
+
+    async fn mount_of(&self, token: &Token, path: &str) -> Result<kv::Mount, BackendError> {
+        let api = format!("sys/internal/ui/mounts/{}", encode_path(path));
+        let reply = self.call(Method::GET, &api, Some(token), None).await.map_err(|e| {
+            error(e, &format!("vault://{path}"), "check the mount exists and the token may read it")
+        })?;
+        let info: kv::MountInfo = reply.json("mount lookup").map_err(|e| error(e, "mount lookup", ""))?;
+        info.into_mount().map_err(|m| BackendError::new(FailureKind::Config, format!("vault://{path}: {m}")))
+    }
+
+    async fn read(&self, token: &Token, mount: &kv::Mount, path: &str) -> Result<kv::KvSecret, BackendError> {
+        let api = encode_path(&kv::read_path(mount, path));
+        let shown = format!("vault://{path}");
+        let reply =
+            self.call(Method::GET, &api, Some(token), None).await.map_err(|e| error(e, &shown, ""))?;
+        match kv::parse(mount.version, &reply.bytes) {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(BackendError::new(
+                FailureKind::Missing,
+                format!("{shown} has no current version (deleted)"),
+            )),
+            Err(e) => {
+                Err(BackendError::new(FailureKind::Temporary, format!("{shown}: unexpected answer: {e}")))
+            }
+        }
+    }
+}
+
+fn encode_path(p: &str) -> String {
+    p.split('/').map(encode_segment).collect::<Vec<_>>().join("/")
+}
+
+fn error(e: ClientError, what: &str, hint: &str) -> BackendError {
+    let kind = match &e {
+        ClientError::Unauthorized { .. } | ClientError::ScopeDenied { .. } => FailureKind::Auth,
+        ClientError::NotFound { .. } => FailureKind::Missing,
+        ClientError::Validation { .. } | ClientError::Config { .. } => FailureKind::Config,
+        _ => FailureKind::Temporary,
+    };
+    let detail = match kind {
+        FailureKind::Missing => "not found".to_owned(),
+        FailureKind::Auth => format!("permission denied ({})", e.status().unwrap_or(403)),
+        _ => e.to_string(),
+    };
+    let hint = if hint.is_empty() { String::new() } else { format!("; {hint}") };
+    BackendError::new(kind, format!("{what}: {detail}{hint}"))
+}
+
+impl Backend for VaultBackend {
+    fn fetch<'a>(
+        &'a self,
+        wanted: &'a Wanted,
+        _ctx: &'a FetchContext<'a>,
+    ) -> BoxFuture<'a, Result<Fetched, BackendError>> {
+        Box::pin(async move {
+            // Each distinct secret path is read once, whatever fields are wanted from it.
+            let mut paths: Vec<&str> = Vec::new();
+            let path_of = |r: &'a Reference| match r {
+                Reference::Vault(v) => Ok(v.path.as_str()),
+                other => Err(BackendError::new(
+                    FailureKind::Config,
+                    format!("{other} is not a vault:// reference"),
+                )),
+            };
+            for r in &wanted.singles {
+                paths.push(path_of(r)?);
+            }
+            for g in &wanted.globs {
+                if let GlobRef::VaultFields { path } = g {
+                    paths.push(path);
+                }
+            }
+            paths.sort_unstable();
+            paths.dedup();
+
+            let parent = self.parent_token().await?;
+            let mut mounts: Vec<kv::Mount> = Vec::new();
+            let mut mount_for: HashMap<&str, Result<kv::Mount, BackendError>> = HashMap::new();
+            for p in &paths {
+                let known = mounts.iter().find(|m| p.starts_with(m.path.as_str())).cloned();
+                let m = match known {
+                    Some(m) => Ok(m),
+                    None => self.mount_of(&parent, p).await,
+                };
+                if let Ok(m) = &m {
+                    mounts.push(m.clone());
+                }
+                mount_for.insert(p, m);
+            }
+            let readable = mount_for.values().filter(|m| m.is_ok()).count();
+            // One use per read, one for the revoke.
+            let token = self.child_token(&parent, readable + 1).await?;
+
+            let limit = Arc::new(Semaphore::new(self.concurrency));
+            let reads = paths.iter().map(|p| {
+                let (limit, token, mount) = (limit.clone(), &token, &mount_for[p]);
+                async move {
+                    let _permit = limit.acquire().await;
+                    let out = match mount {
+                        Ok(m) => self.read(token, m, p).await,
+                        Err(e) => Err(e.clone()),
+                    };
+                    (*p, out)
+                }
+            });
+            let secrets: BTreeMap<&str, Result<kv::KvSecret, BackendError>> =
+                futures_util::future::join_all(reads).await.into_iter().collect();
+
+            let singles = wanted
+                .singles
+                .iter()
+                .map(|r| {
+                    let Reference::Vault(v) = r else { unreachable!("checked above") };
+                    let secret = secrets[v.path.as_str()].as_ref().map_err(Clone::clone)?;
+                    let field = secret.fields.get(&v.field).ok_or_else(|| {
+                        BackendError::new(
+                            FailureKind::Missing,
+                            format!("vault://{} has no field {:?}; check the #field part", v.path, v.field),
+                        )
+                    })?;
+                    Ok(SecretValue { value: field.0.clone(), version: secret.version, tier: None })
+                })
+                .collect();
+            let globs = wanted
+                .globs
+                .iter()
+                .map(|g| {
+                    let GlobRef::VaultFields { path } = g else {
+                        return Err(BackendError::new(FailureKind::Config, "not a vault:// glob"));
+                    };
+                    let secret = secrets[path.as_str()].as_ref().map_err(Clone::clone)?;
+                    Ok(secret
+                        .fields
+                        .iter()
+                        .map(|(k, f)| {
+                            (
+                                k.clone(),
+                                SecretValue { value: f.0.clone(), version: secret.version, tier: None },
+                            )
+                        })
+                        .collect())
+                })
+                .collect();
+            Ok(Fetched { singles, globs })
+        })
+    }
+
+    fn finish(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let tokens: Vec<Token> =
+                std::mem::take(&mut *self.to_revoke.lock().unwrap_or_else(|e| e.into_inner()));
+            // Newest first: the child before the AppRole login token it may descend from.
+            for t in tokens.iter().rev() {
+                match self.call(Method::POST, "auth/token/revoke-self", Some(t), None).await {
+                    Ok(_) => tracing::debug!("revoked a Vault token"),
+                    // A child whose uses ran out is already gone: 403 here is success.
+                    Err(ClientError::ScopeDenied { .. }) | Err(ClientError::Unauthorized { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not revoke a Vault token; it expires with its TTL")
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! Process hygiene and the exec: every `unsafe`-adjacent OS call of the launcher lives here,
+//! each with the reason it is needed.
+
+use std::ffi::{CString, OsString};
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+
+use nix::errno::Errno;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
+use crate::environment::{wipe_cstrings, ChildEnv};
+
+/// The core-dump limit vault-run started with, restored for the child.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreLimit {
+    soft: u64,
+    hard: u64,
+}
+
+/// Turns core dumps off while vault-run holds secrets: a crash must not write them to disk,
+/// and `PR_SET_DUMPABLE=0` also keeps other same-uid processes from ptrace-attaching or
+/// reading `/proc/PID/mem`. Returns the old limit so the child gets it back.
+pub fn lock_down() -> CoreLimit {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_CORE).unwrap_or((0, 0));
+    if let Err(e) = setrlimit(Resource::RLIMIT_CORE, 0, hard) {
+        tracing::warn!(error = %e, "could not turn core dumps off");
+    }
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!(error = %e, "could not mark the process non-dumpable");
+    }
+    CoreLimit { soft, hard }
+}
+
+impl CoreLimit {
+    /// Gives the process its original core limit back (just before the exec; the dumpable flag
+    /// is reset by `execve` itself).
+    pub fn restore(&self) {
+        let _ = setrlimit(Resource::RLIMIT_CORE, self.soft, self.hard);
+    }
+}
+
+/// A failed exec.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Not on `PATH` / no such file (exit 127).
+    #[error("command not found: {0}; check the name and PATH")]
+    NotFound(String),
+    /// Found but not executable (exit 126).
+    #[error("command not executable: {0}: {1}")]
+    NotExecutable(String, Errno),
+    /// A command or argument holds a NUL byte (exit 64).
+    #[error("command line argument contains a NUL byte")]
+    Nul,
+    /// Anything else (exit 126).
+    #[error("cannot execute {0}: {1}")]
+    Other(String, Errno),
+}
+
+/// Replaces this process with `command` (looked up on `PATH`), `env` as its environment. Only
+/// returns on failure, after wiping the environment block.
+pub fn exec(command: &[OsString], env: ChildEnv, core: &CoreLimit) -> ExecError {
+    let shown = command.first().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+    let args: Result<Vec<CString>, _> = command.iter().map(|a| CString::new(a.as_bytes())).collect();
+    let Ok(args) = args else { return ExecError::Nul };
+    let envp = env.to_cstrings();
+    core.restore();
+    let _ = std::io::stderr().flush();
+    // execvpe searches vault-run's own PATH, so --pristine does not break the lookup.
+    let errno = match nix::unistd::execvpe(&args[0], &args, &envp) {
+        Err(errno) => errno,
+        Ok(never) => match never {},
+    };
+    wipe_cstrings(envp);
+    drop(env);
+    match errno {
+        Errno::ENOENT | Errno::ENOTDIR => ExecError::NotFound(shown),
+        Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM => {
+            ExecError::NotExecutable(shown, errno)
+        }
+        other => ExecError::Other(shown, other),
+    }
+}
+
+/// Total bytes the command line takes in `execve`'s budget.
+pub fn argv_bytes(command: &[OsString]) -> usize {
+    command.iter().map(|a| a.len() + 1 + std::mem::size_of::<usize>()).sum()
+}
+
+/// An in-memory file holding `content`, sealed against any change, inherited across exec (no
+/// close-on-exec) so the child can open `/dev/fd/N`. Never touches a filesystem.
+pub fn sealed_memfd(name: &str, content: &[u8]) -> std::io::Result<OwnedFd> {
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+
+    let label = format!("vault-run:{name}");
+    let fd = memfd_create(label.as_str(), MFdFlags::MFD_ALLOW_SEALING)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(content)?;
+    // A child that reads the inherited descriptor itself (not via /dev/fd) starts at the top.
+    std::io::Seek::rewind(&mut file)?;
+    let fd = OwnedFd::from(file);
+    fcntl(
+        &fd,
+        FcntlArg::F_ADD_SEALS(
+            SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_SEAL,
+        ),
+    )?;
+    Ok(fd)
+}

@@ -1,0 +1,62 @@
+//! vault-run's own log lines, on stderr only: `vault-run: level: message key=value` or JSON.
+//! Nothing logged anywhere carries a secret value, key or token; the types make that hard
+//! (they print `[REDACTED]`) and the leak tests check it.
+
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::cli::LogFormat;
+
+/// Installs the subscriber: `-q` errors only, default warnings, `-v` info, `-vv` debug,
+/// `-vvv` trace.
+pub fn init(verbose: u8, quiet: bool, format: LogFormat) {
+    let level = match (quiet, verbose) {
+        (true, _) => Level::ERROR,
+        (_, 0) => Level::WARN,
+        (_, 1) => Level::INFO,
+        (_, 2) => Level::DEBUG,
+        _ => Level::TRACE,
+    };
+    // Dependencies (hyper, rustls) only at -vvv, and never above our own level.
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("vault_run", level)
+        .with_default(if verbose >= 3 { level } else { Level::WARN.min(level) });
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level);
+    let _ = match format {
+        LogFormat::Text => tracing_subscriber::util::SubscriberInitExt::try_init(
+            tracing_subscriber::layer::SubscriberExt::with(builder.event_format(Plain).finish(), filter),
+        ),
+        LogFormat::Json => tracing_subscriber::util::SubscriberInitExt::try_init(
+            tracing_subscriber::layer::SubscriberExt::with(
+                builder.json().with_current_span(false).with_span_list(false).finish(),
+                filter,
+            ),
+        ),
+    };
+}
+
+/// `vault-run: warn: message key=value`.
+struct Plain;
+
+impl<S, N> FormatEvent<S, N> for Plain
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warning",
+            Level::INFO => "info",
+            Level::DEBUG => "debug",
+            Level::TRACE => "trace",
+        };
+        write!(w, "vault-run: {level}: ")?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}

@@ -1,0 +1,93 @@
+//! Run settings: flags and environment win over the mapping file's `[vault]` table, which wins
+//! over the defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::RunOptions;
+use crate::client::DEFAULT_BASE_URL;
+use crate::duration::HumanDuration;
+use crate::mapping::FileSettings;
+
+/// Everything a run needs to know besides the mapping.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Agent Secret Store base URL.
+    pub base_url: String,
+    /// Scoped token lifetime.
+    pub ttl: HumanDuration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Retries per request.
+    pub retries: u32,
+    /// Reads in flight at once.
+    pub concurrency: usize,
+    /// Start-up bound, approval waiting excluded.
+    pub deadline: Duration,
+    /// How long to wait for an approval (zero: fail at once).
+    pub approval_timeout: Duration,
+    /// Plain http to non-loopback hosts allowed.
+    pub allow_insecure_http: bool,
+    /// `--agent-key-file` / `ASS_AGENT_KEY_FILE`.
+    pub agent_key_file: Option<PathBuf>,
+    /// `--vault-token-file`.
+    pub vault_token_file: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            ttl: HumanDuration::from_secs(300),
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            concurrency: 16,
+            deadline: Duration::from_secs(120),
+            approval_timeout: Duration::from_secs(600),
+            allow_insecure_http: false,
+            agent_key_file: None,
+            vault_token_file: None,
+        }
+    }
+}
+
+/// A setting out of range.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+impl Settings {
+    /// Merges flags (and their environment variables) over the file over the defaults.
+    pub fn merge(opts: &RunOptions, file: &FileSettings) -> Result<Self, SettingsError> {
+        let d = Settings::default();
+        let s = Settings {
+            base_url: opts.base_url.clone().or_else(|| file.base_url.clone()).unwrap_or(d.base_url),
+            ttl: opts.ttl.or(file.ttl).unwrap_or(d.ttl),
+            timeout: opts.timeout.or(file.timeout).map(Duration::from).unwrap_or(d.timeout),
+            retries: opts.retries.or(file.retries).unwrap_or(d.retries),
+            concurrency: opts.concurrency.or(file.concurrency).unwrap_or(d.concurrency),
+            deadline: opts.deadline.or(file.deadline).map(Duration::from).unwrap_or(d.deadline),
+            approval_timeout: opts
+                .approval_timeout
+                .or(file.approval_timeout)
+                .map(Duration::from)
+                .unwrap_or(d.approval_timeout),
+            allow_insecure_http: opts.allow_insecure_http,
+            agent_key_file: opts.agent_key_file.clone(),
+            vault_token_file: opts.vault_token_file.clone(),
+        };
+        if s.ttl.is_zero() {
+            return Err(SettingsError("--ttl must be more than 0 (e.g. 5m)".into()));
+        }
+        if s.timeout.is_zero() {
+            return Err(SettingsError("--timeout must be more than 0 (e.g. 30s)".into()));
+        }
+        if s.deadline.is_zero() {
+            return Err(SettingsError("--deadline must be more than 0 (e.g. 2m)".into()));
+        }
+        if s.concurrency == 0 {
+            return Err(SettingsError("--concurrency must be at least 1".into()));
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,267 @@
+//! Test harness: real processes on loopback. Each test starts its own dev server.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The vault-run binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vault-run")
+}
+
+/// A `vault-run dev` process, killed on drop.
+pub struct DevServer {
+    child: Child,
+    pub base_url: String,
+    pub agent_key: String,
+    pub admin_key: String,
+    stderr: Arc<Mutex<String>>,
+    http: reqwest::Client,
+}
+
+impl DevServer {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Self {
+        let mut child = Command::new(bin())
+            .args(["dev", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vault-run dev");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut get = |prefix: &str| {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("dev server exited; stderr: {}", stderr.lock().unwrap()))
+                .unwrap();
+            line.strip_prefix(prefix).unwrap_or_else(|| panic!("expected {prefix}, got {line}")).to_owned()
+        };
+        let base_url = get("ASS_BASE_URL=");
+        let agent_key = get("ASS_AGENT_KEY=");
+        let admin_key = get("ASS_ADMIN_KEY=");
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Self { child, base_url, agent_key, admin_key, stderr, http: reqwest::Client::new() }
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// An admin-key request; returns (status, JSON body or Null).
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base_url))
+            .bearer_auth(&self.admin_key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("admin request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Writes a secret with the admin key.
+    pub async fn put(&self, path: &str, value: &str) {
+        self.put_tier(path, value, "standard").await;
+    }
+
+    pub async fn put_tier(&self, path: &str, value: &str, tier: &str) {
+        let (status, body) = self
+            .admin("PUT", &format!("/v1/secrets/{path}"), Some(json!({"value": value, "access_tier": tier})))
+            .await;
+        assert!(status == 200 || status == 201, "put {path}: {status} {body}");
+    }
+
+    pub async fn approve(&self, id: &str) {
+        let (status, body) = self.admin("POST", &format!("/v1/approvals/{id}/approve"), None).await;
+        assert_eq!(status, 200, "approve: {body}");
+    }
+
+    pub async fn deny(&self, id: &str, reason: &str) {
+        let (status, body) =
+            self.admin("POST", &format!("/v1/approvals/{id}/deny"), Some(json!({ "reason": reason }))).await;
+        assert_eq!(status, 200, "deny: {body}");
+    }
+
+    /// Pending approval ids.
+    pub async fn pending(&self) -> Vec<String> {
+        let (_, body) = self.admin("GET", "/v1/approvals?status=pending", None).await;
+        let items = body.get("items").or(Some(&body)).and_then(Value::as_array).cloned().unwrap_or_default();
+        items.iter().filter_map(|a| a["id"].as_str().map(str::to_owned)).collect()
+    }
+
+    /// Waits for a pending approval to appear.
+    pub async fn wait_pending(&self) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(id) = self.pending().await.into_iter().next() {
+                return id;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no approval appeared");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn faults(&self, knobs: Value) {
+        let (status, body) = self.admin("PUT", "/v1/dev/faults", Some(knobs)).await;
+        assert_eq!(status, 200, "faults: {body}");
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.admin("GET", "/v1/dev/stats", None).await.1
+    }
+
+    /// Requests per "METHOD /route" from the server's counters.
+    pub async fn count(&self, route: &str) -> u64 {
+        let stats = self.stats().await;
+        stats["requests"][route].as_u64().unwrap_or(0)
+    }
+
+    /// Creates an agent with `scopes`; returns its key.
+    pub async fn agent(&self, name: &str, scopes: &[&str]) -> String {
+        let (status, body) =
+            self.admin("POST", "/v1/agents", Some(json!({"name": name, "allowed_scopes": scopes}))).await;
+        assert!(status == 200 || status == 201, "create agent: {status} {body}");
+        body["api_key"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A one-trick HTTP server on loopback: answers every connection with `response` (raw bytes,
+/// headers included) after reading the request head. For answers the dev server cannot give.
+pub fn raw_server(response: Vec<u8>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let response = response.clone();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let _ = stream.write_all(&response);
+                let _ = stream.flush();
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// An HTTP response with a JSON body.
+pub fn http_json(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A `vault-run` command pointed at `dev`, in a fresh working directory, with no ambient
+/// vault-run, Agent Secret Store or Vault variables.
+pub fn vault_run(dev: &DevServer, dir: &std::path::Path) -> Command {
+    let mut c = bare_vault_run(dir);
+    c.env("ASS_BASE_URL", &dev.base_url).env("ASS_AGENT_KEY", &dev.agent_key);
+    c
+}
+
+/// A `vault-run` command with no credentials at all.
+pub fn bare_vault_run(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(bin());
+    c.current_dir(dir).stdin(Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("ASS_")
+            || k.starts_with("VAULT_")
+            || k.starts_with("BAO_")
+            || k == "CREDENTIALS_DIRECTORY"
+            || k == "NOTIFY_SOCKET"
+        {
+            c.env_remove(&*k);
+        }
+    }
+    c
+}
+
+/// Parses `env -0` output into a map.
+pub fn env_of(stdout: &[u8]) -> std::collections::HashMap<String, String> {
+    stdout
+        .split(|&b| b == 0)
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| {
+            let s = String::from_utf8_lossy(e);
+            let (k, v) = s.split_once('=')?;
+            Some((k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+/// Runs `cmd` with a bound on its run time; panics if it hangs.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
+    let start = Instant::now();
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out_pipe.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err_pipe.read_to_end(&mut v);
+        v
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("vault-run did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::process::Output { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() }
+}
+
+/// Stderr as text.
+pub fn stderr_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -1,0 +1,389 @@
+//! The launcher as a user runs it: a real dev server, a real vault-run process, a real child.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{env_of, output_within, stderr_of, vault_run, DevServer};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(60);
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+async fn seeded() -> DevServer {
+    let dev = DevServer::start();
+    dev.put("production/gemini/GEMINI_API_KEY", "gm-key-value-0001").await;
+    dev.put("production/db/PASSWORD", "db-pass-value-0002").await;
+    dev.put("production/app/LOG_LEVEL", "debug").await;
+    dev.put("production/stripe/PUBLISHABLE", "pk-value-0003").await;
+    dev.put("production/stripe/SECRET", "sk-value-0004").await;
+    dev.put("production/tls/KEY", "-----TLS KEY 0005-----\n").await;
+    dev
+}
+
+const MAPPING: &str = r#"
+[env]
+GEMINI_API_KEY = "production/gemini/GEMINI_API_KEY"
+SENTRY_DSN     = { path = "production/sentry/DSN", optional = true }
+LOG_LEVEL      = { path = "production/app/LOG_LEVEL", default = "info" }
+MISSING_LEVEL  = { path = "production/app/NOPE", default = "info" }
+DATABASE_URL   = { template = "postgres://app:{{ production/db/PASSWORD }}@db:5432/app" }
+TLS_KEY_FILE   = { path = "production/tls/KEY", as = "file" }
+"STRIPE_*"     = "production/stripe/*"
+"#;
+
+#[tokio::test]
+async fn run_injects_every_entry_form_and_nothing_else() {
+    let dev = seeded().await;
+    let dir = tmp();
+    write(dir.path(), "vault-run.toml", MAPPING);
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("ASS_AGENT_KEY_FILE", "/nonexistent").args([
+            "--",
+            "sh",
+            "-c",
+            "env -0; printf 'FILE=%s' \"$(cat \"$TLS_KEY_FILE\")\" >&2",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["GEMINI_API_KEY"], "gm-key-value-0001");
+    assert_eq!(env["LOG_LEVEL"], "debug");
+    assert_eq!(env["MISSING_LEVEL"], "info");
+    assert_eq!(env["DATABASE_URL"], "postgres://app:db-pass-value-0002@db:5432/app");
+    assert_eq!(env["STRIPE_PUBLISHABLE"], "pk-value-0003");
+    assert_eq!(env["STRIPE_SECRET"], "sk-value-0004");
+    assert!(!env.contains_key("SENTRY_DSN"), "optional and missing stays unset");
+    assert!(env["TLS_KEY_FILE"].starts_with("/dev/fd/"));
+    assert!(stderr_of(&out).contains("FILE=-----TLS KEY 0005-----"), "{}", stderr_of(&out));
+    assert!(!env.contains_key("ASS_AGENT_KEY"), "the agent key never reaches the child");
+    assert!(!env.contains_key("ASS_AGENT_KEY_FILE"));
+    assert!(env.values().all(|v| !v.contains(&dev.agent_key)));
+    assert!(env.contains_key("ASS_BASE_URL"), "other variables are inherited");
+    // One token for the whole run, with exactly the scopes of the mapping.
+    assert_eq!(dev.count("POST /v1/tokens").await, 1);
+}
+
+#[tokio::test]
+async fn exec_keeps_pid_and_exit_status() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(["-e", "K=production/app/LOG_LEVEL", "--", "sh", "-c", "echo $$; exit 42"]);
+    let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(42));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pid.to_string(), "the child is vault-run's PID");
+}
+
+#[tokio::test]
+async fn flags_env_refs_and_precedence() {
+    let dev = seeded().await;
+    let dir = tmp();
+    write(
+        dir.path(),
+        "m.toml",
+        "[env]\nA = \"production/app/LOG_LEVEL\"\nB = \"production/app/LOG_LEVEL\"\n",
+    );
+    let out = output_within(
+        vault_run(&dev, dir.path())
+            .env("REF_VAR", "ass://production/db/PASSWORD")
+            .env("B", "ass://production/stripe/SECRET")
+            .env("PLAIN", "ass:/not-a-ref")
+            .args(["-f", "m.toml", "-e", "A=production/gemini/GEMINI_API_KEY", "--", "env", "-0"]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["A"], "gm-key-value-0001", "-e wins over the file");
+    assert_eq!(env["B"], "debug", "the file wins over an env reference");
+    assert_eq!(env["REF_VAR"], "db-pass-value-0002", "env references are resolved");
+    assert_eq!(env["PLAIN"], "ass:/not-a-ref");
+}
+
+#[tokio::test]
+async fn pristine_keep_no_override_keep_agent_key() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("KEEP_ME", "1").env("DROP_ME", "1").args([
+            "--pristine",
+            "--keep",
+            "KEEP_ME",
+            "-e",
+            "L=production/app/LOG_LEVEL",
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    let mut names: Vec<&String> = env.keys().collect();
+    names.sort();
+    assert_eq!(names, ["KEEP_ME", "L"]);
+
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("L", "already").args([
+            "--no-override",
+            "--keep-agent-key",
+            "-e",
+            "L=production/app/LOG_LEVEL",
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["L"], "already");
+    assert_eq!(env["ASS_AGENT_KEY"], dev.agent_key, "--keep-agent-key passes it on");
+}
+
+#[tokio::test]
+async fn failures_end_with_one_line_and_the_documented_code() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let run = |args: &[&str]| output_within(vault_run(&dev, dir.path()).args(args), T);
+
+    let out = run(&["-e", "GEMINI=production/gemini/NOPE", "--", "true"]);
+    assert_eq!(out.status.code(), Some(69), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("GEMINI") && err.contains("production/gemini/NOPE") && err.contains("optional"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let out = run(&["-e", "S=production/stripe/NONE*", "--", "true"]);
+    assert_eq!(out.status.code(), Some(78), "a glob key without * is a mapping error: {}", stderr_of(&out));
+    let out = run(&["-e", "S_*=production/none/*", "--", "true"]);
+    assert_eq!(out.status.code(), Some(69), "a glob matching nothing: {}", stderr_of(&out));
+
+    let out = run(&["-e", "X=production/app/LOG_LEVEL", "--", "definitely-not-a-command-xyz"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr_of(&out));
+    let script = write(dir.path(), "noexec.sh", "#!/bin/sh\necho hi\n");
+    let out = run(&["-e", "X=production/app/LOG_LEVEL", "--", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(126), "{}", stderr_of(&out));
+
+    let out = run(&["--bogus-flag", "--", "true"]);
+    assert_eq!(out.status.code(), Some(64));
+    let out = run(&["--ttl", "soon", "--", "true"]);
+    assert_eq!(out.status.code(), Some(64));
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(64), "no command");
+
+    write(
+        dir.path(),
+        "bad.toml",
+        "[env]\nA = \"production/app/LOG_LEVEL\"\nB = { path = \"x/y\", optinal = true }\n",
+    );
+    let out = run(&["-f", "bad.toml", "--", "true"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(stderr_of(&out).contains("bad.toml:3:"), "file:line:col: {}", stderr_of(&out));
+
+    let out = run(&["-e", "LD_PRELOAD=production/app/LOG_LEVEL", "--", "true"]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("LD_PRELOAD"));
+    let out = run(&["--allow-name", "LD_PRELOAD", "-e", "LD_PRELOAD=production/app/LOG_LEVEL", "--", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+
+    let out = run(&[
+        "-e",
+        "STRIPE_*=production/stripe/*",
+        "-e",
+        "STRIPE_SECRET=production/app/LOG_LEVEL",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(78), "colliding names: {}", stderr_of(&out));
+
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("ASS_AGENT_KEY", "ass_wrong").args([
+            "-e",
+            "X=production/app/LOG_LEVEL",
+            "--",
+            "true",
+        ]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(77), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("ass_wrong"), "the key is never printed");
+
+    let narrow = dev.agent("narrow", &["secrets:read:public/*"]).await;
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("ASS_AGENT_KEY", &narrow).args([
+            "-e",
+            "X=production/app/LOG_LEVEL",
+            "--",
+            "true",
+        ]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(77), "scope denied: {}", stderr_of(&out));
+
+    let out = output_within(
+        vault_run(&dev, dir.path()).env_remove("ASS_AGENT_KEY").args([
+            "-e",
+            "X=production/app/LOG_LEVEL",
+            "--",
+            "true",
+        ]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(78), "no agent key: {}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("ASS_AGENT_KEY"));
+}
+
+#[tokio::test]
+async fn unreachable_server_and_deadline_are_temporary() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("ASS_BASE_URL", format!("http://{closed}")).args([
+            "--retries",
+            "1",
+            "-e",
+            "X=production/app/LOG_LEVEL",
+            "--",
+            "true",
+        ]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+
+    dev.faults(json!({"latency": "10s"})).await;
+    let started = std::time::Instant::now();
+    let out = output_within(
+        vault_run(&dev, dir.path()).args([
+            "--deadline",
+            "1s",
+            "-e",
+            "X=production/app/LOG_LEVEL",
+            "--",
+            "true",
+        ]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    assert!(started.elapsed() < Duration::from_secs(5), "the deadline bounds start-up");
+    assert!(stderr_of(&out).contains("deadline"), "{}", stderr_of(&out));
+}
+
+#[tokio::test]
+async fn approval_is_awaited_then_the_child_starts() {
+    let dev = seeded().await;
+    dev.put_tier("production/pay/KEY", "pay-key-value-0009", "sensitive").await;
+    let dir = tmp();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(["-e", "PAY=production/pay/KEY", "--", "env", "-0"]);
+    let handle = std::thread::spawn(move || output_within(&mut cmd, T));
+    let id = dev.wait_pending().await;
+    dev.approve(&id).await;
+    let out = handle.join().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["PAY"], "pay-key-value-0009");
+    assert!(stderr_of(&out).contains(&id), "the approval id is printed: {}", stderr_of(&out));
+
+    let out = output_within(
+        vault_run(&dev, dir.path()).args([
+            "--approval-timeout",
+            "0",
+            "-e",
+            "PAY=production/pay/KEY",
+            "--",
+            "true",
+        ]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("apr_"), "{}", stderr_of(&out));
+
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(["-e", "PAY=production/pay/KEY", "--", "true"]);
+    let handle = std::thread::spawn(move || output_within(&mut cmd, T));
+    let id = loop {
+        let pending = dev.pending().await;
+        if let Some(id) = pending.into_iter().find(|p| !p.is_empty()) {
+            break id;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    dev.deny(&id, "no").await;
+    let out = handle.join().unwrap();
+    assert_eq!(out.status.code(), Some(77), "denied: {}", stderr_of(&out));
+}
+
+#[tokio::test]
+async fn check_prints_the_table_and_exits_like_a_run() {
+    let dev = seeded().await;
+    let dir = tmp();
+    write(dir.path(), "vault-run.toml", MAPPING);
+    let out = output_within(vault_run(&dev, dir.path()).arg("check"), T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in {table}"))
+            .to_owned()
+    };
+    let g = line("GEMINI_API_KEY");
+    assert!(
+        g.contains("<- production/gemini/GEMINI_API_KEY")
+            && g.contains(" 1 ")
+            && g.contains("standard")
+            && g.contains("required")
+            && g.ends_with("ok"),
+        "{g}"
+    );
+    assert!(line("SENTRY_DSN").contains("optional") && line("SENTRY_DSN").ends_with("missing"));
+    assert!(line("MISSING_LEVEL").contains("default"));
+    assert!(line("STRIPE_SECRET").ends_with("ok"));
+    for value in ["gm-key-value-0001", "db-pass-value-0002", "sk-value-0004", "debug"] {
+        assert!(!table.contains(value), "check never prints values: {table}");
+    }
+
+    let out = output_within(vault_run(&dev, dir.path()).args(["check", "-e", "X=production/none/X"]), T);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("missing"));
+}
+
+#[tokio::test]
+async fn verbose_json_logs_carry_no_secret_key_or_token() {
+    let dev = seeded().await;
+    let dir = tmp();
+    write(dir.path(), "vault-run.toml", MAPPING);
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(["-vvv", "--log-format", "json", "--", "true"]), T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.lines().any(|l| l.starts_with('{')), "json lines: {err}");
+    for value in [
+        "gm-key-value-0001",
+        "db-pass-value-0002",
+        "pk-value-0003",
+        "sk-value-0004",
+        "TLS KEY 0005",
+        &dev.agent_key,
+    ] {
+        assert!(!err.contains(value), "{value} leaked into: {err}");
+    }
+    assert!(!err.contains("asst_"), "no token in logs");
+    assert!(!dev.stderr().contains("gm-key-value-0001") && !dev.stderr().contains(&dev.agent_key));
+}

