@@ -1,7 +1,6 @@
 //! The launcher's pipeline, end to end: mapping → settings → resolve → environment → exec
 //! (or the `check` table). Each stage lives in its own module; this one only strings them.
 
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,38 +13,47 @@ use crate::exec;
 use crate::exit::{self, AppError};
 use crate::mapping::Mapping;
 use crate::notify::notify;
-use crate::resolve::{self, Resolution, Row};
+use crate::resolve::{AlreadySet, Resolution, Resolver, Row};
 use crate::settings::Settings;
+use crate::supervise::{Launch, Refresh};
 
 /// The mapping file used when neither `-f` nor `VAULT_RUN_FILE` names one.
 pub const DEFAULT_FILE: &str = "vault-run.toml";
 
-/// `vault-run [OPTIONS] -- CMD [ARGS]...`: fetch, then exec. Returns only on failure.
+/// `vault-run [OPTIONS] -- CMD [ARGS]...`: fetch, then exec (or supervise). Returns only on
+/// failure, or with the child's status when supervising.
 pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
     let core = exec::lock_down();
     crate::logging::init(opts.verbose, opts.quiet, opts.log_format);
-    let result =
-        prepare(&opts, &command).and_then(|env| Err(AppError::from(exec::exec(&command, env, &core))));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => exit::report(&e),
+    let session = match Session::start(&opts) {
+        Ok(s) => s,
+        Err(e) => return exit::report(&e),
+    };
+    let launch = match session.launch(&opts, &command) {
+        Ok(l) => l,
+        Err(e) => return exit::report(&e),
+    };
+    if let Some(why) = opts.supervise.reason() {
+        tracing::info!("supervise mode: {why}");
+        let refresh =
+            opts.supervise.watch.then(|| session.into_refresh(opts.clone(), command.clone(), &launch));
+        return crate::supervise::run(&command, launch, &opts.supervise, &core, refresh);
     }
+    drop(session);
+    exit::report(&AppError::from(exec::exec(&command, launch.env, &core)))
 }
 
 /// `vault-run check`: fetch like a run, print the table, start nothing.
 pub fn check(opts: RunOptions) -> ExitCode {
     let _core = exec::lock_down();
     crate::logging::init(opts.verbose, opts.quiet, opts.log_format);
-    let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let outcome =
-        load(&opts, &inherited).map(|(mapping, settings)| fetch(&opts, &mapping, &settings, &inherited));
-    let resolution = match outcome {
-        Ok(r) => r,
+    let session = match Session::start(&opts) {
+        Ok(s) => s,
         Err(e) => return exit::report(&e),
     };
-    print_table(&resolution.rows);
-    let result = first_error(&resolution).map_or(Ok(()), Err).and_then(|()| {
-        environment::build(inherited, &resolution.vars, &env_options(&opts), 0)
+    print_table(&session.resolution.rows);
+    let result = first_error(&session.resolution).map_or(Ok(()), Err).and_then(|()| {
+        environment::build(session.inherited.clone(), &session.resolution.vars, &env_options(&opts), 0)
             .map(drop)
             .map_err(AppError::from)
     });
@@ -55,16 +63,58 @@ pub fn check(opts: RunOptions) -> ExitCode {
     }
 }
 
-fn prepare(opts: &RunOptions, command: &[OsString]) -> Result<environment::ChildEnv, AppError> {
-    let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let (mapping, settings) = load(opts, &inherited)?;
-    let resolution = fetch(opts, &mapping, &settings, &inherited);
-    if let Some(e) = first_error(&resolution) {
-        return Err(e);
+/// A resolved mapping, with what is needed to resolve it again (`--watch`).
+struct Session {
+    rt: tokio::runtime::Runtime,
+    resolver: Resolver,
+    resolution: Resolution,
+    inherited: Vec<(OsString, OsString)>,
+}
+
+impl Session {
+    /// Loads the mapping and settings and fetches everything once.
+    fn start(opts: &RunOptions) -> Result<Self, AppError> {
+        let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let (mapping, settings) = load(opts, &inherited)?;
+        let rt = runtime()?;
+        let resolver = Resolver::new(mapping, settings, already_set(opts, &inherited));
+        let resolution = rt.block_on(resolver.resolve(&on_event));
+        Ok(Self { rt, resolver, resolution, inherited })
     }
-    tracing::info!(variables = resolution.vars.len(), "secrets fetched; starting the command");
-    let env = environment::build(inherited, &resolution.vars, &env_options(opts), exec::argv_bytes(command))?;
-    Ok(env)
+
+    /// The child's environment, or the first reason the child must not start.
+    fn launch(&self, opts: &RunOptions, command: &[OsString]) -> Result<Launch, AppError> {
+        if let Some(e) = first_error(&self.resolution) {
+            return Err(e);
+        }
+        tracing::info!(variables = self.resolution.vars.len(), "secrets fetched; starting the command");
+        let env = environment::build(
+            self.inherited.clone(),
+            &self.resolution.vars,
+            &env_options(opts),
+            exec::argv_bytes(command),
+        )?;
+        Ok(Launch {
+            env,
+            secrets: self.resolution.vars.iter().map(|v| (v.name.clone(), v.value.clone())).collect(),
+        })
+    }
+
+    /// A closure for `--watch`: fetches again, and returns a new launch when any value changed.
+    /// A failed fetch is an error (the supervisor keeps the running child and tries later).
+    fn into_refresh(self, opts: RunOptions, command: Vec<OsString>, first: &Launch) -> Refresh {
+        let mut current = first.secrets.clone();
+        let mut session = self;
+        Box::new(move || {
+            session.resolution = session.rt.block_on(session.resolver.resolve(&on_event));
+            let launch = session.launch(&opts, &command)?;
+            if launch.secrets == current {
+                return Ok(None);
+            }
+            current = launch.secrets.clone();
+            Ok(Some(launch))
+        })
+    }
 }
 
 fn env_options(opts: &RunOptions) -> EnvOptions {
@@ -111,30 +161,16 @@ fn mapping_file(opts: &RunOptions) -> Option<PathBuf> {
     opts.file.clone().or_else(|| Path::new(DEFAULT_FILE).is_file().then(|| PathBuf::from(DEFAULT_FILE)))
 }
 
-/// Runs the resolve stage on a small runtime that is gone before the exec.
-fn fetch(
-    opts: &RunOptions,
-    mapping: &Mapping,
-    settings: &Settings,
-    inherited: &[(OsString, OsString)],
-) -> Resolution {
-    let already_set: Option<HashSet<String>> = opts
-        .no_override
-        .then(|| inherited.iter().filter_map(|(k, _)| k.to_str().map(str::to_owned)).collect());
-    // One thread is plenty: the work is waiting on sockets, and a lean start is the point.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            return Resolution {
-                errors: vec![resolve::ResolveError {
-                    kind: crate::backend::FailureKind::Temporary,
-                    message: format!("cannot start the I/O runtime: {e}"),
-                }],
-                ..Resolution::default()
-            }
-        }
-    };
-    rt.block_on(resolve::resolve(mapping, settings, already_set.as_ref(), &on_event))
+fn already_set(opts: &RunOptions, inherited: &[(OsString, OsString)]) -> Option<AlreadySet> {
+    opts.no_override.then(|| inherited.iter().filter_map(|(k, _)| k.to_str().map(str::to_owned)).collect())
+}
+
+/// One thread is plenty: the work is waiting on sockets, and a lean start is the point.
+fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Internal(format!("cannot start the I/O runtime: {e}")))
 }
 
 fn on_event(event: Event) {

@@ -139,6 +139,10 @@ pub struct RunOptions {
     /// Format of log lines on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Supervise mode.
+    #[command(flatten)]
+    pub supervise: crate::supervise::SuperviseArgs,
 }
 
 /// Parses the process arguments and runs; returns the process exit code.

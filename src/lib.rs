@@ -22,3 +22,4 @@ pub mod logging;
 pub mod notify;
 pub mod resolve;
 pub mod settings;
+pub mod supervise;

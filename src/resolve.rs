@@ -165,67 +165,99 @@ impl Groups {
     }
 }
 
-/// Resolves every entry of `mapping`. With `no_override`, entries whose variable is in
-/// `already_set` are neither fetched nor injected (env references excepted: their value is
-/// the reference itself).
+/// Plans a mapping once and fetches it as often as asked (a run fetches once; `--watch`
+/// fetches every interval with the same backends, so tokens and approvals carry over).
+pub struct Resolver {
+    mapping: Mapping,
+    settings: Settings,
+    already_set: Option<AlreadySet>,
+    plans: Vec<Plan>,
+    wanted: BTreeMap<&'static str, Wanted>,
+    backends: Vec<(&'static str, Result<Box<dyn Backend>, BackendError>)>,
+}
+
+impl Resolver {
+    /// Plans `mapping` and builds the backends it needs. With `already_set` (`--no-override`),
+    /// entries whose variable is already set are neither fetched nor injected (env references
+    /// excepted: their value is the reference itself).
+    pub fn new(mapping: Mapping, settings: Settings, already_set: Option<AlreadySet>) -> Self {
+        let kept = |e: &Entry| match (&e.target, &already_set) {
+            (Target::Name(n), Some(set)) => {
+                !matches!(e.origin, Origin::EnvRef { .. }) && set.contains(n.as_str())
+            }
+            _ => false,
+        };
+        let mut groups = Groups::default();
+        let plans: Vec<Plan> = mapping
+            .entries
+            .iter()
+            .map(|e| {
+                if kept(e) {
+                    return Plan::Kept;
+                }
+                match &e.source {
+                    Source::Single(r) => {
+                        let (scheme, idx) = groups.single(r);
+                        Plan::Single { scheme, idx }
+                    }
+                    Source::Glob(g) => {
+                        let (scheme, idx) = groups.glob(g);
+                        Plan::Glob { scheme, idx }
+                    }
+                    Source::Template(t) => {
+                        Plan::Template { refs: t.refs().map(|r| groups.single(r)).collect() }
+                    }
+                }
+            })
+            .collect();
+        let backends = groups
+            .wanted
+            .keys()
+            .map(|scheme| {
+                let made = match backend::constructor(scheme) {
+                    Some(make) => make(&settings),
+                    None => Err(BackendError::new(
+                        FailureKind::Config,
+                        format!("no backend for {scheme}:// references in this build"),
+                    )),
+                };
+                (*scheme, made)
+            })
+            .collect();
+        Self { mapping, settings, already_set, plans, wanted: groups.wanted, backends }
+    }
+
+    /// The mapping being resolved.
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// Fetches everything (concurrently, under the start-up deadline) and assembles the result.
+    pub async fn resolve(&self, events: &(dyn Fn(Event) + Send + Sync)) -> Resolution {
+        let deadline = Deadline::new(self.settings.deadline);
+        let fetched = fetch_all(&self.wanted, &self.backends, &deadline, events).await;
+        assemble(&self.mapping, &self.plans, &self.wanted, fetched, self.already_set.as_ref())
+    }
+}
+
+/// Resolves `mapping` once; see [`Resolver`].
 pub async fn resolve(
-    mapping: &Mapping,
-    settings: &Settings,
-    already_set: Option<&AlreadySet>,
+    mapping: Mapping,
+    settings: Settings,
+    already_set: Option<AlreadySet>,
     events: &(dyn Fn(Event) + Send + Sync),
 ) -> Resolution {
-    let kept = |e: &Entry| match (&e.target, already_set) {
-        (Target::Name(n), Some(set)) => {
-            !matches!(e.origin, Origin::EnvRef { .. }) && set.contains(n.as_str())
-        }
-        _ => false,
-    };
-    let mut groups = Groups::default();
-    let plans: Vec<Plan> = mapping
-        .entries
-        .iter()
-        .map(|e| {
-            if kept(e) {
-                return Plan::Kept;
-            }
-            match &e.source {
-                Source::Single(r) => {
-                    let (scheme, idx) = groups.single(r);
-                    Plan::Single { scheme, idx }
-                }
-                Source::Glob(g) => {
-                    let (scheme, idx) = groups.glob(g);
-                    Plan::Glob { scheme, idx }
-                }
-                Source::Template(t) => Plan::Template { refs: t.refs().map(|r| groups.single(r)).collect() },
-            }
-        })
-        .collect();
-
-    let deadline = Deadline::new(settings.deadline);
-    let fetched = fetch_all(&groups.wanted, settings, &deadline, events).await;
-    assemble(mapping, &plans, &groups.wanted, fetched, already_set)
+    Resolver::new(mapping, settings, already_set).resolve(events).await
 }
 
 type Answers = BTreeMap<&'static str, Result<Fetched, BackendError>>;
 
 async fn fetch_all(
     wanted: &BTreeMap<&'static str, Wanted>,
-    settings: &Settings,
+    backends: &[(&'static str, Result<Box<dyn Backend>, BackendError>)],
     deadline: &Deadline,
     events: &(dyn Fn(Event) + Send + Sync),
 ) -> Answers {
-    let mut backends: Vec<(&'static str, Result<Box<dyn Backend>, BackendError>)> = Vec::new();
-    for scheme in wanted.keys() {
-        let made = match backend::constructor(scheme) {
-            Some(make) => make(settings),
-            None => Err(BackendError::new(
-                FailureKind::Config,
-                format!("no backend for {scheme}:// references in this build"),
-            )),
-        };
-        backends.push((scheme, made));
-    }
     let ctx = FetchContext { deadline, events };
     let work = backends.iter().map(|(scheme, b)| {
         let ctx = &ctx;

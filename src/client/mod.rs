@@ -360,6 +360,11 @@ impl AgentVault {
         Ok(issued.token)
     }
 
+    /// Whether the cached token covers `scopes` with more than a few seconds left.
+    pub async fn has_token_for(&self, scopes: &[Scope]) -> bool {
+        self.inner.token.lock().await.as_ref().is_some_and(|c| c.serves(scopes))
+    }
+
     async fn forget_token(&self, token: &Token) {
         let mut slot = self.inner.token.lock().await;
         if slot.as_ref().is_some_and(|c| &c.token == token) {

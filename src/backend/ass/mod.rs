@@ -59,6 +59,10 @@ impl AssBackend {
 
     /// Gets the token, waiting for a human's approval when one is needed.
     async fn token(&self, scopes: &[Scope], ctx: &FetchContext<'_>) -> Result<(), BackendError> {
+        // Fetching again (--watch) reuses the token, and its approval, while it lasts.
+        if self.client.has_token_for(scopes).await {
+            return Ok(());
+        }
         let approval_id = match self.client.request_token(scopes, Some(self.ttl)).await {
             Ok(t) => {
                 tracing::info!(token_id = %t.token_id, scopes = scopes.len(), "scoped token issued");
