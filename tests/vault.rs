@@ -39,6 +39,17 @@ fn bao_available() -> bool {
 
 impl Bao {
     async fn start() -> Self {
+        // The free port is found by binding and releasing it; if another process takes it in
+        // between, bao exits and we try again on another.
+        for _ in 0..3 {
+            if let Some(bao) = Self::try_start().await {
+                return bao;
+            }
+        }
+        panic!("bao server -dev did not come up");
+    }
+
+    async fn try_start() -> Option<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("http://127.0.0.1:{port}");
         let child = Command::new("bao")
@@ -55,18 +66,20 @@ impl Bao {
             .stderr(Stdio::null())
             .spawn()
             .expect("start bao server -dev");
-        let bao = Bao { child, addr, http: reqwest::Client::new() };
+        let mut bao = Bao { child, addr, http: reqwest::Client::new() };
         let start = Instant::now();
-        loop {
+        while start.elapsed() < Duration::from_secs(90) {
             if let Ok(r) = bao.http.get(format!("{}/v1/sys/health", bao.addr)).send().await {
                 if r.status().is_success() {
-                    break;
+                    return Some(bao);
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "bao did not come up");
+            if bao.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bao
+        None
     }
 
     async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
