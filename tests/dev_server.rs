@@ -726,7 +726,7 @@ async fn approval_flow_end_to_end() {
         .token_request(&key, json!({"scopes": ["secrets:write:prod/pay/*", "secrets:read:prod/pay/STRIPE"]}))
         .await;
     assert_eq!(a.body["approval_id"], id.as_str());
-    assert_eq!(pending_ids(&dev).await, [id.clone()]);
+    assert_eq!(pending_ids(&dev).await, vec![id.clone()]);
     assert_eq!(dev.stats().await["approvals_created"], 1);
     // The log tells the human how to approve, without the admin key.
     let log = dev.stderr();

@@ -84,6 +84,7 @@ pub enum RetryAfterFormat {
     #[default]
     Seconds,
     /// An HTTP date.
+    #[serde(alias = "http_date")]
     HttpDate,
 }
 

@@ -18,7 +18,7 @@ mod state;
 mod stats;
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -253,7 +253,13 @@ pub async fn start(opts: DevServerOptions) -> Result<RunningDevServer, DevServer
              without TLS; anyone who can reach it with a key can read them"
         );
     }
-    let base_url = format!("http://{local_addr}");
+    // Bound to every interface: clients on this host still reach it over loopback.
+    let url_addr = match local_addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from((Ipv4Addr::LOCALHOST, local_addr.port())),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::from((Ipv6Addr::LOCALHOST, local_addr.port())),
+        _ => local_addr,
+    };
+    let base_url = format!("http://{url_addr}");
     let store = build_store(opts.seed.unwrap_or_default(), opts.approval_ttl)?;
     let agent_key = store.agents()[0].key.clone();
     let admin_key = store.admin_key().clone();
@@ -371,5 +377,50 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn starts_in_process_and_shuts_down() {
+        let server = start(DevServerOptions::default()).await.unwrap();
+        assert!(server.base_url().starts_with("http://127.0.0.1:"));
+        assert!(server.agent_key().expose().starts_with("ass_"));
+        assert!(server.admin_key().expose().starts_with("ass_admin_"));
+        let url = format!("{}/v1/health", server.base_url());
+        let health: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        assert_eq!(health["service"], "vault-run-dev");
+        server.shutdown().await;
+        assert!(reqwest::get(&url).await.is_err(), "stopped");
+    }
+
+    #[tokio::test]
+    async fn seed_fixes_keys_and_bad_knobs_are_refused() {
+        let seed = Seed::parse(
+            "[admin]\nkey = \"ass_admin_x1\"\n[[agent]]\nname = \"a\"\nkey = \"ass_agent_x1\"\n",
+            "t",
+        )
+        .unwrap();
+        let server = start(DevServerOptions { seed: Some(seed), ..Default::default() }).await.unwrap();
+        assert_eq!(server.agent_key().expose(), "ass_agent_x1");
+        assert_eq!(server.admin_key().expose(), "ass_admin_x1");
+        server.shutdown().await;
+        let bad = DevServerOptions {
+            faults: FaultKnobs { error_rate: 2.0, ..Default::default() },
+            ..Default::default()
+        };
+        assert_eq!(start(bad).await.unwrap_err().exit_code(), EXIT_CONFIG);
+    }
+
+    #[tokio::test]
+    async fn unspecified_address_is_announced_as_loopback() {
+        let opts = DevServerOptions { listen: "0.0.0.0:0".parse().unwrap(), ..Default::default() };
+        let server = start(opts).await.unwrap();
+        assert!(server.base_url().starts_with("http://127.0.0.1:"), "{}", server.base_url());
+        assert!(server.local_addr().ip().is_unspecified());
+        server.shutdown().await;
     }
 }

@@ -491,7 +491,10 @@ impl Store {
         } else if !may_read {
             return Err(ApiError::ScopeDenied(format!("reading {ns} needs scope {wanted}")));
         }
-        Err(ApiError::SecretNotFound(format!("no secret and no namespace with secrets at {ns}")))
+        match path {
+            Some(p) if may_read => Err(not_found(&p)),
+            _ => Err(ApiError::SecretNotFound(format!("no secret and no namespace with secrets at {ns}"))),
+        }
     }
 
     /// `POST /v1/secrets/import`: all keys checked (path, tier) before any is written.
@@ -705,7 +708,7 @@ mod tests {
             metadata: None,
         };
         assert!(matches!(s.import(&t, r("A=1\nS=2\n"), ts(0)), Err(ApiError::HumanAuthRequired(_))));
-        assert!(matches!(s.secrets.get(&p("env/A")), None), "nothing written");
+        assert!(!s.secrets.contains_key(&p("env/A")), "nothing written");
         let e = s.import(&t, r("A=1\nB*=2\n"), ts(0)).unwrap_err();
         assert!(matches!(&e, ApiError::Validation(m) if m.contains("B*")), "{e:?}");
         let ok = s.import(&t, r("A=1\nB=2\n"), ts(0)).unwrap();
