@@ -149,8 +149,7 @@ fn load(opts: &RunOptions, inherited: &[(OsString, OsString)]) -> Result<(Mappin
         .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
         .filter(|(_, v)| v.starts_with("ass://") || v.starts_with("vault://"))
         .collect();
-    let mapping =
-        Mapping::build(file.as_deref().zip(text.as_deref()).map(|(p, t)| (p, t)), &opts.env, &utf8)?;
+    let mapping = Mapping::build(file.as_deref().zip(text.as_deref()), &opts.env, &utf8)?;
     // Refuse dangerous names before any request (or approval wait) is made.
     mapping.check_names(&opts.allow_name)?;
     let settings = Settings::merge(opts, &mapping.settings)?;

@@ -173,7 +173,7 @@ pub struct Resolver {
     already_set: Option<AlreadySet>,
     plans: Vec<Plan>,
     wanted: BTreeMap<&'static str, Wanted>,
-    backends: Vec<(&'static str, Result<Box<dyn Backend>, BackendError>)>,
+    backends: Vec<(&'static str, MaybeBackend)>,
 }
 
 impl Resolver {
@@ -250,11 +250,14 @@ pub async fn resolve(
     Resolver::new(mapping, settings, already_set).resolve(events).await
 }
 
+/// A backend, or why it could not be built (reported on every entry that needs it).
+type MaybeBackend = Result<Box<dyn Backend>, BackendError>;
+
 type Answers = BTreeMap<&'static str, Result<Fetched, BackendError>>;
 
 async fn fetch_all(
     wanted: &BTreeMap<&'static str, Wanted>,
-    backends: &[(&'static str, Result<Box<dyn Backend>, BackendError>)],
+    backends: &[(&'static str, MaybeBackend)],
     deadline: &Deadline,
     events: &(dyn Fn(Event) + Send + Sync),
 ) -> Answers {

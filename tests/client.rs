@@ -162,7 +162,7 @@ async fn error_classes_map_to_variants_with_codes() {
     assert_eq!(e.code(), "APPROVAL_REQUIRED");
 
     v.set_secret(
-        "prod/app/SHORT",
+        "prod/tmp/SHORT",
         "short-lived",
         WriteOptions { ttl: Some(HumanDuration::from_secs(1)), ..Default::default() },
     )

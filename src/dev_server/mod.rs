@@ -338,13 +338,18 @@ pub fn main(args: DevArgs) -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail(&e),
         };
+        // Handlers go in before the announcement: whoever reads it may signal us at once.
+        let signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => return fail(&DevServerError::Serve(format!("cannot handle signals: {e}"))),
+        };
         if let Err(e) = announce(&server) {
             // Whoever started us is not listening: nobody can use the keys.
             server.shutdown().await;
             return fail(&DevServerError::Serve(format!("cannot write to stdout: {e}")));
         }
         let outcome = tokio::select! {
-            _ = shutdown_signal() => Ok(()),
+            () = signals.recv() => Ok(()),
             r = server.stopped() => r,
         };
         tracing::info!("shutting down");
@@ -365,18 +370,23 @@ fn announce(server: &RunningDevServer) -> std::io::Result<()> {
     out.flush()
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGTERM and SIGINT, registered up front.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
 
