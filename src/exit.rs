@@ -118,3 +118,30 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's exit-code table must list every code vault-run uses.
+    #[test]
+    fn readme_documents_every_exit_code() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        for (code, _) in TABLE {
+            let row = format!("| {code} |");
+            assert!(readme.contains(&row), "README's exit-code table lacks {code}");
+        }
+    }
+
+    #[test]
+    fn failure_kinds_map_to_documented_codes() {
+        let resolve = |kind| AppError::Resolve { first: ResolveError { kind, message: String::new() }, more: 0 };
+        assert_eq!(code(&resolve(FailureKind::Auth)), AUTH);
+        assert_eq!(code(&resolve(FailureKind::Missing)), MISSING);
+        assert_eq!(code(&resolve(FailureKind::Temporary)), TEMPORARY);
+        assert_eq!(code(&resolve(FailureKind::ApprovalPending)), TEMPORARY);
+        assert_eq!(code(&resolve(FailureKind::Config)), CONFIG);
+        assert_eq!(code(&AppError::Exec(ExecError::NotFound("x".into()))), NOT_FOUND);
+        assert_eq!(code(&AppError::Usage(String::new())), USAGE);
+    }
+}
