@@ -135,7 +135,8 @@ mod tests {
 
     #[test]
     fn failure_kinds_map_to_documented_codes() {
-        let resolve = |kind| AppError::Resolve { first: ResolveError { kind, message: String::new() }, more: 0 };
+        let resolve =
+            |kind| AppError::Resolve { first: ResolveError { kind, message: String::new() }, more: 0 };
         assert_eq!(code(&resolve(FailureKind::Auth)), AUTH);
         assert_eq!(code(&resolve(FailureKind::Missing)), MISSING);
         assert_eq!(code(&resolve(FailureKind::Temporary)), TEMPORARY);
