@@ -387,3 +387,26 @@ async fn verbose_json_logs_carry_no_secret_key_or_token() {
     assert!(!err.contains("asst_"), "no token in logs");
     assert!(!dev.stderr().contains("gm-key-value-0001") && !dev.stderr().contains(&dev.agent_key));
 }
+
+#[tokio::test]
+async fn systemd_status_lines_while_waiting_for_approval() {
+    let dev = seeded().await;
+    dev.put_tier("production/pay/KEY", "pay-key-value-0010", "critical").await;
+    let dir = tmp();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.env("NOTIFY_SOCKET", &sock_path).args(["-e", "PAY=production/pay/KEY", "--", "true"]);
+    let handle = std::thread::spawn(move || output_within(&mut cmd, T));
+    let id = dev.wait_pending().await;
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).unwrap();
+    let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(first.starts_with("STATUS=") && first.contains(&id), "{first}");
+    dev.approve(&id).await;
+    let out = handle.join().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let n = sock.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("granted"));
+}

@@ -92,7 +92,7 @@ pub async fn send(
             }
             Err(Error::RateLimited { retry_after, .. }) => match retry_after {
                 // Honour the server, plus jitter so a herd told "1s" does not return as one.
-                Some(after) => *after + jitter(policy.base.max(*after / 4)),
+                Some(after) => *after + jitter(policy.base.max(*after / 2)),
                 None => policy.backoff(attempt + 1),
             },
             Err(Error::Server { status: 502..=504, .. }) => policy.backoff(attempt + 1),
