@@ -173,13 +173,18 @@ impl AgentVaultBuilder {
             return Err(Error::Config { message: "the agent key is empty".into() });
         }
         let base_url = check_base_url(&self.base_url, self.allow_insecure_http)?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .connect_timeout(self.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("vault-run/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Config { message: format!("cannot build HTTP client: {e}") })?;
+            .user_agent(concat!("vault-run/", env!("CARGO_PKG_VERSION")));
+        if is_loopback_url(&base_url) {
+            // HTTP_PROXY/ALL_PROXY would carry the agent key in clear to another host (and
+            // could not reach our loopback anyway): a loopback server is always dialled directly.
+            http = http.no_proxy();
+        }
+        let http =
+            http.build().map_err(|e| Error::Config { message: format!("cannot build HTTP client: {e}") })?;
         Ok(AgentVault {
             inner: Arc::new(Inner {
                 http,
@@ -217,6 +222,12 @@ pub fn check_base_url(raw: &str, allow_insecure: bool) -> Result<String> {
         return Err(bad("must not have a query or fragment"));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Whether `url` (already checked by [`check_base_url`]) names a loopback host; such a server is
+/// always reached directly, never through a proxy from the environment.
+pub fn is_loopback_url(url: &str) -> bool {
+    reqwest::Url::parse(url).ok().is_some_and(|u| u.host().is_some_and(|h| is_loopback(&h)))
 }
 
 fn is_loopback(host: &url::Host<&str>) -> bool {
