@@ -62,6 +62,10 @@ impl VaultBackend {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout)
             .user_agent(concat!("vault-run/", env!("CARGO_PKG_VERSION")));
+        if crate::client::is_loopback_url(&addr) {
+            // A proxy from the environment would carry the Vault token in clear off the machine.
+            http = http.no_proxy();
+        }
         if let Some(ca) = var(&["VAULT_CACERT", "BAO_CACERT"]) {
             let pem =
                 std::fs::read(&ca).map_err(|e| config(format!("cannot read VAULT_CACERT {ca}: {e}")))?;
