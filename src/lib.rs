@@ -19,6 +19,7 @@ pub mod environment;
 pub mod exec;
 pub mod exit;
 pub mod logging;
+pub mod mask;
 pub mod notify;
 pub mod resolve;
 pub mod settings;
