@@ -1,0 +1,707 @@
+//! Supervise mode as a user runs it: a real dev server, a real vault-run process, real children
+//! receiving real signals.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{output_within, stderr_of, vault_run, DevServer};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(60);
+const SECRET: &str = "sk-live-Ab/3+x?y&z=\"q\"~0042";
+const SECRET_PATH: &str = "production/app/API_KEY";
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+async fn seeded() -> DevServer {
+    let dev = DevServer::start();
+    dev.put(SECRET_PATH, SECRET).await;
+    dev
+}
+
+/// A vault-run process whose stdout lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(cmd: &mut Command) -> Self {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
+        let (tx, lines) = channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Self { child, lines, stderr, seen: Vec::new() }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits for a stdout line satisfying `want`; panics with what was seen after `limit`.
+    fn expect(&mut self, want: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let until = Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    panic!("no expected line; stdout so far: {:?}; stderr: {}", self.seen, self.stderr())
+                }
+            }
+        }
+    }
+
+    fn line(&mut self, exact: &str) {
+        self.expect(|l| l == exact, Duration::from_secs(20));
+    }
+
+    fn signal(&self, s: Signal) {
+        kill(self.pid(), s).unwrap();
+    }
+
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let until = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < until, "vault-run did not exit; stderr: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Remaining stdout lines until EOF.
+    fn rest(&mut self) -> Vec<String> {
+        let mut v = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            v.push(l);
+        }
+        v
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Python child that reports each signal it gets, and exits 7 after `last`.
+fn py_signals(last: &str) -> Vec<String> {
+    let script = format!(
+        r#"
+import signal, sys, time
+def h(n, f):
+    print("got", signal.Signals(n).name, flush=True)
+    if signal.Signals(n).name == "{last}":
+        sys.exit(7)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+    signal.signal(s, h)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"#
+    );
+    vec!["--".into(), "python3".into(), "-c".into(), script]
+}
+
+#[tokio::test]
+async fn signals_are_forwarded_and_the_exit_code_kept() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(["--supervise", "-e", &format!("K={SECRET_PATH}")]).args(py_signals("SIGTERM"));
+    let mut run = Running::start(&mut cmd);
+    run.line("ready");
+    for (s, name) in [
+        (Signal::SIGUSR1, "SIGUSR1"),
+        (Signal::SIGUSR2, "SIGUSR2"),
+        (Signal::SIGHUP, "SIGHUP"),
+        (Signal::SIGINT, "SIGINT"),
+        (Signal::SIGTERM, "SIGTERM"),
+    ] {
+        run.signal(s);
+        run.line(&format!("got {name}"));
+    }
+    let status = run.wait(T);
+    assert_eq!(status.code(), Some(7), "{}", run.stderr());
+}
+
+#[tokio::test]
+async fn exit_code_and_death_by_signal_propagate() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let k = format!("K={SECRET_PATH}");
+    let out = output_within(
+        vault_run(&dev, dir.path()).args(["--supervise", "-e", &k, "--", "sh", "-c", "exit 42"]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(42), "{}", stderr_of(&out));
+    let out = output_within(
+        vault_run(&dev, dir.path()).args(["--supervise", "-e", &k, "--", "sh", "-c", "kill -TERM $$"]),
+        T,
+    );
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{}", stderr_of(&out));
+    assert!(!out.status.core_dumped());
+    let out = output_within(
+        vault_run(&dev, dir.path()).args(["--supervise", "-e", &k, "--", "sh", "-c", "kill -USR1 $$"]),
+        T,
+    );
+    assert_eq!(out.status.signal(), Some(libc::SIGUSR1), "{}", stderr_of(&out));
+    // Command errors keep the exec codes.
+    let out = output_within(
+        vault_run(&dev, dir.path()).args(["--supervise", "-e", &k, "--", "no-such-command-xyz"]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(127), "{}", stderr_of(&out));
+}
+
+#[tokio::test]
+async fn secrets_only_in_the_child_and_memfds_closed() {
+    let dev = seeded().await;
+    dev.put("production/tls/KEY", "-----TLS KEY 0005-----").await;
+    let dir = tmp();
+    std::fs::write(
+        dir.path().join("vault-run.toml"),
+        format!("[env]\nK = \"{SECRET_PATH}\"\nTLS = {{ path = \"production/tls/KEY\", as = \"file\" }}\n"),
+    )
+    .unwrap();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.env("REF", format!("ass://{SECRET_PATH}")).args([
+        "--supervise",
+        "--",
+        "sh",
+        "-c",
+        "echo \"k=$K ref=$REF tls=$(cat $TLS)\"; echo ready; sleep 30",
+    ]);
+    let mut run = Running::start(&mut cmd);
+    let line = run.expect(|l| l.starts_with("k="), Duration::from_secs(20));
+    assert_eq!(line, format!("k={SECRET} ref={SECRET} tls=-----TLS KEY 0005-----"));
+    run.line("ready");
+    let environ = std::fs::read(format!("/proc/{}/environ", run.pid())).unwrap();
+    let text = String::from_utf8_lossy(&environ);
+    assert!(!text.contains(&dev.agent_key), "the agent key is in vault-run's environ");
+    assert!(!text.contains(SECRET), "a secret is in vault-run's environ");
+    assert!(!text.contains("ass://"), "an env reference is in vault-run's environ");
+    assert!(text.contains("ASS_BASE_URL="), "other variables stay");
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", run.pid()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    assert!(!fds.iter().any(|f| f.contains("memfd:")), "vault-run keeps a memfd: {fds:?}");
+    run.signal(Signal::SIGTERM);
+    assert_eq!(run.wait(T).signal(), Some(libc::SIGTERM));
+}
+
+/// Zombie children of `pid` (from the host's /proc).
+fn zombies_of(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let f: Vec<&str> = after.split(' ').collect();
+        if f.len() > 1 && f[0] == "Z" && f[1] == pid.to_string() {
+            v.push(e.file_name().to_string_lossy().parse().unwrap_or(0));
+        }
+    }
+    v
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        if after.split(' ').nth(1) == Some(&pid.to_string()) {
+            v.push(e.file_name().to_string_lossy().parse().unwrap_or(0));
+        }
+    }
+    v
+}
+
+/// `unshare --pid --fork` running the same vault-run command (so it is PID 1 there).
+fn in_new_pid_namespace(vr: &Command) -> Command {
+    let mut u = Command::new("unshare");
+    u.args(["--pid", "--fork", "--map-root-user", "--kill-child"]).arg(vr.get_program()).args(vr.get_args());
+    for (k, v) in vr.get_envs() {
+        match v {
+            Some(v) => u.env(k, v),
+            None => u.env_remove(k),
+        };
+    }
+    if let Some(d) = vr.get_current_dir() {
+        u.current_dir(d);
+    }
+    u.stdin(Stdio::null());
+    u
+}
+
+#[tokio::test]
+async fn orphans_are_reaped_as_pid_1_or_subreaper() {
+    let dev = seeded().await;
+    let dir = tmp();
+    // Orphans: each subshell exits at once, its `sleep` is re-parented to vault-run and exits.
+    let script = "echo ppid=$PPID; for i in 1 2 3 4; do (sleep 0.2 &); done; echo ready; sleep 3; exit 5";
+    let unshare_ok = Command::new("unshare")
+        .args(["--pid", "--fork", "--map-root-user", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut cmd = if unshare_ok {
+        in_new_pid_namespace(&vault_run(&dev, dir.path()))
+    } else {
+        vault_run(&dev, dir.path())
+    };
+    cmd.arg("--supervise");
+    cmd.args(["-e", &format!("K={SECRET_PATH}"), "--", "sh", "-c", script]);
+    let mut run = Running::start(&mut cmd);
+    let ppid = run.expect(|l| l.starts_with("ppid="), Duration::from_secs(20));
+    run.line("ready");
+    std::thread::sleep(Duration::from_millis(1200));
+    let vault_run_pid = if unshare_ok {
+        assert_eq!(ppid, "ppid=1", "vault-run is PID 1 in the new namespace");
+        *children_of(run.child.id()).first().expect("vault-run under unshare")
+    } else {
+        run.child.id()
+    };
+    assert_eq!(zombies_of(vault_run_pid), Vec::<u32>::new(), "zombies left under vault-run");
+    assert_eq!(run.wait(T).code(), Some(5), "{}", run.stderr());
+}
+
+#[tokio::test]
+async fn mask_redacts_every_form_across_chunk_boundaries() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let script = r#"
+import base64, json, sys, time, urllib.parse, os
+v = os.environ["K"]
+print("plain", v, flush=True)
+print("b64", base64.b64encode(v.encode()).decode(), flush=True)
+print("url", urllib.parse.quote(v, safe=""), flush=True)
+print("json", json.dumps({"k": v}), flush=True)
+sys.stdout.write("slow ")
+for ch in v:
+    sys.stdout.write(ch); sys.stdout.flush(); time.sleep(0.005)
+print(" end", flush=True)
+print("err", v, file=sys.stderr, flush=True)
+print("short", os.environ["S"], flush=True)
+"#;
+    let out = output_within(
+        vault_run(&dev, dir.path()).args([
+            "--mask",
+            "-e",
+            &format!("K={SECRET_PATH}"),
+            "-e",
+            "S=production/app/SHORT",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ]),
+        T,
+    );
+    // SHORT is missing: put it and run again.
+    assert!(!out.status.success());
+    dev.put("production/app/SHORT", "abc").await;
+    let out = output_within(
+        vault_run(&dev, dir.path()).args([
+            "--mask",
+            "-e",
+            &format!("K={SECRET_PATH}"),
+            "-e",
+            "S=production/app/SHORT",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = stderr_of(&out);
+    assert_eq!(
+        stdout,
+        "plain [REDACTED:K]\nb64 [REDACTED:K]\nurl [REDACTED:K]\njson {\"k\": \"[REDACTED:K]\"}\nslow [REDACTED:K] end\nshort abc\n"
+    );
+    assert!(stderr.contains("err [REDACTED:K]"), "{stderr}");
+    assert!(!stderr.contains(SECRET));
+}
+
+#[tokio::test]
+async fn mask_flushes_a_partial_line_after_a_pause() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args([
+        "--mask",
+        "-e",
+        &format!("K={SECRET_PATH}"),
+        "--",
+        "sh",
+        "-c",
+        "printf 'prompt> '; sleep 3; echo done",
+    ]);
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = out.read(&mut buf).unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(&buf[..n], b"prompt> ");
+    assert!(elapsed < Duration::from_millis(2500), "the partial line waited for the child: {elapsed:?}");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "done\n");
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn mask_on_a_terminal_runs_the_child_on_a_pty() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let inner = format!(
+        "{} --mask -e K={SECRET_PATH} -- sh -c 'test -t 0 && test -t 1 && echo TTY-YES; echo \"v=$K\"; exit 3'",
+        common::bin()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", &inner, "/dev/null"]).current_dir(dir.path());
+    cmd.env("ASS_BASE_URL", &dev.base_url).env("ASS_AGENT_KEY", &dev.agent_key);
+    let out = output_within(&mut cmd, T);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("TTY-YES"), "{stdout} {}", stderr_of(&out));
+    assert!(stdout.contains("v=[REDACTED:K]"), "{stdout}");
+    assert!(!stdout.contains(SECRET), "{stdout}");
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+}
+
+/// Runs `args` on a fresh pseudo-terminal (its stdin, stdout and stderr, and controlling
+/// terminal, as in an interactive shell); once `ready` appears, types `keys`; returns everything
+/// the terminal showed and the exit code.
+fn on_a_terminal(args: &[&str], envs: &[(&str, &str)], ready: &str, keys: &[u8]) -> (String, i32) {
+    let harness = r#"
+import os, pty, sys, time, json, select
+args, ready, keys = json.loads(sys.argv[1]), sys.argv[2].encode(), bytes.fromhex(sys.argv[3])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(args[0], args)
+out = b""
+sent = False
+deadline = time.time() + 30
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.1)
+    if r:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    if not sent and ready in out:
+        time.sleep(0.2)
+        os.write(fd, keys)
+        sent = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status) & 0xff)
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", harness, &serde_json::to_string(args).unwrap(), ready])
+        .arg(keys.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = output_within(&mut cmd, T);
+    (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.code().unwrap_or(-1))
+}
+
+#[tokio::test]
+async fn ctrl_c_on_a_shared_terminal_reaches_the_child_once() {
+    let dev = seeded().await;
+    let script = r#"
+import signal, sys, time
+n = 0
+def h(s, f):
+    global n
+    n += 1
+    print("got SIGINT", n, flush=True)
+signal.signal(signal.SIGINT, h)
+print("ready", flush=True)
+t = time.time()
+while n == 0 or time.time() - t < 1.0:
+    if n == 0: t = time.time()
+    time.sleep(0.02)
+sys.exit(10 + n)
+"#;
+    let k = format!("K={SECRET_PATH}");
+    let args = [common::bin(), "--supervise", "-e", &k, "--", "python3", "-c", script];
+    let envs = [("ASS_BASE_URL", dev.base_url.as_str()), ("ASS_AGENT_KEY", dev.agent_key.as_str())];
+    let (shown, code) = on_a_terminal(&args, &envs, "ready", b"\x03");
+    assert!(shown.contains("got SIGINT 1"), "{shown}");
+    assert!(!shown.contains("got SIGINT 2"), "delivered twice: {shown}");
+    assert_eq!(code, 11, "{shown}");
+}
+
+#[tokio::test]
+async fn as_pid_1_a_signal_death_becomes_128_plus_n() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let unshare_ok = Command::new("unshare")
+        .args(["--pid", "--fork", "--map-root-user", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !unshare_ok {
+        eprintln!("skipped: cannot create a PID namespace here");
+        return;
+    }
+    let mut vr = vault_run(&dev, dir.path());
+    vr.args(["--supervise", "-e", &format!("K={SECRET_PATH}"), "--", "sh", "-c", "kill -TERM $$"]);
+    let out = output_within(&mut in_new_pid_namespace(&vr), T);
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM), "{}", stderr_of(&out));
+}
+
+#[tokio::test]
+async fn watch_restarts_the_child_with_new_values() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args([
+        "--watch",
+        "--watch-interval",
+        "1s",
+        "-e",
+        "V=production/app/VERSIONED",
+        "--",
+        "sh",
+        "-c",
+        "echo \"start $V\"; exec sleep 30",
+    ]);
+    dev.put("production/app/VERSIONED", "value-one").await;
+    let mut run = Running::start(&mut cmd);
+    run.line("start value-one");
+    dev.put("production/app/VERSIONED", "value-two").await;
+    run.line("start value-two");
+    run.signal(Signal::SIGTERM);
+    assert_eq!(run.wait(T).signal(), Some(libc::SIGTERM), "{}", run.stderr());
+}
+
+#[tokio::test]
+async fn watch_restart_kills_a_child_that_ignores_the_signal() {
+    let dev = seeded().await;
+    let dir = tmp();
+    dev.put("production/app/VERSIONED", "value-one").await;
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args([
+        "--watch",
+        "--watch-interval",
+        "1s",
+        "--restart-signal",
+        "USR1",
+        "--kill-timeout",
+        "1s",
+        "-e",
+        "V=production/app/VERSIONED",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo ignored' USR1; echo \"start $V\"; while :; do sleep 0.1; done",
+    ]);
+    let mut run = Running::start(&mut cmd);
+    run.line("start value-one");
+    dev.put("production/app/VERSIONED", "value-two").await;
+    run.line("ignored");
+    run.line("start value-two");
+    assert!(run.stderr().contains("sending SIGKILL"), "{}", run.stderr());
+}
+
+#[tokio::test]
+async fn watch_renews_the_token_before_it_expires() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args([
+        "--watch",
+        "--watch-interval",
+        "1s",
+        "--ttl",
+        "12s",
+        "-e",
+        &format!("K={SECRET_PATH}"),
+        "--",
+        "sh",
+        "-c",
+        "echo start; exec sleep 30",
+    ]);
+    let mut run = Running::start(&mut cmd);
+    run.line("start");
+    // Tokens are reused while more than 10 s remain: with a 12 s TTL, new ones within seconds.
+    let until = Instant::now() + Duration::from_secs(20);
+    while dev.count("POST /v1/tokens").await < 3 {
+        assert!(Instant::now() < until, "no renewal; stderr: {}", run.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(run.lines.try_recv().is_err(), "the child was restarted");
+    assert!(!run.stderr().contains("fetch failed"), "{}", run.stderr());
+    run.signal(Signal::SIGTERM);
+    assert_eq!(run.wait(T).signal(), Some(libc::SIGTERM));
+}
+
+#[tokio::test]
+async fn watch_reload_signals_instead_of_restarting() {
+    let dev = seeded().await;
+    let dir = tmp();
+    dev.put("production/app/VERSIONED", "value-one").await;
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args([
+        "--watch",
+        "--watch-interval",
+        "1s",
+        "--reload-signal",
+        "hup",
+        "-e",
+        "V=production/app/VERSIONED",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo \"reload $V\"' HUP; trap 'exit 9' TERM; echo \"start $V\"; while :; do sleep 0.1; done",
+    ]);
+    let mut run = Running::start(&mut cmd);
+    run.line("start value-one");
+    dev.put("production/app/VERSIONED", "value-two").await;
+    run.line("reload value-one");
+    run.signal(Signal::SIGTERM);
+    assert_eq!(run.wait(T).code(), Some(9), "{}", run.stderr());
+    let rest = run.rest();
+    assert!(!run.seen.iter().chain(&rest).any(|l| l.starts_with("start value-two")), "restarted: {rest:?}");
+}
+
+#[tokio::test]
+async fn watch_keeps_the_child_when_a_fetch_fails() {
+    let dev = seeded().await;
+    let dir = tmp();
+    dev.put("production/app/VERSIONED", "value-one").await;
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args([
+        "--watch",
+        "--watch-interval",
+        "1s",
+        "--retries",
+        "0",
+        "-e",
+        "V=production/app/VERSIONED",
+        "--",
+        "sh",
+        "-c",
+        "echo \"start $V\"; exec sleep 30",
+    ]);
+    let mut run = Running::start(&mut cmd);
+    run.line("start value-one");
+    // Every API request fails (the admin API too, so the value changes once they pass again).
+    dev.faults(json!({"fail_next": 1000, "fail_status": 503})).await;
+    let until = Instant::now() + Duration::from_secs(20);
+    while !run.stderr().contains("fetch failed") {
+        assert!(Instant::now() < until, "no warning; stderr: {}", run.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(run.child.try_wait().unwrap().is_none(), "vault-run ended: {}", run.stderr());
+    assert!(run.lines.try_recv().is_err(), "the child was restarted during the failure");
+    assert!(!run.stderr().contains("value-one"), "a value in a log line");
+    dev.faults(json!({"fail_next": 0})).await;
+    dev.put("production/app/VERSIONED", "value-two").await;
+    run.line("start value-two");
+}
+
+#[tokio::test]
+async fn notify_ready_after_the_child_starts() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.env("NOTIFY_SOCKET", &sock_path).args([
+        "--notify-ready",
+        "-v",
+        "-e",
+        &format!("K={SECRET_PATH}"),
+        "--",
+        "sh",
+        "-c",
+        "echo \"socket=$NOTIFY_SOCKET\"; sleep 1",
+    ]);
+    let mut run = Running::start(&mut cmd);
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+    run.line(&format!("socket={}", sock_path.display()));
+    assert!(run.wait(T).success());
+    assert!(run.stderr().contains("supervise mode: --notify-ready"), "{}", run.stderr());
+}
+
+#[tokio::test]
+async fn bad_supervise_flags_are_usage_errors() {
+    let dev = seeded().await;
+    let dir = tmp();
+    for args in [
+        &["--watch", "--restart-signal", "SIGNOPE", "--", "true"][..],
+        &["--watch", "--watch-interval", "0s", "--", "true"],
+        &["--watch-interval", "5s", "--", "true"],
+        &["--reload-signal", "HUP", "--", "true"],
+    ] {
+        let out = output_within(vault_run(&dev, dir.path()).args(args), T);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", stderr_of(&out));
+    }
+    let out = output_within(
+        vault_run(&dev, dir.path()).args(["--watch", "--restart-signal", "nope", "--", "true"]),
+        T,
+    );
+    assert!(stderr_of(&out).contains("unknown signal"), "{}", stderr_of(&out));
+}
