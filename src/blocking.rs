@@ -85,14 +85,7 @@ impl AgentVault {
 
     /// A client from `ASS_AGENT_KEY` and `ASS_BASE_URL`.
     pub fn from_env() -> Result<Self> {
-        let key = std::env::var("ASS_AGENT_KEY").map_err(|_| client::Error::Config {
-            message: "ASS_AGENT_KEY is not set; export the agent key (ass_…)".into(),
-        })?;
-        let mut b = Self::builder().agent_key(AgentKey::new(key));
-        if let Ok(url) = std::env::var("ASS_BASE_URL") {
-            b = b.base_url(url);
-        }
-        b.build()
+        AgentVaultBuilder(client::AgentVaultBuilder::from_env()?).build()
     }
 
     /// The async client underneath.

@@ -115,6 +115,19 @@ impl Default for AgentVaultBuilder {
 }
 
 impl AgentVaultBuilder {
+    /// A builder with the agent key from `ASS_AGENT_KEY` and, when set, the base URL from
+    /// `ASS_BASE_URL`.
+    pub fn from_env() -> Result<Self> {
+        let key = std::env::var("ASS_AGENT_KEY").map_err(|_| Error::Config {
+            message: "ASS_AGENT_KEY is not set; export the agent key (ass_…)".into(),
+        })?;
+        let b = Self::default().agent_key(AgentKey::new(key));
+        Ok(match std::env::var("ASS_BASE_URL") {
+            Ok(url) => b.base_url(url),
+            Err(_) => b,
+        })
+    }
+
     /// The agent key (`ass_…`).
     pub fn agent_key(mut self, key: impl Into<AgentKey>) -> Self {
         self.agent_key = Some(key.into());
@@ -278,14 +291,7 @@ impl AgentVault {
 
     /// A client from `ASS_AGENT_KEY` and `ASS_BASE_URL`.
     pub fn from_env() -> Result<Self> {
-        let key = std::env::var("ASS_AGENT_KEY").map_err(|_| Error::Config {
-            message: "ASS_AGENT_KEY is not set; export the agent key (ass_…)".into(),
-        })?;
-        let mut b = Self::builder().agent_key(AgentKey::new(key));
-        if let Ok(url) = std::env::var("ASS_BASE_URL") {
-            b = b.base_url(url);
-        }
-        b.build()
+        AgentVaultBuilder::from_env()?.build()
     }
 
     /// The base URL in use.
