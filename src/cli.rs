@@ -59,7 +59,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct RunOptions {
     /// Mapping file [default: ./vault-run.toml when it exists].
-    #[arg(short = 'f', long = "file", env = "VAULT_RUN_FILE", value_name = "PATH")]
+    #[arg(short = 'f', long = "file", env = "VAULT_RUN_FILE", hide_env_values = true, value_name = "PATH")]
     pub file: Option<PathBuf>,
 
     /// Map NAME to a secret reference; repeatable; wins over the file.
@@ -67,7 +67,7 @@ pub struct RunOptions {
     pub env: Vec<String>,
 
     /// File holding the agent key (used when ASS_AGENT_KEY is not set).
-    #[arg(long, env = "ASS_AGENT_KEY_FILE", value_name = "PATH")]
+    #[arg(long, env = "ASS_AGENT_KEY_FILE", hide_env_values = true, value_name = "PATH")]
     pub agent_key_file: Option<PathBuf>,
 
     /// File holding the Vault/OpenBao token (used when VAULT_TOKEN/BAO_TOKEN are not set).
@@ -75,7 +75,7 @@ pub struct RunOptions {
     pub vault_token_file: Option<PathBuf>,
 
     /// Agent Secret Store base URL [default: https://api.agentsecretstore.com].
-    #[arg(long, env = "ASS_BASE_URL", value_name = "URL")]
+    #[arg(long, env = "ASS_BASE_URL", hide_env_values = true, value_name = "URL")]
     pub base_url: Option<String>,
 
     /// Lifetime of the scoped token [default: 5m].
