@@ -190,13 +190,14 @@ def _ms(x):
 
 
 def report(out):
-    res = {}
+    res, cpu = {}, {}
     for p in glob.glob(os.path.join(out, "time-*.json")):
         name = os.path.basename(p)[len("time-"):-len(".json")]  # LAUNCHER-nN
         launcher, n = name.rsplit("-n", 1)
         with open(p) as f:
-            times = json.load(f)["results"][0]["times"]
-        res[(launcher, int(n))] = sorted(times)
+            r = json.load(f)["results"][0]
+        res[(launcher, int(n))] = sorted(r["times"])
+        cpu[(launcher, int(n))] = r["user"] + r["system"]
     rss = {}
     for p in glob.glob(os.path.join(out, "rss-*.txt")):
         launcher, n = os.path.basename(p)[len("rss-"):-len(".txt")].rsplit("-n", 1)
@@ -216,8 +217,8 @@ def report(out):
     for n in ns:
         w(f"**N = {n}**")
         w("")
-        w("| launcher | median ms | [p25–p75] | runs | + bare ms | ratio to vault-run | peak RSS MiB |")
-        w("|---|---:|---:|---:|---:|---:|---:|")
+        w("| launcher | median ms | [p25–p75] | runs | + bare ms | ratio to vault-run | CPU ms | peak RSS MiB |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|")
         ref = res.get(("vr-ass", n))
         refm = statistics.median(ref) if ref else None
         bare = res.get(("bare", n))
@@ -236,7 +237,7 @@ def report(out):
             plus = _ms(m - barem) if barem is not None and key != "bare" else "–"
             r = rss.get((key, n))
             rs = f"{r / 1024:.1f}" if r else "–"
-            w(f"| {label} | {_ms(m)} | {spread} | {len(t)} | {plus} | {ratio} | {rs} |")
+            w(f"| {label} | {_ms(m)} | {spread} | {len(t)} | {plus} | {ratio} | {_ms(cpu[(key, n)])} | {rs} |")
         w("")
     mp = os.path.join(out, "mask.json")
     if os.path.exists(mp):
@@ -246,7 +247,7 @@ def report(out):
         w("")
         w("| pipeline | median s | MB/s | MiB/s |")
         w("|---|---:|---:|---:|")
-        for key, label in (("plain", "`cat BIGFILE | cat`"), ("mask", "`vault-run --supervise --mask -- cat BIGFILE`")):
+        for key, label in (("plain", "`cat BIGFILE \\| cat`"), ("mask", "`vault-run --supervise --mask -- cat BIGFILE`")):
             s = m[key]
             w(f"| {label} | {s:.3f} | {m['bytes'] / s / 1e6:.0f} | {m['bytes'] / s / 2**20:.0f} |")
         w("")
