@@ -64,6 +64,9 @@ impl FromStr for HumanDuration {
         }
         if s.bytes().all(|b| b.is_ascii_digit()) {
             let secs: u64 = s.parse().map_err(|_| err("number too large"))?;
+            // The same bound as with units (u64::MAX milliseconds), so that every duration prints
+            // back to something that parses, and `Instant::now() + d` cannot overflow.
+            secs.checked_mul(1000).ok_or_else(|| err("too large"))?;
             return Ok(Self::from_secs(secs));
         }
         let mut total: u128 = 0;
@@ -128,7 +131,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
             Text(String),
         }
         match Raw::deserialize(deserializer)? {
-            Raw::Secs(n) => Ok(Self::from_secs(n)),
+            Raw::Secs(n) => n.to_string().parse().map_err(serde::de::Error::custom),
             Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -156,7 +159,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "m", "5x", "-5s", "1.5h", "s5", "99999999999999999999d"] {
+        for bad in ["", "m", "5x", "-5s", "1.5h", "s5", "99999999999999999999d", "18446744073709551615"] {
             assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
         }
     }
