@@ -417,6 +417,8 @@ fn malformed_command_lines_are_usage_errors() {
         &["--ttl", "-5s", "--", "sh", "-c", started],
         &["--ttl", "1.5h", "--", "sh", "-c", started],
         &["--deadline", "soon", "--", "sh", "-c", started],
+        &["--deadline", "18446744073709551615", "--", "sh", "-c", started],
+        &["--watch", "--watch-interval", "18446744073709551615", "--", "sh", "-c", started],
         &["--timeout", "", "--", "sh", "-c", started],
         &["--retries", "-1", "--", "sh", "-c", started],
         &["--retries", "many", "--", "sh", "-c", started],
