@@ -86,7 +86,8 @@ pub struct RunOptions {
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<HumanDuration>,
 
-    /// Retries of a failed request (network, 429, 502-504) [default: 3].
+    /// Retries of a failed request (network, 429, 502-504) [default: 3]; 429s with Retry-After
+    /// are waited out past them, until --deadline.
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
 

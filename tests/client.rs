@@ -24,6 +24,7 @@ fn client_with_key(dev: &DevServer, key: &str) -> AgentVault {
             retries: 3,
             base: Duration::from_millis(20),
             cap: Duration::from_millis(200),
+            ..RetryPolicy::default()
         })
         .approval_poll_interval(Duration::from_millis(50))
         .build()
@@ -190,6 +191,7 @@ async fn error_classes_map_to_variants_with_codes() {
             retries: 1,
             base: Duration::from_millis(10),
             cap: Duration::from_millis(10),
+            ..RetryPolicy::default()
         })
         .build()
         .unwrap();
@@ -206,6 +208,7 @@ async fn rate_limit_after_retries_carries_retry_after() {
         .agent_key(dev.agent_key.as_str())
         .base_url(&dev.base_url)
         .retries(0)
+        .rate_limit_patience(Duration::ZERO)
         .build()
         .unwrap();
     dev.faults(json!({"fail_next": 5, "fail_status": 429})).await;
@@ -213,6 +216,23 @@ async fn rate_limit_after_retries_carries_retry_after() {
     let Error::RateLimited { retry_after, .. } = &e else { panic!("{e:?}") };
     assert!(retry_after.is_some(), "Retry-After is passed on");
     assert_eq!(e.code(), "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out_within_the_patience() {
+    let dev = DevServer::start();
+    dev.put("prod/a/K", "value-k").await;
+    let v = AgentVault::builder()
+        .agent_key(dev.agent_key.as_str())
+        .base_url(&dev.base_url)
+        .retries(0)
+        .rate_limit_patience(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    dev.faults(json!({"fail_next": 3, "fail_status": 429, "retry_after": 1})).await;
+    let started = std::time::Instant::now();
+    assert_eq!(v.get_secret("prod/a/K").await.unwrap().expose(), "value-k");
+    assert!(started.elapsed() >= Duration::from_secs(3), "each Retry-After was honoured");
 }
 
 #[tokio::test]

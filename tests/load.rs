@@ -17,11 +17,6 @@ const PROCESSES: usize = 200;
 const RATE: &str = "50/s";
 /// The stated bound on the whole run (spawn to last exit). The ideal is 16 s.
 const BOUND: Duration = Duration::from_secs(120);
-/// Per-process patience. The defaults (3 retries, 2 m deadline) are for one process meeting
-/// a passing hiccup; 200 processes sharing 50 requests/s need 16 s of queueing, which at
-/// ~1-1.5 s per 429 round trip is more than 3 retries.
-const RETRIES: &str = "40";
-const DEADLINE: &str = "110s";
 
 const SECRETS: [(&str, &str, &str); 3] = [
     ("A", "load/app/A", "load-value-a-4b1d"),
@@ -51,7 +46,8 @@ async fn two_hundred_processes_against_fifty_requests_per_second() {
     let mut children: Vec<Child> = Vec::with_capacity(PROCESSES);
     for _ in 0..PROCESSES {
         let mut cmd = vault_run(&dev, dir.path());
-        cmd.args(["--retries", RETRIES, "--deadline", DEADLINE]);
+        // Default flags: 429s are waited out (paced by Retry-After) up to --deadline (2m),
+        // whatever --retries says, so a fleet queues up instead of giving up.
         for (name, path, _) in SECRETS {
             cmd.args(["-e", &format!("{name}={path}")]);
         }

@@ -158,6 +158,12 @@ impl AgentVaultBuilder {
         self
     }
 
+    /// How long 429 answers may be waited out after the retries are used up (default 30 s).
+    pub fn rate_limit_patience(mut self, patience: Duration) -> Self {
+        self.retry.rate_limit_patience = patience;
+        self
+    }
+
     /// Full retry policy (backoff base and cap too).
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;

@@ -28,11 +28,20 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// Largest backoff step.
     pub cap: Duration,
+    /// How long, in all, 429 answers may be waited out once `retries` are used up. A
+    /// `Retry-After` is the server pacing a crowd, not a failure: a fleet started at once
+    /// should queue up rather than give up (the launcher sets this to its deadline).
+    pub rate_limit_patience: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { retries: 3, base: Duration::from_millis(200), cap: Duration::from_secs(5) }
+        Self {
+            retries: 3,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(5),
+            rate_limit_patience: Duration::from_secs(30),
+        }
     }
 }
 
@@ -82,26 +91,30 @@ pub async fn send(
     build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
 ) -> Result<Body> {
     let mut attempt = 0u32;
+    let mut rate_limited_for = Duration::ZERO;
     loop {
         let outcome = once(client, method.clone(), url, &build).await;
-        let wait = match &outcome {
+        let (wait, rate_limited) = match &outcome {
             Ok(_) => return outcome,
-            Err(Error::Network { .. }) => policy.backoff(attempt + 1),
+            Err(Error::Network { .. }) => (policy.backoff(attempt + 1), false),
             Err(Error::RateLimited { retry_after: Some(after), .. }) if *after > MAX_RETRY_AFTER => {
                 return outcome;
             }
             Err(Error::RateLimited { retry_after, .. }) => match retry_after {
                 // Honour the server, plus jitter so a herd told "1s" does not return as one.
-                Some(after) => *after + jitter(policy.base.max(*after / 2)),
-                None => policy.backoff(attempt + 1),
+                Some(after) => (*after + jitter(policy.base.max(*after / 2)), true),
+                None => (policy.backoff(attempt + 1), true),
             },
-            Err(Error::Server { status: 502..=504, .. }) => policy.backoff(attempt + 1),
+            Err(Error::Server { status: 502..=504, .. }) => (policy.backoff(attempt + 1), false),
             Err(_) => return outcome,
         };
-        if attempt >= policy.retries {
+        if attempt < policy.retries {
+            attempt += 1;
+        } else if rate_limited && rate_limited_for + wait <= policy.rate_limit_patience {
+            rate_limited_for += wait;
+        } else {
             return outcome;
         }
-        attempt += 1;
         tracing::debug!(
             %method, path = path_of(url), attempt, wait_ms = wait.as_millis() as u64,
             error = %outcome.as_ref().err().map(Error::code).unwrap_or_default(),

@@ -41,6 +41,7 @@ impl AssBackend {
             .default_ttl(settings.ttl)
             .timeout(settings.timeout)
             .retries(settings.retries)
+            .rate_limit_patience(settings.deadline)
             .allow_insecure_http(settings.allow_insecure_http)
             .build()
             .map_err(|e| BackendError::new(FailureKind::Config, e.to_string()))?;

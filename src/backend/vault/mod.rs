@@ -78,7 +78,11 @@ impl VaultBackend {
             http,
             addr,
             namespace: var(&["VAULT_NAMESPACE", "BAO_NAMESPACE"]),
-            retry: RetryPolicy { retries: settings.retries, ..RetryPolicy::default() },
+            retry: RetryPolicy {
+                retries: settings.retries,
+                rate_limit_patience: settings.deadline,
+                ..RetryPolicy::default()
+            },
             credential: auth::discover(settings.vault_token_file.as_deref())?,
             ttl: settings.ttl,
             concurrency: settings.concurrency,
