@@ -209,10 +209,11 @@ def report(out):
     ns = sorted({n for _, n in res})
     lines = []
     w = lines.append
-    w("Times in ms: median, with the interquartile range [p25–p75] and the run count; ratio = "
-      "median ÷ the median of vault-run against the dev server at the same N; + bare = median "
-      "minus the bare floor's median; peak RSS = max resident set of the launcher's process "
-      "tree (`/usr/bin/time -v`, max of 3 runs).")
+    w("Times in ms: median, with the interquartile range [p25–p75] and the run count; + bare = "
+      "median minus the bare floor's median; ratio = median ÷ the median of vault-run against "
+      "the dev server at the same N; CPU = mean user + system time of the launcher and its child "
+      "(not the servers'); peak RSS = max resident set of the launcher's process tree "
+      "(`/usr/bin/time -v`, max of 3 runs).")
     w("")
     for n in ns:
         w(f"**N = {n}**")
@@ -239,17 +240,30 @@ def report(out):
             rs = f"{r / 1024:.1f}" if r else "–"
             w(f"| {label} | {_ms(m)} | {spread} | {len(t)} | {plus} | {ratio} | {_ms(cpu[(key, n)])} | {rs} |")
         w("")
+    if len(ns) > 1:
+        w("**Scaling**: marginal cost per secret, ms, between consecutive N (median to median); "
+          "linear growth keeps it flat.")
+        w("")
+        w("| launcher | " + " | ".join(f"{a}→{b}" for a, b in zip(ns, ns[1:])) + " |")
+        w("|---|" + "---:|" * (len(ns) - 1))
+        for key, label in LAUNCHERS[1:]:
+            cells = []
+            for a, b in zip(ns, ns[1:]):
+                ta, tb = res.get((key, a)), res.get((key, b))
+                cells.append(f"{(statistics.median(tb) - statistics.median(ta)) * 1000 / (b - a):.3f}" if ta and tb else "–")
+            w(f"| {label} | " + " | ".join(cells) + " |")
+        w("")
     mp = os.path.join(out, "mask.json")
     if os.path.exists(mp):
         with open(mp) as f:
             m = json.load(f)
-        w(f"**Masking throughput** ({m['mib']} MiB file, median of {m['runs']} runs each)")
+        w(f"**Masking throughput** ({m['mib']} MiB file, {m['runs']} runs each; MB/s from the median)")
         w("")
-        w("| pipeline | median s | MB/s | MiB/s |")
-        w("|---|---:|---:|---:|")
+        w("| pipeline | median s | best s | MB/s | MiB/s |")
+        w("|---|---:|---:|---:|---:|")
         for key, label in (("plain", "`cat BIGFILE \\| cat`"), ("mask", "`vault-run --supervise --mask -- cat BIGFILE`")):
             s = m[key]
-            w(f"| {label} | {s:.3f} | {m['bytes'] / s / 1e6:.0f} | {m['bytes'] / s / 2**20:.0f} |")
+            w(f"| {label} | {s:.3f} | {m[key + '_min']:.3f} | {m['bytes'] / s / 1e6:.0f} | {m['bytes'] / s / 2**20:.0f} |")
         w("")
         w(f"Masking / plain: {m['plain'] / m['mask']:.2f} of the plain pipe's throughput.")
         w("")
@@ -272,8 +286,10 @@ def mask_summary(out, path, runs):
         rs = json.load(f)["results"]
     size = os.path.getsize(path)
     meds = [statistics.median(r["times"]) for r in rs]
+    mins = [min(r["times"]) for r in rs]
     with open(os.path.join(out, "mask.json"), "w") as f:
-        json.dump({"bytes": size, "mib": size // 2**20, "runs": int(runs), "plain": meds[0], "mask": meds[1]}, f)
+        json.dump({"bytes": size, "mib": size // 2**20, "runs": int(runs), "plain": meds[0], "mask": meds[1],
+                   "plain_min": mins[0], "mask_min": mins[1]}, f)
 
 
 def main(argv):
