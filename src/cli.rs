@@ -79,11 +79,11 @@ pub struct RunOptions {
     pub base_url: Option<String>,
 
     /// Lifetime of the scoped token [default: 5m].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub ttl: Option<HumanDuration>,
 
     /// Timeout of each request [default: 30s].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub timeout: Option<HumanDuration>,
 
     /// Retries of a failed request (network, 429, 502-504) [default: 3]; 429s with Retry-After
@@ -92,11 +92,11 @@ pub struct RunOptions {
     pub retries: Option<u32>,
 
     /// Reads in flight at once [default: 16].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub concurrency: Option<usize>,
 
     /// Bound on the whole start-up, approval waiting excluded [default: 2m].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub deadline: Option<HumanDuration>,
 
     /// How long to wait for a human's approval; 0 fails at once and prints the approval id
@@ -144,6 +144,24 @@ pub struct RunOptions {
     /// Supervise mode.
     #[command(flatten)]
     pub supervise: crate::supervise::SuperviseArgs,
+}
+
+/// A duration flag that must not be zero (a zero TTL, timeout or deadline can only fail).
+fn positive_duration(s: &str) -> Result<HumanDuration, String> {
+    match s.parse::<HumanDuration>() {
+        Ok(d) if d.is_zero() => Err("must be more than 0, e.g. 30s".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A count that must be at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number, at least 1".to_owned()),
+    }
 }
 
 /// Parses the process arguments and runs; returns the process exit code.

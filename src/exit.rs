@@ -76,7 +76,7 @@ pub enum AppError {
 /// The exit code for an error.
 pub fn code(e: &AppError) -> u8 {
     match e {
-        AppError::Usage(_) => USAGE,
+        AppError::Usage(_) | AppError::Mapping(MappingError::FlagSyntax { .. }) => USAGE,
         AppError::Mapping(_) | AppError::Settings(_) | AppError::Config(_) | AppError::Env(_) => CONFIG,
         AppError::Resolve { first, .. } => match first.kind {
             FailureKind::Auth => AUTH,

@@ -63,6 +63,12 @@ pub enum MappingError {
         /// What it said.
         message: String,
     },
+    /// A `-e` flag that is not `NAME=REF` at all: a usage error, not a mapping one.
+    #[error("{origin}: expected NAME=REF, like -e API_KEY=production/app/API_KEY")]
+    FlagSyntax {
+        /// Which flag.
+        origin: Origin,
+    },
     /// A field, table, flag or combination of options that is not allowed.
     #[error("{origin}: {message}")]
     Schema {
@@ -116,6 +122,7 @@ impl MappingError {
     pub fn origin(&self) -> &Origin {
         match self {
             MappingError::Toml { origin, .. }
+            | MappingError::FlagSyntax { origin }
             | MappingError::Schema { origin, .. }
             | MappingError::Reference { origin, .. }
             | MappingError::Template { origin, .. }

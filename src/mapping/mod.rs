@@ -146,8 +146,7 @@ impl Mapping {
             let origin = Origin::Flag { index: i + 1 };
             // The flag is not quoted: a mistyped one might be a value rather than a reference.
             let Some((name, reference)) = flag.split_once('=') else {
-                let message = "expected NAME=REF, like -e API_KEY=production/app/API_KEY".to_owned();
-                return Err(MappingError::Schema { origin, message });
+                return Err(MappingError::FlagSyntax { origin });
             };
             let entry = schema::simple(name, reference, origin.clone(), origin)?;
             if let Some(first) = from_flags.iter().find(|e| e.target == entry.target) {
