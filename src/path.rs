@@ -31,8 +31,9 @@ pub enum PathError {
 /// A secret's address: namespace (which may hold `/`) and key, split at the last `/`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SecretPath {
-    namespace: String,
-    key: String,
+    // The whole path, kept as one string so scope checks and map lookups need no allocation.
+    full: String,
+    split: usize,
 }
 
 impl SecretPath {
@@ -43,22 +44,27 @@ impl SecretPath {
 
     /// The namespace (`production/gemini`).
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.full[..self.split]
     }
 
     /// The key (`GEMINI_API_KEY`).
     pub fn key(&self) -> &str {
-        &self.key
+        &self.full[self.split + 1..]
+    }
+
+    /// The whole path (`production/gemini/GEMINI_API_KEY`).
+    pub fn as_str(&self) -> &str {
+        &self.full
     }
 
     /// The URL path under `/v1/secrets/`: each segment percent-encoded, literal `/` between.
     pub fn url_path(&self) -> String {
-        self.to_string().split('/').map(encode_segment).collect::<Vec<_>>().join("/")
+        self.full.split('/').map(encode_segment).collect::<Vec<_>>().join("/")
     }
 
     /// The scope that lets `action` act on exactly this secret.
     pub fn scope(&self, action: Action) -> Scope {
-        Scope { action, pattern: self.to_string() }
+        Scope { action, pattern: self.full.clone() }
     }
 }
 
@@ -81,14 +87,14 @@ impl FromStr for SecretPath {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         check_segments(s, false)?;
-        let (namespace, key) = s.rsplit_once('/').expect("checked: two segments");
-        Ok(Self { namespace: namespace.to_owned(), key: key.to_owned() })
+        let split = s.rfind('/').expect("checked: two segments");
+        Ok(Self { full: s.to_owned(), split })
     }
 }
 
 impl fmt::Display for SecretPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.key)
+        f.write_str(&self.full)
     }
 }
 
@@ -162,12 +168,79 @@ impl Scope {
     /// Whether this (granted) scope covers `requested`, by the contract's rule: `*` alone covers
     /// everything, otherwise `*` matches any run of characters over the whole scope string.
     pub fn covers(&self, requested: &Scope) -> bool {
-        wildcard_match(&self.to_string(), &requested.to_string())
+        self.matches(requested.action, &requested.pattern)
     }
 
     /// Whether this scope, used as a request, reaches the secret at `path` for `action`.
     pub fn reaches(&self, action: Action, path: &SecretPath) -> bool {
-        self.covers(&path.scope(action))
+        self.matches(action, path.as_str())
+    }
+
+    /// `wildcard_match("secrets:<a>:<p>", "secrets:<action>:<pattern>")` without building either
+    /// string: a token may hold a thousand scopes, checked on every read.
+    fn matches(&self, action: Action, pattern: &str) -> bool {
+        match self.action {
+            // `secrets:*:*` (and a bare `*`) covers everything.
+            Action::Any if self.pattern == "*" => true,
+            // The granted action is a literal word: the texts agree up to the second ':' only
+            // when the actions are the same word.
+            Action::Read | Action::Write | Action::Delete => {
+                self.action == action && wildcard_match(&self.pattern, pattern)
+            }
+            // `secrets:*:<p>`: the star may run across the ':' into the pattern, so match the
+            // remainder as strings (rare: agents' allowed scopes, not tokens' exact ones).
+            Action::Any => {
+                wildcard_match(&format!("*:{}", self.pattern), &format!("{}:{pattern}", action.as_str()))
+            }
+        }
+    }
+}
+
+/// A set of granted scopes with the exact ones (no `*`) hashed, so that checking a read against
+/// a token scoped to a thousand secrets is one lookup, not a thousand matches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeSet {
+    exact: std::collections::HashSet<Scope>,
+    wild: Vec<Scope>,
+}
+
+impl ScopeSet {
+    /// The set of `scopes`.
+    pub fn new(scopes: impl IntoIterator<Item = Scope>) -> Self {
+        let mut set = Self::default();
+        for s in scopes {
+            if s.pattern.contains('*') || s.action == Action::Any {
+                set.wild.push(s);
+            } else {
+                set.exact.insert(s);
+            }
+        }
+        set
+    }
+
+    /// Whether some scope in the set covers `requested`.
+    pub fn covers(&self, requested: &Scope) -> bool {
+        self.exact.contains(requested) || self.wild.iter().any(|g| g.covers(requested))
+    }
+
+    /// Whether some scope in the set reaches `path` for `action`.
+    pub fn reaches(&self, action: Action, path: &SecretPath) -> bool {
+        self.exact.contains(&path.scope(action)) || self.wild.iter().any(|g| g.reaches(action, path))
+    }
+
+    /// Every scope (exact ones in no particular order).
+    pub fn iter(&self) -> impl Iterator<Item = &Scope> {
+        self.exact.iter().chain(&self.wild)
+    }
+
+    /// Number of scopes.
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.wild.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

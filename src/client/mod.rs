@@ -23,7 +23,7 @@ pub use token::CachedToken;
 pub use transport::RetryPolicy;
 
 use crate::duration::HumanDuration;
-use crate::path::{encode_segment, Action, Scope, SecretPath};
+use crate::path::{encode_segment, Action, Scope, ScopeSet, SecretPath};
 use crate::secret::{AgentKey, SecretString, Token};
 use crate::wire::{
     AccessTier, ApprovalState, ApprovalStatus, Health, ImportRequest, ImportResponse, Metadata,
@@ -322,7 +322,7 @@ impl AgentVault {
         *slot = Some(CachedToken {
             token: issued.token.clone(),
             token_id: issued.token_id.clone(),
-            scopes: scopes.to_vec(),
+            scopes: ScopeSet::new(scopes.iter().cloned()),
             expires_at: issued.expires_at,
         });
         Ok(issued)
@@ -377,7 +377,7 @@ impl AgentVault {
         *slot = Some(CachedToken {
             token: issued.token.clone(),
             token_id: issued.token_id,
-            scopes: required.to_vec(),
+            scopes: ScopeSet::new(required.iter().cloned()),
             expires_at: issued.expires_at,
         });
         Ok(issued.token)

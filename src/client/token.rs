@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::path::Scope;
+use crate::path::{Scope, ScopeSet};
 use crate::secret::Token;
 use crate::wire::Timestamp;
 
@@ -19,7 +19,7 @@ pub struct CachedToken {
     /// Its id (safe to log).
     pub token_id: String,
     /// The scopes it was issued for.
-    pub scopes: Vec<Scope>,
+    pub scopes: ScopeSet,
     /// When it expires.
     pub expires_at: Timestamp,
 }
@@ -27,8 +27,7 @@ pub struct CachedToken {
 impl CachedToken {
     /// Whether this token can serve a request needing `required`.
     pub fn serves(&self, required: &[Scope]) -> bool {
-        self.expires_at.remaining() > MIN_REMAINING
-            && required.iter().all(|r| self.scopes.iter().any(|g| g.covers(r)))
+        self.expires_at.remaining() > MIN_REMAINING && required.iter().all(|r| self.scopes.covers(r))
     }
 }
 
@@ -40,7 +39,7 @@ mod tests {
         CachedToken {
             token: Token::new("t"),
             token_id: "tok".into(),
-            scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
+            scopes: ScopeSet::new(scopes.iter().map(|s| s.parse().unwrap())),
             expires_at: Timestamp::after(left),
         }
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::path::Scope;
+use crate::path::{Scope, ScopeSet};
 use crate::secret::Token;
 use crate::wire::{AccessTier, ApprovalState, ApprovalStatus, Timestamp, TokenReply, TokenRequest};
 
@@ -250,7 +250,7 @@ impl Store {
         self.tokens.push(TokenRecord {
             id: id.clone(),
             token: token.clone(),
-            scopes: v.scopes,
+            scopes: std::sync::Arc::new(ScopeSet::new(v.scopes)),
             tier,
             expires_at,
             max_uses: v.max_uses,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::duration::HumanDuration;
-use crate::path::{Action, PathError, Scope, SecretPath};
+use crate::path::{Action, PathError, Scope, ScopeSet, SecretPath};
 use crate::secret::{AdminKey, AgentKey, SecretString, Token};
 use crate::wire::{
     AccessTier, ImportRequest, ImportResponse, Metadata, SecretListItem, SecretListResponse, SecretResponse,
@@ -91,8 +91,8 @@ pub struct TokenRecord {
     pub id: String,
     /// The bearer string.
     pub token: Token,
-    /// What it grants.
-    pub scopes: Vec<Scope>,
+    /// What it grants (shared with each request's `Access`, not copied).
+    pub scopes: std::sync::Arc<ScopeSet>,
     /// The highest tier it may write: standard, or what its approval was for.
     pub tier: AccessTier,
     /// End of life.
@@ -126,7 +126,7 @@ pub enum Access {
     /// A scoped token.
     Token {
         /// Granted scopes.
-        scopes: Vec<Scope>,
+        scopes: std::sync::Arc<ScopeSet>,
         /// Highest tier it may write.
         tier: AccessTier,
     },
@@ -137,7 +137,7 @@ impl Access {
     pub fn reaches(&self, action: Action, path: &SecretPath) -> bool {
         match self {
             Access::Admin => true,
-            Access::Token { scopes, .. } => scopes.iter().any(|s| s.reaches(action, path)),
+            Access::Token { scopes, .. } => scopes.reaches(action, path),
         }
     }
 
@@ -145,7 +145,7 @@ impl Access {
     pub fn covers(&self, wanted: &Scope) -> bool {
         match self {
             Access::Admin => true,
-            Access::Token { scopes, .. } => scopes.iter().any(|s| s.covers(wanted)),
+            Access::Token { scopes, .. } => scopes.covers(wanted),
         }
     }
 
@@ -302,13 +302,22 @@ impl Store {
     /// The highest tier among existing secrets that the `read`, `write` and `*` scopes reach
     /// (contract §4; `delete` scopes never count).
     pub fn required_tier(&self, scopes: &[Scope]) -> AccessTier {
-        scopes
-            .iter()
-            .filter(|s| s.action() != Action::Delete)
-            .flat_map(|s| self.secrets.iter().filter(move |(p, _)| s.reaches(s.action(), p)))
-            .map(|(_, sec)| sec.access_tier)
-            .max()
-            .unwrap_or_default()
+        let mut tier = AccessTier::default();
+        for s in scopes.iter().filter(|s| s.action() != Action::Delete) {
+            // An exact scope names one secret: look it up instead of matching every secret.
+            let exact = if s.pattern().contains('*') { None } else { s.pattern().parse::<SecretPath>().ok() };
+            let found = match exact {
+                Some(path) => self.secrets.get(&path).map(|sec| sec.access_tier),
+                None => self
+                    .secrets
+                    .iter()
+                    .filter(|(p, _)| s.reaches(s.action(), p))
+                    .map(|(_, sec)| sec.access_tier)
+                    .max(),
+            };
+            tier = tier.max(found.unwrap_or_default());
+        }
+        tier
     }
 
     /// `GET /v1/secrets/{ns}/{key}`.
@@ -598,7 +607,7 @@ mod tests {
 
     fn token(scopes: &[&str]) -> Access {
         Access::Token {
-            scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
+            scopes: std::sync::Arc::new(ScopeSet::new(scopes.iter().map(|s| s.parse().unwrap()))),
             tier: AccessTier::Standard,
         }
     }
@@ -654,8 +663,10 @@ mod tests {
         s.put(&Access::Admin, &p("a/S"), req("v", Some(AccessTier::Critical)), ts(0)).unwrap();
         // Omitting the tier keeps critical: still above a standard token.
         assert!(matches!(s.put(&t, &p("a/S"), req("w", None), ts(0)), Err(ApiError::HumanAuthRequired(_))));
-        let approved =
-            Access::Token { scopes: vec!["secrets:*:*".parse().unwrap()], tier: AccessTier::Critical };
+        let approved = Access::Token {
+            scopes: std::sync::Arc::new(ScopeSet::new(["secrets:*:*".parse().unwrap()])),
+            tier: AccessTier::Critical,
+        };
         assert!(s.put(&approved, &p("a/S"), req("w", None), ts(0)).is_ok());
         // Deletes of non-standard secrets need the admin key whatever the token.
         assert!(matches!(s.delete(&approved, &p("a/S")), Err(ApiError::HumanAuthRequired(_))));
@@ -726,7 +737,7 @@ mod tests {
         s.tokens.push(TokenRecord {
             id: "tok_1".into(),
             token: Token::new("asst_x"),
-            scopes: vec![],
+            scopes: Default::default(),
             tier: AccessTier::Standard,
             expires_at: ts(10),
             max_uses: Some(2),
