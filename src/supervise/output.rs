@@ -31,18 +31,23 @@ pub enum Sink {
 }
 
 impl Sink {
-    fn write(self, bytes: &[u8]) -> bool {
-        if bytes.is_empty() {
-            return true;
-        }
-        let r = match self {
-            Sink::Stdout => {
-                let mut o = std::io::stdout().lock();
-                o.write_all(bytes).and_then(|()| o.flush())
-            }
-            Sink::Stderr => std::io::stderr().lock().write_all(bytes),
+    /// Writes all of `bytes` straight to the descriptor: one `write` per chunk in the common
+    /// case (std's line-buffered stdout would split every chunk at its last newline).
+    fn write(self, mut bytes: &[u8]) -> bool {
+        let stdout = std::io::stdout();
+        let stderr = std::io::stderr();
+        let fd = match self {
+            Sink::Stdout => stdout.as_fd(),
+            Sink::Stderr => stderr.as_fd(),
         };
-        r.is_ok()
+        while !bytes.is_empty() {
+            match nix::unistd::write(fd, bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return false,
+            }
+        }
+        true
     }
 }
 
@@ -87,27 +92,39 @@ impl Pumps {
     }
 }
 
+/// Bytes read at once: large reads keep the syscall count (and so the cost of masking) low.
+const CHUNK: usize = 256 * 1024;
+
 /// One stream: read what is there, redact, write at once; flush a held tail after a pause.
 fn pump(source: File, sink: Sink, mut redactor: Redactor) {
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut out = Vec::with_capacity(buf.len() + 64);
+    // A bigger pipe lets a fast child run ahead of us; not a pipe (a terminal): no matter.
+    let _ = nix::fcntl::fcntl(&source, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+    let mut buf = vec![0u8; CHUNK];
+    let mut out = Vec::with_capacity(CHUNK + 1024);
     loop {
-        let wait = if redactor.pending() > 0 {
-            PollTimeout::try_from(PARTIAL_LINE_PAUSE).unwrap_or(PollTimeout::NONE)
-        } else {
-            PollTimeout::NONE
-        };
-        let mut fds = [PollFd::new(source.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, wait) {
-            Ok(0) => redactor.flush(&mut out),
-            Ok(_) => match (&source).read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => redactor.feed(&buf[..n], &mut out),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // EIO: the pseudo-terminal's last slave descriptor was closed.
+        // Only a held-back tail needs a timed wait: with nothing pending, block in read.
+        if redactor.pending() > 0 {
+            let wait = PollTimeout::try_from(PARTIAL_LINE_PAUSE).unwrap_or(PollTimeout::NONE);
+            let mut fds = [PollFd::new(source.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, wait) {
+                Ok(0) => {
+                    redactor.flush(&mut out);
+                    if !sink.write(&out) {
+                        return;
+                    }
+                    out.clear();
+                    continue;
+                }
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break,
-            },
-            Err(nix::errno::Errno::EINTR) => continue,
+            }
+        }
+        match (&source).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => redactor.feed(&buf[..n], &mut out),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // EIO: the pseudo-terminal's last slave descriptor was closed.
             Err(_) => break,
         }
         if !sink.write(&out) {
