@@ -44,7 +44,7 @@ impl CoreLimit {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// Not on `PATH` / no such file (exit 127).
-    #[error("command not found: {0}; check the name and PATH")]
+    #[error("command not found: {0}; check the name and PATH{hint}", hint = subcommand_hint(.0))]
     NotFound(String),
     /// Found but not executable (exit 126).
     #[error("command not executable: {0}: {1}")]
@@ -55,6 +55,16 @@ pub enum ExecError {
     /// Anything else (exit 126).
     #[error("cannot execute {0}: {1}")]
     Other(String, Errno),
+}
+
+/// `vault-run -v check` runs a command named `check`: options go after a subcommand.
+fn subcommand_hint(command: &str) -> String {
+    match command {
+        "check" | "dev" => {
+            format!(" (for the subcommand, put options after it: vault-run {command} [OPTIONS])")
+        }
+        _ => String::new(),
+    }
 }
 
 /// Replaces this process with `command` (looked up on `PATH`), `env` as its environment. Only

@@ -25,7 +25,10 @@ pub fn init(verbose: u8, quiet: bool, format: LogFormat) {
     let filter = tracing_subscriber::filter::Targets::new()
         .with_target("vault_run", level)
         .with_default(if verbose >= 3 { level } else { Level::WARN.min(level) });
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level);
+    // Colour only for a person at a terminal: a journal or a log collector gets plain text.
+    let ansi = format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_max_level(level);
     let _ = match format {
         LogFormat::Text => tracing_subscriber::util::SubscriberInitExt::try_init(
             tracing_subscriber::layer::SubscriberExt::with(builder.event_format(Plain).finish(), filter),
