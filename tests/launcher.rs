@@ -410,3 +410,17 @@ async fn systemd_status_lines_while_waiting_for_approval() {
     let n = sock.recv(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("granted"));
 }
+
+#[tokio::test]
+async fn text_logs_are_plain_lines_when_stderr_is_not_a_terminal() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let out = output_within(
+        vault_run(&dev, dir.path()).args(["-vv", "-e", "L=production/app/LOG_LEVEL", "--", "true"]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(!err.contains('\u{1b}'), "no terminal colour codes in a pipe: {err:?}");
+    assert!(err.lines().all(|l| l.starts_with("vault-run: ")), "{err}");
+}
