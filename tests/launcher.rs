@@ -424,3 +424,54 @@ async fn text_logs_are_plain_lines_when_stderr_is_not_a_terminal() {
     assert!(!err.contains('\u{1b}'), "no terminal colour codes in a pipe: {err:?}");
     assert!(err.lines().all(|l| l.starts_with("vault-run: ")), "{err}");
 }
+
+#[tokio::test]
+async fn agent_key_from_file_and_systemd_credentials() {
+    let dev = seeded().await;
+    let dir = tmp();
+    let key_file = write(dir.path(), "agent-key", &format!("{}\n", dev.agent_key));
+    let creds = dir.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    write(&creds, "ass-agent-key", &dev.agent_key);
+    let args = ["-e", "L=production/app/LOG_LEVEL", "--", "env", "-0"];
+
+    let out = output_within(
+        vault_run(&dev, dir.path())
+            .env_remove("ASS_AGENT_KEY")
+            .arg("--agent-key-file")
+            .arg(&key_file)
+            .args(args),
+        T,
+    );
+    assert!(out.status.success(), "--agent-key-file: {}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["L"], "debug");
+
+    let out = output_within(
+        vault_run(&dev, dir.path())
+            .env_remove("ASS_AGENT_KEY")
+            .env("ASS_AGENT_KEY_FILE", &key_file)
+            .args(args),
+        T,
+    );
+    assert!(out.status.success(), "ASS_AGENT_KEY_FILE: {}", stderr_of(&out));
+    assert!(!env_of(&out.stdout).contains_key("ASS_AGENT_KEY_FILE"), "scrubbed from the child");
+
+    let out = output_within(
+        vault_run(&dev, dir.path())
+            .env_remove("ASS_AGENT_KEY")
+            .env("CREDENTIALS_DIRECTORY", &creds)
+            .args(args),
+        T,
+    );
+    assert!(out.status.success(), "systemd credential: {}", stderr_of(&out));
+
+    // ASS_AGENT_KEY comes first: a wrong one is used (and refused) even with a good file.
+    let out = output_within(
+        vault_run(&dev, dir.path())
+            .env("ASS_AGENT_KEY", "ass_wrong")
+            .env("ASS_AGENT_KEY_FILE", &key_file)
+            .args(args),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(77), "{}", stderr_of(&out));
+}
