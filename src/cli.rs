@@ -1,5 +1,8 @@
 //! Command-line interface: the clap definitions and the one dispatch from subcommand to library.
 
+// The flags' doc comments are also their `--help` text, written for a terminal, not rustdoc.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -51,7 +51,7 @@ pub struct DevArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
 
-    /// TOML file with [[secret]], [[agent]] and [admin] entries to start with.
+    /// TOML file with `[[secret]]`, `[[agent]]` and `[admin]` entries to start with.
     #[arg(long, value_name = "FILE")]
     pub seed: Option<PathBuf>,
 

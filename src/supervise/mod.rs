@@ -6,6 +6,9 @@
 //! blocked and taken with `sigtimedwait`, so signals, child exits and timers are handled in
 //! one loop, with no async-signal-safety concerns. Helper threads only copy output and fetch.
 
+// The flags' doc comments are also their `--help` text, written for a terminal, not rustdoc.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
