@@ -35,8 +35,13 @@ pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
     };
     if let Some(why) = opts.supervise.reason() {
         tracing::info!("supervise mode: {why}");
-        let refresh =
-            opts.supervise.watch.then(|| session.into_refresh(opts.clone(), command.clone(), &launch));
+        // Only --watch needs the session (and the agent key in it) while the child runs.
+        let refresh = if opts.supervise.watch {
+            Some(session.into_refresh(opts.clone(), command.clone(), &launch))
+        } else {
+            drop(session);
+            None
+        };
         return crate::supervise::run(&command, launch, &opts.supervise, &core, refresh);
     }
     drop(session);
