@@ -45,6 +45,7 @@ pub enum Command {
     /// Resolve and fetch everything like a run, start nothing, and print what would be injected.
     Check(RunOptions),
     /// Run an in-memory Agent Secret Store for local development and tests.
+    #[cfg(feature = "dev-server")]
     Dev(crate::dev_server::DevArgs),
 }
 
@@ -174,6 +175,7 @@ pub fn main() -> ExitCode {
         Err(e) => return crate::exit::usage_error(e),
     };
     match cli.subcommand {
+        #[cfg(feature = "dev-server")]
         Some(Command::Dev(args)) => crate::dev_server::main(args),
         Some(Command::Check(opts)) => crate::app::check(opts),
         None => crate::app::run(cli.opts, cli.command),

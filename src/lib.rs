@@ -1,17 +1,14 @@
 //! `vault-run`: launch a process with secrets from Agent Secret Store (or Vault/OpenBao) in its
 //! environment. The library holds everything; the binary only wires the CLI to it.
 
-pub mod blocking;
 pub mod cli;
-pub mod client;
-pub mod dev_server;
-pub mod duration;
 pub mod mapping;
-pub mod path;
-pub mod secret;
-pub mod wire;
 
-pub use client::AgentVault;
+// The SDK's modules under their old in-crate names: the launcher's code keeps reading
+// `crate::secret::SecretString` and friends.
+pub(crate) use agentsecretstore::{client, duration, path, secret, wire};
+#[cfg(feature = "dev-server")]
+pub(crate) use agentsecretstore_dev as dev_server;
 pub mod app;
 pub mod backend;
 pub mod deadline;

@@ -24,6 +24,7 @@ pub fn init(verbose: u8, quiet: bool, format: LogFormat) {
     // Dependencies (hyper, rustls) only at -vvv, and never above our own level.
     let filter = tracing_subscriber::filter::Targets::new()
         .with_target("vault_run", level)
+        .with_target("agentsecretstore", level)
         .with_default(if verbose >= 3 { level } else { Level::WARN.min(level) });
     // Colour only for a person at a terminal: a journal or a log collector gets plain text.
     let ansi = format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());

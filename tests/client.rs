@@ -5,12 +5,12 @@ mod common;
 
 use std::time::Duration;
 
+use agentsecretstore::client::{Error, RetryPolicy, WriteOptions};
+use agentsecretstore::duration::HumanDuration;
+use agentsecretstore::wire::{AccessTier, SecretType};
+use agentsecretstore::AgentVault;
 use common::{http_json, raw_server, DevServer};
 use serde_json::json;
-use vault_run::client::{Error, RetryPolicy, WriteOptions};
-use vault_run::duration::HumanDuration;
-use vault_run::wire::{AccessTier, SecretType};
-use vault_run::AgentVault;
 
 fn client(dev: &DevServer) -> AgentVault {
     client_with_key(dev, &dev.agent_key)
@@ -285,7 +285,7 @@ async fn approval_flow_end_to_end() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     dev.approve(&approval_id).await;
     let status = waiter.await.unwrap().unwrap();
-    assert_eq!(status.status, vault_run::wire::ApprovalState::Approved);
+    assert_eq!(status.status, agentsecretstore::wire::ApprovalState::Approved);
 
     v.request_token(&scopes, None).await.unwrap();
     assert_eq!(v.get_secret("prod/pay/STRIPE_KEY").await.unwrap().expose(), "sk-stripe-999");
@@ -350,7 +350,7 @@ async fn malformed_redirecting_and_oversized_answers() {
 #[test]
 fn blocking_twin_has_the_same_surface() {
     let dev = DevServer::start();
-    let v = vault_run::blocking::AgentVault::builder()
+    let v = agentsecretstore::blocking::AgentVault::builder()
         .agent_key(dev.agent_key.as_str())
         .base_url(&dev.base_url)
         .approval_poll_interval(Duration::from_millis(50))
@@ -373,7 +373,7 @@ fn blocking_twin_has_the_same_surface() {
 #[test]
 fn debug_output_never_shows_credentials_or_values() {
     let dev = DevServer::start();
-    let v = vault_run::blocking::AgentVault::builder()
+    let v = agentsecretstore::blocking::AgentVault::builder()
         .agent_key(dev.agent_key.as_str())
         .base_url(&dev.base_url)
         .build()

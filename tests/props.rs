@@ -6,11 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use agentsecretstore::duration::HumanDuration;
+use agentsecretstore::path::{wildcard_match, Action, Scope, SecretPath};
+use agentsecretstore::wire::parse_dotenv;
 use proptest::prelude::*;
-use vault_run::duration::HumanDuration;
 use vault_run::mapping::{parse_glob_reference, AssGlob, GlobRef};
-use vault_run::path::{wildcard_match, Action, Scope, SecretPath};
-use vault_run::wire::parse_dotenv;
 
 // ---------------------------------------------------------------------------------------------
 // Reference implementations, written for clarity rather than speed.

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault_run::dev_server::Rate;
-use vault_run::duration::HumanDuration;
+use agentsecretstore_dev::Rate;
+use agentsecretstore::duration::HumanDuration;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

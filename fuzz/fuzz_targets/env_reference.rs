@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vault_run::mapping::{parse_glob_reference, parse_reference, GlobRef, Reference};
-use vault_run::path::{wildcard_match, Action, Scope, SecretPath};
+use agentsecretstore::path::{wildcard_match, Action, Scope, SecretPath};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

@@ -7,8 +7,8 @@ use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use vault_run::backend::vault::kv;
-use vault_run::client::transport::parse_retry_after;
-use vault_run::wire::*;
+use agentsecretstore::client::transport::parse_retry_after;
+use agentsecretstore::wire::*;
 
 /// Decodes `data` as `T`; if it decodes, its JSON form decodes too.
 fn round<T: DeserializeOwned + Serialize>(data: &[u8]) -> Option<T> {
@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = kv::read_path(&mount, "secret/app/db");
         }
     }
-    let _ = serde_json::from_slice::<vault_run::dev_server::faults::FaultPatch>(data);
+    let _ = serde_json::from_slice::<agentsecretstore_dev::faults::FaultPatch>(data);
     if let Ok(s) = std::str::from_utf8(data) {
         if let Some(d) = parse_retry_after(s) {
             let _ = d.as_secs();

@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vault_run::mapping::{Template, TemplatePart};
-use vault_run::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

@@ -341,7 +341,7 @@ fn pending_reply(a: &Approval) -> TokenReply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dev_server::state::{new_admin_key, Access};
+    use crate::state::{new_admin_key, Access};
     use crate::wire::SecretWriteRequest;
 
     fn ts(secs: i64) -> Timestamp {

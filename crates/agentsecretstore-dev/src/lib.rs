@@ -17,6 +17,10 @@ pub mod seed;
 mod state;
 mod stats;
 
+// The SDK's modules under their old in-crate names, so this crate's code reads as it did inside
+// vault-run and shares the SDK's wire types.
+use agentsecretstore::{duration, path, secret, wire};
+
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -239,6 +243,20 @@ impl RunningDevServer {
     }
 }
 
+/// The library entry point: binds `config.listen`, serves on the current tokio runtime and
+/// returns the handle once the port is bound (the same as [`start`]).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), agentsecretstore_dev::DevServerError> {
+/// let server = agentsecretstore_dev::serve(agentsecretstore_dev::DevServerOptions::default()).await?;
+/// println!("{} with agent key {:?}", server.base_url(), server.agent_key());
+/// server.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub async fn serve(config: DevServerOptions) -> Result<RunningDevServer, DevServerError> {
+    start(config).await
+}
+
 /// Binds and starts serving on the current tokio runtime; returns once the port is bound.
 pub async fn start(opts: DevServerOptions) -> Result<RunningDevServer, DevServerError> {
     opts.faults.validate().map_err(DevServerError::Config)?;
@@ -307,8 +325,9 @@ fn init_logging(verbose: u8, quiet: bool) {
         (_, 1) => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,vault_run={level}")));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("warn,vault_run={level},agentsecretstore_dev={level}"))
+    });
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -1,8 +1,8 @@
 //! The Agent Secret Store client: the official SDKs' surface in Rust idiom.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), vault_run::client::Error> {
-//! let vault = vault_run::AgentVault::from_env()?;
+//! # async fn demo() -> Result<(), agentsecretstore::Error> {
+//! let vault = agentsecretstore::AgentVault::from_env()?;
 //! let key = vault.get_secret("production/gemini/GEMINI_API_KEY").await?;
 //! // `key` zeroizes on drop and prints as [REDACTED].
 //! # Ok(()) }
