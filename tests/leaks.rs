@@ -392,7 +392,7 @@ async fn core_dumps_are_off_while_secrets_are_held_and_restored_for_the_child() 
     let (soft, hard) = locked_down(pid).expect("core dumps are off while secrets are held");
     assert_eq!(soft, "0");
     assert_eq!(hard, "unlimited", "the hard limit is left alone, so the child can get it back");
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_of_within(child, Duration::from_secs(60));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("core=unlimited"), "the child gets the caller's core limit back: {stdout}");
@@ -410,7 +410,7 @@ fn readable_by(uid: Option<u32>, path: &str) -> bool {
     if let Some(uid) = uid {
         cat.uid(uid).gid(uid);
     }
-    cat.status().unwrap().success()
+    common::status_within(&mut cat, Duration::from_secs(30)).success()
 }
 
 /// Whether a process running as `uid` can read `pid`'s memory with `process_vm_readv`, which
@@ -443,7 +443,7 @@ sys.exit(0 if n > 0 else 1)
     if let Some(uid) = uid {
         py.uid(uid).gid(uid);
     }
-    py.status().expect("python3").success()
+    common::status_within(&mut py, Duration::from_secs(30)).success()
 }
 
 #[tokio::test]

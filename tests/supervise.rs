@@ -280,12 +280,9 @@ fn in_new_pid_namespace(vr: &Command) -> Command {
 }
 
 fn unshare_works() -> bool {
-    Command::new("unshare")
-        .args(["--pid", "--fork", "--map-root-user", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    let mut u = Command::new("unshare");
+    u.args(["--pid", "--fork", "--map-root-user", "true"]).stdout(Stdio::null()).stderr(Stdio::null());
+    u.spawn().is_ok_and(|mut c| common::wait_within(&mut c, T).success())
 }
 
 /// The parent pid of `pid`, from /proc.
@@ -431,7 +428,7 @@ async fn mask_flushes_a_partial_line_after_a_pause() {
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "done\n");
-    assert!(child.wait().unwrap().success());
+    assert!(common::wait_within(&mut child, T).success());
 }
 
 #[tokio::test]

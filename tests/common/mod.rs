@@ -308,9 +308,8 @@ pub fn tool_runs(tool: &str) -> bool {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+            .spawn()
+            .is_ok_and(|mut c| wait_within(&mut c, Duration::from_secs(30)).success())
     })
 }
 
@@ -386,4 +385,27 @@ pub fn assert_not_started(out: &std::process::Output, code: i32, marker: &std::p
     let err = stderr_of(out);
     assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
     assert!(!marker.exists(), "the child was started; stderr: {err}");
+}
+
+/// `Child::wait_with_output` with a bound: panics (after killing it) if `child` runs longer.
+pub fn output_of_within(mut child: Child, limit: Duration) -> std::process::Output {
+    let pipe = |p: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let status = wait_within(&mut child, limit);
+    std::process::Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
+
+/// `Command::status` with a bound (output discarded unless the caller set it).
+pub fn status_within(cmd: &mut Command, limit: Duration) -> std::process::ExitStatus {
+    let mut child = cmd.spawn().expect("spawn");
+    wait_within(&mut child, limit)
 }
