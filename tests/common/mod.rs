@@ -348,15 +348,7 @@ impl RecordingServer {
 
     /// What the server recorded so far (see the script's docstring).
     pub fn log(&self) -> Value {
-        use std::io::Write;
-        let addr = self.base_url.trim_start_matches("http://");
-        let mut s = std::net::TcpStream::connect(addr).expect("connect to the recording server");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(s, "GET /_log HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).expect("read /_log");
-        let body = text.split_once("\r\n\r\n").expect("HTTP response").1;
-        serde_json::from_str(body).expect("log JSON")
+        get_json(&self.base_url, "/_log")
     }
 
     /// A `vault-run` command pointed at this server.
@@ -408,4 +400,54 @@ pub fn output_of_within(mut child: Child, limit: Duration) -> std::process::Outp
 pub fn status_within(cmd: &mut Command, limit: Duration) -> std::process::ExitStatus {
     let mut child = cmd.spawn().expect("spawn");
     wait_within(&mut child, limit)
+}
+
+/// `GET base/path` over plain HTTP on loopback, as JSON (for the fixtures' `/_log`).
+pub fn get_json(base_url: &str, path: &str) -> Value {
+    use std::io::Write;
+    let addr = base_url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the test server");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read the answer");
+    let body = text.split_once("\r\n\r\n").expect("HTTP response").1;
+    serde_json::from_str(body).expect("JSON")
+}
+
+/// `tests/fixtures/recording_proxy.py` in front of `upstream`: records every request and
+/// answer. Killed on drop.
+pub struct RecordingProxy {
+    child: Child,
+    pub url: String,
+}
+
+impl RecordingProxy {
+    pub fn start(upstream: &str) -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/recording_proxy.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(upstream)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python3 tests/fixtures/recording_proxy.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("http://127.0.0.1:"), "recording proxy did not start: {line:?}");
+        Self { child, url: line.trim().to_owned() }
+    }
+
+    /// Every request so far, oldest first.
+    pub fn log(&self) -> Vec<Value> {
+        get_json(&self.url, "/_log").as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
