@@ -82,10 +82,13 @@ fn the_token_asks_for_exactly_the_scopes_the_mapping_implies() {
     assert_eq!(scopes_of(&tokens[0]), want);
 }
 
+/// (mapping file, flags, environment, the scopes expected).
+type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+
 #[test]
 fn each_kind_of_reference_alone_asks_for_its_own_scope_only() {
     let rec = RecordingServer::start(secrets());
-    let cases: [(&str, &[&str], &[(&str, &str)], &[&str]); 4] = [
+    let cases: [Case; 4] = [
         ("[env]\nA = \"production/app/A\"\n", &[], &[], &["secrets:read:production/app/A"]),
         ("[env]\n\"S_*\" = \"production/stripe/*\"\n", &[], &[], &["secrets:read:production/stripe/*"]),
         ("", &["-e", "X=production/cli/X"], &[], &["secrets:read:production/cli/X"]),
