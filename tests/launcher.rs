@@ -82,7 +82,7 @@ async fn exec_keeps_pid_and_exit_status() {
     cmd.args(["-e", "K=production/app/LOG_LEVEL", "--", "sh", "-c", "echo $$; exit 42"]);
     let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_of_within(child, T);
     assert_eq!(out.status.code(), Some(42));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pid.to_string(), "the child is vault-run's PID");
 }

