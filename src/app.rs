@@ -149,16 +149,38 @@ fn load(opts: &RunOptions, inherited: &[(OsString, OsString)]) -> Result<(Mappin
         })?),
         None => None,
     };
-    let utf8: Vec<(String, String)> = inherited
-        .iter()
-        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
-        .filter(|(_, v)| v.starts_with("ass://") || v.starts_with("vault://"))
-        .collect();
-    let mapping = Mapping::build(file.as_deref().zip(text.as_deref()), &opts.env, &utf8)?;
+    let file_and_text = file.as_deref().zip(text.as_deref());
+    // Built first without inherited references: the file may turn them off (`env_refs = false`),
+    // and one that is not used must not be parsed, let alone asked for in the token's scopes.
+    let mut mapping = Mapping::build(file_and_text, &opts.env, &[])?;
+    let refs = env_refs(opts, mapping.settings.env_refs, inherited);
+    if !refs.is_empty() {
+        mapping = Mapping::build(file_and_text, &opts.env, &refs)?;
+    }
     // Refuse dangerous names before any request (or approval wait) is made.
     mapping.check_names(&opts.allow_name)?;
     let settings = Settings::merge(opts, &mapping.settings)?;
     Ok((mapping, settings))
+}
+
+/// The inherited `ass://`/`vault://` values that may become entries. Anyone who controls one
+/// inherited variable could otherwise pull any secret the agent key can read into it: under
+/// `--pristine` only `--keep` names count, and `--no-env-refs` (or `env_refs = false`) drops all.
+fn env_refs(
+    opts: &RunOptions,
+    file_setting: Option<bool>,
+    inherited: &[(OsString, OsString)],
+) -> Vec<(String, String)> {
+    if opts.no_env_refs || file_setting == Some(false) {
+        return Vec::new();
+    }
+    inherited
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_str()?, v.to_str()?)))
+        .filter(|(_, v)| v.starts_with("ass://") || v.starts_with("vault://"))
+        .filter(|(k, _)| !opts.pristine || opts.keep.iter().any(|kept| kept == k))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 fn mapping_file(opts: &RunOptions) -> Option<PathBuf> {

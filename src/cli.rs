@@ -115,6 +115,11 @@ pub struct RunOptions {
     #[arg(long, value_name = "NAME")]
     pub keep: Vec<String>,
 
+    /// Never resolve inherited variables whose value is an ass:// or vault:// reference (the
+    /// mapping file's `env_refs = false` does the same). Under --pristine only --keep names are.
+    #[arg(long)]
+    pub no_env_refs: bool,
+
     /// Leave a variable that is already set alone instead of overriding it.
     #[arg(long)]
     pub no_override: bool,

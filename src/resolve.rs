@@ -341,7 +341,11 @@ fn assemble(
             Target::Name(n) => n.as_str().to_owned(),
             Target::Glob(g) => g.to_string(),
         };
-        let reference = entry.source.to_string();
+        let reference = match entry.origin {
+            // `check` must show which variables an inherited value asked for, not the mapping.
+            Origin::EnvRef { .. } => format!("{} (inherited reference)", entry.source),
+            _ => entry.source.to_string(),
+        };
         let fail = |out: &mut Vec<ResolveError>, e: &BackendError, hint: &str| {
             out.push(ResolveError { kind: e.kind, message: format!("{target}: {}{hint}", e.message) })
         };
