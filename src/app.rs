@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::backend::Event;
 use crate::cli::RunOptions;
@@ -13,6 +14,7 @@ use crate::exec;
 use crate::exit::{self, AppError};
 use crate::mapping::Mapping;
 use crate::notify::notify;
+use crate::privilege::{self, RunAs};
 use crate::resolve::{AlreadySet, Resolution, Resolver, Row};
 use crate::settings::Settings;
 use crate::supervise::{Launch, Refresh};
@@ -45,7 +47,8 @@ pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
         return crate::supervise::run(&command, launch, &opts.supervise, &core, refresh);
     }
     drop(session);
-    exit::report(&AppError::from(exec::exec(&command, launch.env, &core)))
+    let user = launch.user.clone();
+    exit::report(&AppError::from(exec::exec(&command, launch.env, &core, user.as_deref())))
 }
 
 /// `vault-run check`: fetch like a run, print the table, start nothing.
@@ -74,17 +77,20 @@ struct Session {
     resolver: Resolver,
     resolution: Resolution,
     inherited: Vec<(OsString, OsString)>,
+    user: Option<Arc<RunAs>>,
 }
 
 impl Session {
     /// Loads the mapping and settings and fetches everything once.
     fn start(opts: &RunOptions) -> Result<Self, AppError> {
+        // An unknown user or a non-root caller fails before anything is fetched.
+        let user = opts.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
         let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
         let (mapping, settings) = load(opts, &inherited)?;
         let rt = runtime()?;
         let resolver = Resolver::new(mapping, settings, already_set(opts, &inherited));
         let resolution = rt.block_on(resolver.resolve(&on_event));
-        Ok(Self { rt, resolver, resolution, inherited })
+        Ok(Self { rt, resolver, resolution, inherited, user })
     }
 
     /// The child's environment, or the first reason the child must not start.
@@ -93,8 +99,12 @@ impl Session {
             return Err(e);
         }
         tracing::info!(variables = self.resolution.vars.len(), "secrets fetched; starting the command");
+        let mut inherited = self.inherited.clone();
+        if let Some(user) = &self.user {
+            user.adjust_env(&mut inherited);
+        }
         let env = environment::build(
-            self.inherited.clone(),
+            inherited,
             &self.resolution.vars,
             &env_options(opts),
             exec::argv_bytes(command),
@@ -102,6 +112,7 @@ impl Session {
         Ok(Launch {
             env,
             secrets: self.resolution.vars.iter().map(|v| (v.name.clone(), v.value.clone())).collect(),
+            user: self.user.clone(),
         })
     }
 
@@ -128,8 +139,19 @@ fn env_options(opts: &RunOptions) -> EnvOptions {
         keep: opts.keep.clone(),
         keep_agent_key: opts.keep_agent_key,
         allow_names: opts.allow_name.clone(),
-        scrub: crate::backend::credential_vars().map(str::to_owned).collect(),
+        scrub: crate::backend::credential_vars()
+            .map(str::to_owned)
+            .chain(credentials_directory(opts))
+            .collect(),
     }
+}
+
+/// `CREDENTIALS_DIRECTORY` when the agent key sits in it: the same-uid child would find the key
+/// there. Removed unless `--keep-credentials-directory` (services that read other credentials).
+fn credentials_directory(opts: &RunOptions) -> Option<String> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+    let holds_key = Path::new(&dir).join(crate::backend::ass::key::SYSTEMD_CREDENTIAL).exists();
+    (holds_key && !opts.keep_credentials_directory).then(|| "CREDENTIALS_DIRECTORY".to_owned())
 }
 
 fn first_error(r: &Resolution) -> Option<AppError> {

@@ -129,6 +129,17 @@ pub struct RunOptions {
     #[arg(long)]
     pub keep_agent_key: bool,
 
+    /// Keep CREDENTIALS_DIRECTORY in the child's environment even when it holds the agent key
+    /// (for services that read other systemd credentials there); removed by default.
+    #[arg(long)]
+    pub keep_credentials_directory: bool,
+
+    /// Run the command as USER (and GROUP): names or numeric ids. vault-run, started as root,
+    /// fetches first, then sets the supplementary groups, gid and uid (and HOME, USER, LOGNAME
+    /// unless the mapping sets them), so the command cannot read the agent key.
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
     /// Allow a variable name that is refused as dangerous (LD_PRELOAD, NODE_OPTIONS, …); repeatable.
     #[arg(long, value_name = "NAME")]
     pub allow_name: Vec<String>,

@@ -183,3 +183,131 @@ async fn a_kept_inherited_reference_is_resolved_and_check_says_where_it_came_fro
     let line = table.lines().find(|l| l.starts_with("A ")).expect("an A row");
     assert!(!line.contains("inherited"), "{table}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. The child's reach: CREDENTIALS_DIRECTORY and --user.
+
+/// A world-traversable directory (as /run/credentials/UNIT is for its service) holding the agent
+/// key as systemd would: `ass-agent-key`, mode 0600, owned by root.
+fn credentials_dir(dev: &DevServer) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = write(dir.path(), "ass-agent-key", &dev.agent_key);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    dir
+}
+
+fn key_from_credentials(dev: &DevServer, work: &Path, creds: &Path) -> std::process::Command {
+    let mut c = bare_vault_run(work);
+    c.env("ASS_BASE_URL", &dev.base_url).env("CREDENTIALS_DIRECTORY", creds);
+    c
+}
+
+#[tokio::test]
+async fn credentials_directory_is_removed_from_the_child_when_it_holds_the_key() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let creds = credentials_dir(&dev);
+    let work = tmp();
+    write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
+    let out =
+        output_within(key_from_credentials(&dev, work.path(), creds.path()).args(["--", "env", "-0"]), T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["A"], "value-a");
+    assert!(!env.contains_key("CREDENTIALS_DIRECTORY"), "{env:?}");
+    let out = output_within(
+        key_from_credentials(&dev, work.path(), creds.path()).args([
+            "--keep-credentials-directory",
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["CREDENTIALS_DIRECTORY"], creds.path().to_str().unwrap());
+}
+
+fn running_as_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+const WHO: &str = r#"echo "$(id -u):$(id -g):$(id -G):$HOME:$USER:$LOGNAME:$A"; if cat "$KEY" >/dev/null 2>&1; then echo KEY-READ; else echo KEY-DENIED; fi"#;
+
+#[tokio::test]
+async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
+    if !running_as_root() {
+        // Switching users needs root; the non-root refusal is tested below.
+        eprintln!("not root: --user switching cannot be exercised here");
+        return;
+    }
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let creds = credentials_dir(&dev);
+    let key = creds.path().join("ass-agent-key");
+    let work = tmp();
+    write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
+    for (user, mode) in
+        [("nobody", None), ("65534:65534", None), ("nobody", Some("--supervise")), ("nobody", Some("--mask"))]
+    {
+        let mut c = key_from_credentials(&dev, work.path(), creds.path());
+        c.env("KEY", &key).env("HOME", "/root").env("USER", "root").env("LOGNAME", "root");
+        c.args(["--keep-credentials-directory", "--user", user]).args(mode);
+        let out = output_within(c.args(["--", "sh", "-c", WHO]), T);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{user} {mode:?}: {}{stdout}", stderr_of(&out));
+        let mut lines = stdout.lines();
+        let shown = if mode == Some("--mask") { "[REDACTED:A]" } else { "value-a" };
+        assert_eq!(
+            lines.next().unwrap(),
+            format!("65534:65534:65534:/nonexistent:nobody:nobody:{shown}"),
+            "{user} {mode:?}"
+        );
+        assert_eq!(lines.next().unwrap(), "KEY-DENIED", "{user} {mode:?}");
+    }
+    // The mapping wins over the user's HOME.
+    write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\nHOME = \"production/app/A\"\n");
+    let out = output_within(
+        key_from_credentials(&dev, work.path(), creds.path())
+            .env("KEY", &key)
+            .args(["--user", "nobody", "--", "sh", "-c", WHO]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("65534:65534:65534:value-a:nobody"));
+}
+
+#[tokio::test]
+async fn user_refuses_an_unknown_user_and_a_switch_without_root() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let work = tmp();
+    write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
+    for spec in ["no-such-user-xyz", "nobody:no-such-group-xyz"] {
+        let out = output_within(vault_run(&dev, work.path()).args(["--user", spec, "--", "true"]), T);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(78), "{spec}: {err}");
+        assert!(err.contains("no such"), "{err}");
+    }
+    assert_eq!(dev.count("POST /v1/tokens").await, 0, "nothing fetched before the refusal");
+    if !running_as_root() {
+        return;
+    }
+    // vault-run itself started as nobody: switching to root is refused, naming itself is fine.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(work.path().join("vault-run.toml"), std::fs::Permissions::from_mode(0o644))
+        .unwrap();
+    for (spec, code) in [("root", 78), ("0", 78), ("nobody", 0)] {
+        use std::os::unix::process::CommandExt;
+        let mut c = vault_run(&dev, work.path());
+        c.uid(65534).gid(65534);
+        let out = output_within(c.args(["--user", spec, "--", "true"]), T);
+        assert_eq!(out.status.code(), Some(code), "{spec}: {}", stderr_of(&out));
+        if code == 78 {
+            assert!(stderr_of(&out).contains("not running as root"), "{}", stderr_of(&out));
+        }
+    }
+}

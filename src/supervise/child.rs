@@ -118,6 +118,10 @@ impl Spawner {
                 master = Some(pty.master);
             }
         }
+        // Before prepare_child: switching users clears the parent-death signal it sets.
+        if let Some(user) = &launch.user {
+            user.apply_to(&mut cmd);
+        }
         os::prepare_child(&mut cmd, placement, self.core, self.mask);
         let spawned = cmd.spawn().map_err(|e| classify(&shown, &e));
         // The slave descriptors (in `cmd`) and the memfds (in `launch`) now belong to the child.

@@ -11,6 +11,9 @@ use zeroize::Zeroizing;
 use crate::backend::{BackendError, FailureKind};
 use crate::secret::AgentKey;
 
+/// The systemd credential name holding the agent key, in `$CREDENTIALS_DIRECTORY`.
+pub const SYSTEMD_CREDENTIAL: &str = "ass-agent-key";
+
 /// Where the key was found (for `-v` logs; the key itself is never logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
@@ -36,7 +39,7 @@ pub fn load(key_file: Option<&Path>) -> Result<(AgentKey, KeySource), BackendErr
         return read_key_file(path).map(|k| (k, KeySource::File(path.to_owned())));
     }
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-        let path = Path::new(&dir).join("ass-agent-key");
+        let path = Path::new(&dir).join(SYSTEMD_CREDENTIAL);
         if path.exists() {
             return read_key_file(&path).map(|k| (k, KeySource::File(path)));
         }
