@@ -111,7 +111,13 @@ impl Session {
         )?;
         Ok(Launch {
             env,
-            secrets: self.resolution.vars.iter().map(|v| (v.name.clone(), v.value.clone())).collect(),
+            secrets: self
+                .resolution
+                .vars
+                .iter()
+                .map(|v| (v.name.clone(), v.value.clone()))
+                .chain(self.resolution.template_parts.iter().cloned())
+                .collect(),
             user: self.user.clone(),
         })
     }

@@ -311,3 +311,24 @@ async fn user_refuses_an_unknown_user_and_a_switch_without_root() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. --mask hides each secret that went into a template, on its own too.
+
+#[tokio::test]
+async fn mask_hides_a_template_secret_printed_alone() {
+    let dev = DevServer::start();
+    dev.put("production/db/PASSWORD", "db-pass-value-0002").await;
+    let dir = tmp();
+    write(
+        dir.path(),
+        "vault-run.toml",
+        "[env]\nDATABASE_URL = { template = \"postgres://app:{{ production/db/PASSWORD }}@db/app\" }\n",
+    );
+    let script = r#"echo "url=$DATABASE_URL"; p=${DATABASE_URL#postgres://app:}; echo "alone=${p%@db/app}""#;
+    let out = output_within(vault_run(&dev, dir.path()).args(["--mask", "--", "sh", "-c", script]), T);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!stdout.contains("db-pass-value-0002"), "{stdout}");
+    assert_eq!(stdout, "url=[REDACTED:DATABASE_URL]\nalone=[REDACTED:DATABASE_URL]\n");
+}
