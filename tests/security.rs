@@ -332,3 +332,46 @@ async fn mask_hides_a_template_secret_printed_alone() {
     assert!(!stdout.contains("db-pass-value-0002"), "{stdout}");
     assert_eq!(stdout, "url=[REDACTED:DATABASE_URL]\nalone=[REDACTED:DATABASE_URL]\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. No part of a response body reaches stderr.
+
+#[test]
+fn decoding_errors_do_not_echo_the_response() {
+    let token =
+        r#""token":"tok_abcdefghijklmnopqrstuvwxyz","token_id":"tok_1","expires_at":"2099-01-01T00:00:00Z""#;
+    let bodies = [
+        (
+            format!(r#"{{{token},"namespace":"production/app","key":"A","value":987654321012,"version":1}}"#),
+            "987654321012",
+        ),
+        (
+            format!(
+                r#"{{{token},"namespace":"production/app","key":"A","value":"v","version":1,"access_tier":"canary-tier-77x"}}"#
+            ),
+            "canary-tier-77x",
+        ),
+        (
+            format!(
+                r#"{{{token},"namespace":"production/app","key":"A","value":"v","version":"canary-ver-55"}}"#
+            ),
+            "canary-ver-55",
+        ),
+    ];
+    for (body, canary) in bodies {
+        let url = common::raw_server(common::http_json("200 OK", &body));
+        let dir = tmp();
+        let out = output_within(
+            bare_vault_run(dir.path())
+                .env("ASS_BASE_URL", &url)
+                .env("ASS_AGENT_KEY", "ass_test_key_0123456789abcdef")
+                .args(["--retries", "0", "-e", "A=production/app/A", "-vvv", "--", "echo", "child-ran"]),
+            T,
+        );
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("child-ran"));
+        assert!(!err.contains(canary), "the response's content reached stderr: {err}");
+        assert!(err.contains("invalid response"), "{err}");
+    }
+}
