@@ -375,3 +375,77 @@ fn decoding_errors_do_not_echo_the_response() {
         assert!(err.contains("invalid response"), "{err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. The child gets stdin, stdout, stderr and its `as = "file"` descriptors, nothing else.
+
+#[tokio::test]
+async fn the_pseudo_terminal_master_does_not_leak_into_the_child() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a-0001").await;
+    dev.put("production/tls/KEY", "tls-key-0002").await;
+    let dir = tmp();
+    write(
+        dir.path(),
+        "vault-run.toml",
+        "[env]\nA = \"production/app/A\"\nTLS = { path = \"production/tls/KEY\", as = \"file\" }\n",
+    );
+    // vault-run's stdout is a terminal: --mask then runs the child on a pseudo-terminal.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(["--mask", "--", "sleep", "30"])
+        .stdout(std::process::Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(std::process::Stdio::piped());
+    // vault-run starts with 0, 1 and 2 only (the harness's own descriptors, which vault-run
+    // rightly passes on, would blur the picture).
+    // SAFETY: only close(2) between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            for fd in 3..4096 {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    drop(pty.slave);
+    // Drain the terminal so nothing vault-run writes can block.
+    let master = std::fs::File::from(pty.master);
+    std::thread::spawn(move || std::io::copy(&mut &master, &mut std::io::sink()));
+    let children = format!("/proc/{0}/task/{0}/children", child.id());
+    let start = std::time::Instant::now();
+    let grandchild = loop {
+        let text = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(pid) = text.split_whitespace().next() {
+            let pid = pid.to_owned();
+            // Past the exec: the command line is sleep's.
+            if std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .starts_with("sleep")
+            {
+                break pid;
+            }
+        }
+        assert!(start.elapsed() < T, "the child did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let env = std::fs::read(format!("/proc/{grandchild}/environ")).unwrap();
+    let tls_fd = env_of(&env)["TLS"].strip_prefix("/dev/fd/").expect("a /dev/fd path").to_owned();
+    let mut fds = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{grandchild}/fd")).unwrap() {
+        let e = e.unwrap();
+        let target = std::fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default();
+        fds.push((e.file_name().to_string_lossy().into_owned(), target));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let _ = child.wait();
+    for (fd, target) in &fds {
+        assert!(
+            ["0", "1", "2", tls_fd.as_str()].contains(&fd.as_str()),
+            "descriptor {fd} -> {target} leaked into the child: {fds:?}"
+        );
+    }
+    assert!(fds.iter().any(|(fd, _)| *fd == tls_fd), "{fds:?}");
+}

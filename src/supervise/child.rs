@@ -104,6 +104,12 @@ impl Spawner {
                 let ws = os::window_size(1);
                 let pty = nix::pty::openpty(ws.as_ref(), self.raw.as_ref().map(RawMode::saved))
                     .map_err(|e| ExecError::Other(shown.clone(), e))?;
+                // openpty(3) sets no close-on-exec: the master would reach the child (and any
+                // later child), which could then read and write its own terminal's other side.
+                for fd in [&pty.master, &pty.slave] {
+                    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
+                        .map_err(|e| ExecError::Other(shown.clone(), e))?;
+                }
                 let slave = |fd: &OwnedFd| fd.try_clone().map_err(|e| other(&shown, &e));
                 if std::io::stdin().is_terminal() {
                     cmd.stdin(slave(&pty.slave)?);
