@@ -449,3 +449,27 @@ async fn the_pseudo_terminal_master_does_not_leak_into_the_child() {
     }
     assert!(fds.iter().any(|(fd, _)| *fd == tls_fd), "{fds:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. --mask: a secret split between stdout and stderr going to the same place.
+
+#[tokio::test]
+async fn mask_sees_a_secret_split_between_stdout_and_stderr_sent_to_one_file() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "split-secret-value-0042").await;
+    let dir = tmp();
+    write(dir.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
+    let log = dir.path().join("log");
+    let file = std::fs::File::create(&log).unwrap();
+    let script = r#"printf '%s' "${A%%-value-0042}"; printf '%s\n' "-value-0042" >&2; echo done"#;
+    let status = vault_run(&dev, dir.path())
+        .args(["--mask", "-q", "--", "sh", "-c", script])
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("split-secret"), "{text}");
+    assert_eq!(text, "[REDACTED:A]\ndone\n");
+}

@@ -95,8 +95,17 @@ impl Spawner {
         cmd.arg0(&command[0]).args(&command[1..]).env_clear().envs(launch.env.pairs());
         let mut placement = self.placement;
         let mut master = None;
+        let mut shared = None;
         match self.wiring {
             Wiring::Inherit => {}
+            Wiring::Pipes if os::stdout_is_stderr() => {
+                // One destination: one pipe and one redactor, so a secret split between the
+                // child's stdout and stderr is seen whole, in the order it was written.
+                let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map_err(|e| ExecError::Other(shown.clone(), e))?;
+                cmd.stdout(write.try_clone().map_err(|e| other(&shown, &e))?).stderr(write);
+                shared = Some(read);
+            }
             Wiring::Pipes => {
                 cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
             }
@@ -134,6 +143,9 @@ impl Spawner {
         drop(cmd);
         drop(launch);
         let mut spawned = spawned?;
+        if let Some(both) = shared {
+            self.pumps.start(both, Sink::Stdout, &self.secrets);
+        }
         if let Some(out) = spawned.stdout.take() {
             self.pumps.start(out, Sink::Stdout, &self.secrets);
         }
