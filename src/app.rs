@@ -169,12 +169,7 @@ fn first_error(r: &Resolution) -> Option<AppError> {
 fn load(opts: &RunOptions, inherited: &[(OsString, OsString)]) -> Result<(Mapping, Settings), AppError> {
     let file = mapping_file(opts);
     let text = match &file {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-            AppError::Config(format!(
-                "cannot read mapping file {}: {e}; check -f/VAULT_RUN_FILE",
-                path.display()
-            ))
-        })?),
+        Some(path) => Some(read_mapping_file(path)?),
         None => None,
     };
     let file_and_text = file.as_deref().zip(text.as_deref());
@@ -189,6 +184,31 @@ fn load(opts: &RunOptions, inherited: &[(OsString, OsString)]) -> Result<(Mappin
     mapping.check_names(&opts.allow_name)?;
     let settings = Settings::merge(opts, &mapping.settings)?;
     Ok((mapping, settings))
+}
+
+/// The largest mapping file read: a mapping is a list of names, and reading a huge file (or a
+/// device that never ends) would only stall the start.
+pub const MAX_MAPPING_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+fn read_mapping_file(path: &Path) -> Result<String, AppError> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| {
+        AppError::Config(format!("cannot read mapping file {}: {e}; check -f/VAULT_RUN_FILE", path.display()))
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(MAX_MAPPING_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_MAPPING_FILE_BYTES {
+        return Err(AppError::Config(format!(
+            "mapping file {} is larger than {} MiB; a mapping lists names and references, split it or check -f/VAULT_RUN_FILE",
+            path.display(),
+            MAX_MAPPING_FILE_BYTES >> 20
+        )));
+    }
+    Ok(text)
 }
 
 /// The inherited `ass://`/`vault://` values that may become entries. Anyone who controls one

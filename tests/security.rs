@@ -473,3 +473,41 @@ async fn mask_sees_a_secret_split_between_stdout_and_stderr_sent_to_one_file() {
     assert!(!text.contains("split-secret"), "{text}");
     assert_eq!(text, "[REDACTED:A]\ndone\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. Large mappings: linear time, and a documented size limit.
+
+#[test]
+fn a_large_mapping_is_checked_quickly_and_errors_name_the_right_line() {
+    let dir = tmp();
+    let mut text = String::from("[env]\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("VAR_{i} = \"production/app/KEY_{i}\"\n"));
+    }
+    text.push_str("BAD = 42\n");
+    let bad_line = 20_002;
+    write(dir.path(), "vault-run.toml", &text);
+    let start = std::time::Instant::now();
+    let out = output_within(bare_vault_run(dir.path()).env("ASS_AGENT_KEY", "ass_x").args(["--", "true"]), T);
+    let took = start.elapsed();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains(&format!("vault-run.toml:{bad_line}:7")), "{err}");
+    // Quadratic position lookups took half a minute here; it now takes a fraction of a second
+    // (the bound leaves room for a loaded machine).
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn a_mapping_file_over_16_mib_is_refused() {
+    let dir = tmp();
+    let mut text = String::from("[env]\n");
+    while text.len() <= 16 * 1024 * 1024 {
+        text.push_str(&format!("# padding {}\n", "x".repeat(1000)));
+    }
+    write(dir.path(), "vault-run.toml", &text);
+    let out = output_within(bare_vault_run(dir.path()).env("ASS_AGENT_KEY", "ass_x").args(["--", "true"]), T);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+}
