@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::backend::Event;
 use crate::cli::RunOptions;
 use crate::duration::HumanDuration;
-use crate::environment::{self, EnvOptions};
+use crate::environment::{self, EnvOptions, InheritedVar};
 use crate::exec;
 use crate::exit::{self, AppError};
 use crate::mapping::Mapping;
@@ -61,7 +61,7 @@ pub fn check(opts: RunOptions) -> ExitCode {
     };
     print_table(&session.resolution.rows);
     let result = first_error(&session.resolution).map_or(Ok(()), Err).and_then(|()| {
-        environment::build(session.inherited.clone(), &session.resolution.vars, &env_options(&opts), 0)
+        environment::build(&session.inherited, &session.resolution.vars, &env_options(&opts), 0)
             .map(drop)
             .map_err(AppError::from)
     });
@@ -76,7 +76,7 @@ struct Session {
     rt: tokio::runtime::Runtime,
     resolver: Resolver,
     resolution: Resolution,
-    inherited: Vec<(OsString, OsString)>,
+    inherited: Vec<InheritedVar>,
     user: Option<Arc<RunAs>>,
 }
 
@@ -85,7 +85,7 @@ impl Session {
     fn start(opts: &RunOptions) -> Result<Self, AppError> {
         // An unknown user or a non-root caller fails before anything is fetched.
         let user = opts.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
-        let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let inherited = environment::capture();
         let (mapping, settings) = load(opts, &inherited)?;
         let rt = runtime()?;
         let resolver = Resolver::new(mapping, settings, already_set(opts, &inherited));
@@ -99,10 +99,14 @@ impl Session {
             return Err(e);
         }
         tracing::info!(variables = self.resolution.vars.len(), "secrets fetched; starting the command");
-        let mut inherited = self.inherited.clone();
-        if let Some(user) = &self.user {
-            user.adjust_env(&mut inherited);
-        }
+        let adjusted;
+        let inherited = match &self.user {
+            Some(user) => {
+                adjusted = user.adjusted_env(&self.inherited);
+                &adjusted
+            }
+            None => &self.inherited,
+        };
         let env = environment::build(
             inherited,
             &self.resolution.vars,
@@ -166,7 +170,7 @@ fn first_error(r: &Resolution) -> Option<AppError> {
 }
 
 /// Reads the mapping (file, `-e` flags, env references) and merges the settings.
-fn load(opts: &RunOptions, inherited: &[(OsString, OsString)]) -> Result<(Mapping, Settings), AppError> {
+fn load(opts: &RunOptions, inherited: &[InheritedVar]) -> Result<(Mapping, Settings), AppError> {
     let file = mapping_file(opts);
     let text = match &file {
         Some(path) => Some(read_mapping_file(path)?),
@@ -217,14 +221,14 @@ fn read_mapping_file(path: &Path) -> Result<String, AppError> {
 fn env_refs(
     opts: &RunOptions,
     file_setting: Option<bool>,
-    inherited: &[(OsString, OsString)],
+    inherited: &[InheritedVar],
 ) -> Vec<(String, String)> {
     if opts.no_env_refs || file_setting == Some(false) {
         return Vec::new();
     }
     inherited
         .iter()
-        .filter_map(|(k, v)| Some((k.to_str()?, v.to_str()?)))
+        .filter_map(|(k, v)| Some((k.to_str()?, std::str::from_utf8(v).ok()?)))
         .filter(|(_, v)| v.starts_with("ass://") || v.starts_with("vault://"))
         .filter(|(k, _)| !opts.pristine || opts.keep.iter().any(|kept| kept == k))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -235,7 +239,7 @@ fn mapping_file(opts: &RunOptions) -> Option<PathBuf> {
     opts.file.clone().or_else(|| Path::new(DEFAULT_FILE).is_file().then(|| PathBuf::from(DEFAULT_FILE)))
 }
 
-fn already_set(opts: &RunOptions, inherited: &[(OsString, OsString)]) -> Option<AlreadySet> {
+fn already_set(opts: &RunOptions, inherited: &[InheritedVar]) -> Option<AlreadySet> {
     opts.no_override.then(|| inherited.iter().filter_map(|(k, _)| k.to_str().map(str::to_owned)).collect())
 }
 

@@ -40,6 +40,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Resolve and fetch everything like a run, start nothing, and print what would be injected.

@@ -7,6 +7,9 @@ use std::ffi::{CString, OsString};
 use std::path::PathBuf;
 
 use nix::unistd::{Gid, Group, Uid, User};
+use zeroize::Zeroizing;
+
+use crate::environment::InheritedVar;
 
 /// Whom the child runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,16 +98,19 @@ pub fn resolve(spec: &str) -> Result<RunAs, PrivilegeError> {
 }
 
 impl RunAs {
-    /// Gives `HOME`, `USER` and `LOGNAME` the user's values in the inherited environment (the
+    /// The inherited environment with `HOME`, `USER` and `LOGNAME` set to the user's (the
     /// mapping still wins over them: injected names replace inherited ones).
-    pub fn adjust_env(&self, inherited: &mut Vec<(OsString, OsString)>) {
+    pub fn adjusted_env(&self, inherited: &[InheritedVar]) -> Vec<InheritedVar> {
+        use std::os::unix::ffi::OsStrExt;
         let ours = [
-            ("HOME", OsString::from(self.home.clone())),
-            ("USER", self.name.clone().into()),
-            ("LOGNAME", self.name.clone().into()),
+            ("HOME", self.home.as_os_str().as_bytes().to_vec()),
+            ("USER", self.name.as_bytes().to_vec()),
+            ("LOGNAME", self.name.as_bytes().to_vec()),
         ];
-        inherited.retain(|(k, _)| !ours.iter().any(|(n, _)| k == n));
-        inherited.extend(ours.into_iter().map(|(k, v)| (OsString::from(k), v)));
+        let mut out: Vec<InheritedVar> =
+            inherited.iter().filter(|(k, _)| !ours.iter().any(|(n, _)| k == n)).cloned().collect();
+        out.extend(ours.into_iter().map(|(k, v)| (OsString::from(k), Zeroizing::new(v))));
+        out
     }
 
     /// Switches this process for good (groups, then gid, then uid: the other way round the
