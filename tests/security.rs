@@ -511,3 +511,63 @@ fn a_mapping_file_over_16_mib_is_refused() {
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(err.contains("larger than 16 MiB"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. Names that make the child load code, trust another CA or send its traffic elsewhere.
+
+#[tokio::test]
+async fn names_that_load_code_trust_another_ca_or_redirect_traffic_are_refused() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let dir = tmp();
+    let names = [
+        "OPENSSL_CONF",
+        "PYTHONWARNINGS",
+        "PERL5OPT",
+        "PERL5LIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "GIT_SSH_COMMAND",
+        "GIT_PAGER",
+        "LESSOPEN",
+        "GCONV_PATH",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "All_Proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "NODE_EXTRA_CA_CERTS",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ];
+    for name in names {
+        let out = output_within(
+            vault_run(&dev, dir.path()).args(["-e", &format!("{name}=production/app/A"), "--", "true"]),
+            T,
+        );
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(78), "{name}: {err}");
+        assert!(err.contains(&format!("refusing to set {name}")), "{err}");
+        assert!(err.contains(&format!("--allow-name {name}")), "{err}");
+    }
+    assert_eq!(dev.count("POST /v1/tokens").await, 0, "refused before any request");
+    let out = output_within(
+        vault_run(&dev, dir.path()).args([
+            "-e",
+            "https_proxy=production/app/A",
+            "--allow-name",
+            "https_proxy",
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["https_proxy"], "value-a");
+}
