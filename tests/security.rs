@@ -571,3 +571,78 @@ async fn names_that_load_code_trust_another_ca_or_redirect_traffic_are_refused()
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(env_of(&out.stdout)["https_proxy"], "value-a");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 11. Credential files must be private and the caller's (or root's).
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test]
+async fn credential_files_readable_by_others_or_owned_by_another_user_are_refused() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let dir = tmp();
+    let key = write(dir.path(), "agent.key", &dev.agent_key);
+    let link = dir.path().join("link.key");
+    std::os::unix::fs::symlink(&key, &link).unwrap();
+    let run = |args: &[&str], file: &Path| {
+        let mut c = bare_vault_run(dir.path());
+        c.env("ASS_BASE_URL", &dev.base_url).env("ASS_AGENT_KEY_FILE", file);
+        output_within(c.args(["-e", "A=production/app/A"]).args(args).args(["--", "true"]), T)
+    };
+    for mode in [0o644, 0o640, 0o604, 0o660] {
+        chmod(&key, mode);
+        for file in [&key, &link] {
+            let out = run(&[], file);
+            let err = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(78), "{mode:o} {}: {err}", file.display());
+            assert!(err.contains(&format!("chmod 600 {}", file.display())), "{err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        }
+    }
+    chmod(&key, 0o600);
+    for file in [&key, &link] {
+        let out = run(&[], file);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    // Owned by someone else (only root can hand a file over; tests run as root).
+    if nix::unistd::Uid::effective().is_root() {
+        nix::unistd::chown(&key, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        let out = run(&[], &link);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(78), "{err}");
+        assert!(err.contains("owned by uid 65534"), "{err}");
+    }
+    assert_eq!(dev.count("POST /v1/tokens").await, 2, "only the two private runs asked for a token");
+}
+
+#[test]
+fn vault_token_and_secret_id_files_readable_by_others_are_refused() {
+    let dir = tmp();
+    let token = write(dir.path(), "token", "hvs.canary-token-0123456789");
+    let secret_id = write(dir.path(), "secret-id", "canary-secret-id-0123");
+    chmod(&token, 0o644);
+    chmod(&secret_id, 0o644);
+    // Refused before any connection: the address is a closed port.
+    let run = |c: &mut std::process::Command| {
+        c.env("VAULT_ADDR", "http://127.0.0.1:9").args(["-e", "P=vault://secret/app#p", "--", "true"]);
+        output_within(c, T)
+    };
+    let out = run(bare_vault_run(dir.path()).arg("--vault-token-file").arg(&token));
+    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains(&format!("chmod 600 {}", token.display())), "{}", stderr_of(&out));
+    let out =
+        run(bare_vault_run(dir.path()).env("VAULT_ROLE_ID", "role").env("VAULT_SECRET_ID_FILE", &secret_id));
+    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains(&format!("chmod 600 {}", secret_id.display())), "{}", stderr_of(&out));
+    for f in [&token, &secret_id] {
+        assert!(!stderr_of(&out).contains("canary"));
+        chmod(f, 0o600);
+    }
+    // Private now: past the file check, the run fails on the closed port instead (75).
+    let out = run(bare_vault_run(dir.path()).arg("--vault-token-file").arg(&token));
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+}

@@ -201,6 +201,7 @@ async fn approle_token_files_and_env_references() {
 
     let secret_file = dir.path().join("secret-id");
     std::fs::write(&secret_file, format!("{secret_id}\n")).unwrap();
+    private(&secret_file);
     let out =
         output_within(
             bao.run(dir.path())
@@ -213,6 +214,7 @@ async fn approle_token_files_and_env_references() {
 
     let token_file = dir.path().join("tok");
     std::fs::write(&token_file, ROOT).unwrap();
+    private(&token_file);
     let out = output_within(
         bao.run(dir.path()).args([
             "--vault-token-file",
@@ -229,6 +231,7 @@ async fn approle_token_files_and_env_references() {
     assert_eq!(env_of(&out.stdout)["PG"], "pg-pass-0001");
 
     std::fs::write(dir.path().join(".vault-token"), ROOT).unwrap();
+    private(&dir.path().join(".vault-token"));
     let out =
         output_within(bao.run(dir.path()).args(["-e", "PG=vault://secret/app/db#password", "--", "true"]), T);
     assert!(out.status.success(), "~/.vault-token: {}", stderr_of(&out));
@@ -315,4 +318,9 @@ async fn one_mapping_mixes_both_backends() {
     assert_eq!(env["FROM_BAO"], "pg-pass-0001");
     assert_eq!(env["URL"], "postgres://app:pg-pass-0001@db/ass-token-value-0004");
     assert!(!env.contains_key("VAULT_TOKEN") && !env.contains_key("ASS_AGENT_KEY"));
+}
+
+/// Credential files must be private: vault-run refuses one that group or others can read.
+fn private(path: &std::path::Path) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 }

@@ -2,8 +2,6 @@
 //! systemd's `$CREDENTIALS_DIRECTORY/ass-agent-key`. Never from an argument value, which any
 //! local user could read in `/proc/PID/cmdline`.
 
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -51,19 +49,7 @@ pub fn load(key_file: Option<&Path>) -> Result<(AgentKey, KeySource), BackendErr
 
 fn read_key_file(path: &Path) -> Result<AgentKey, BackendError> {
     let shown = path.display();
-    let mut f = std::fs::File::open(path).map_err(|e| {
-        config(format!("cannot open agent key file {shown}: {e}; check the path and permissions"))
-    })?;
-    if let Ok(meta) = f.metadata() {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %shown, "agent key file is readable by others; chmod 600 it");
-        }
-    }
-    let mut buf = Zeroizing::new(Vec::with_capacity(256));
-    f.by_ref()
-        .take(64 * 1024)
-        .read_to_end(&mut buf)
-        .map_err(|e| config(format!("cannot read agent key file {shown}: {e}")))?;
+    let buf = crate::backend::private_file::read(path, "agent key")?;
     let text =
         std::str::from_utf8(&buf).map_err(|_| config(format!("agent key file {shown} is not UTF-8")))?;
     let key = text.trim();
