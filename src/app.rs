@@ -4,15 +4,17 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::backend::Event;
 use crate::cli::RunOptions;
 use crate::duration::HumanDuration;
-use crate::environment::{self, EnvOptions};
+use crate::environment::{self, EnvOptions, InheritedVar};
 use crate::exec;
 use crate::exit::{self, AppError};
 use crate::mapping::Mapping;
 use crate::notify::notify;
+use crate::privilege::{self, RunAs};
 use crate::resolve::{AlreadySet, Resolution, Resolver, Row};
 use crate::settings::Settings;
 use crate::supervise::{Launch, Refresh};
@@ -45,7 +47,8 @@ pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
         return crate::supervise::run(&command, launch, &opts.supervise, &core, refresh);
     }
     drop(session);
-    exit::report(&AppError::from(exec::exec(&command, launch.env, &core)))
+    let user = launch.user.clone();
+    exit::report(&AppError::from(exec::exec(&command, launch.env, &core, user.as_deref())))
 }
 
 /// `vault-run check`: fetch like a run, print the table, start nothing.
@@ -58,7 +61,7 @@ pub fn check(opts: RunOptions) -> ExitCode {
     };
     print_table(&session.resolution.rows);
     let result = first_error(&session.resolution).map_or(Ok(()), Err).and_then(|()| {
-        environment::build(session.inherited.clone(), &session.resolution.vars, &env_options(&opts), 0)
+        environment::build(&session.inherited, &session.resolution.vars, &env_options(&opts), 0)
             .map(drop)
             .map_err(AppError::from)
     });
@@ -73,18 +76,21 @@ struct Session {
     rt: tokio::runtime::Runtime,
     resolver: Resolver,
     resolution: Resolution,
-    inherited: Vec<(OsString, OsString)>,
+    inherited: Vec<InheritedVar>,
+    user: Option<Arc<RunAs>>,
 }
 
 impl Session {
     /// Loads the mapping and settings and fetches everything once.
     fn start(opts: &RunOptions) -> Result<Self, AppError> {
-        let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        // An unknown user or a non-root caller fails before anything is fetched.
+        let user = opts.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
+        let inherited = environment::capture();
         let (mapping, settings) = load(opts, &inherited)?;
         let rt = runtime()?;
         let resolver = Resolver::new(mapping, settings, already_set(opts, &inherited));
         let resolution = rt.block_on(resolver.resolve(&on_event));
-        Ok(Self { rt, resolver, resolution, inherited })
+        Ok(Self { rt, resolver, resolution, inherited, user })
     }
 
     /// The child's environment, or the first reason the child must not start.
@@ -93,15 +99,30 @@ impl Session {
             return Err(e);
         }
         tracing::info!(variables = self.resolution.vars.len(), "secrets fetched; starting the command");
+        let adjusted;
+        let inherited = match &self.user {
+            Some(user) => {
+                adjusted = user.adjusted_env(&self.inherited);
+                &adjusted
+            }
+            None => &self.inherited,
+        };
         let env = environment::build(
-            self.inherited.clone(),
+            inherited,
             &self.resolution.vars,
             &env_options(opts),
             exec::argv_bytes(command),
         )?;
         Ok(Launch {
             env,
-            secrets: self.resolution.vars.iter().map(|v| (v.name.clone(), v.value.clone())).collect(),
+            secrets: self
+                .resolution
+                .vars
+                .iter()
+                .map(|v| (v.name.clone(), v.value.clone()))
+                .chain(self.resolution.template_parts.iter().cloned())
+                .collect(),
+            user: self.user.clone(),
         })
     }
 
@@ -128,8 +149,19 @@ fn env_options(opts: &RunOptions) -> EnvOptions {
         keep: opts.keep.clone(),
         keep_agent_key: opts.keep_agent_key,
         allow_names: opts.allow_name.clone(),
-        scrub: crate::backend::credential_vars().map(str::to_owned).collect(),
+        scrub: crate::backend::credential_vars()
+            .map(str::to_owned)
+            .chain(credentials_directory(opts))
+            .collect(),
     }
+}
+
+/// `CREDENTIALS_DIRECTORY` when the agent key sits in it: the same-uid child would find the key
+/// there. Removed unless `--keep-credentials-directory` (services that read other credentials).
+fn credentials_directory(opts: &RunOptions) -> Option<String> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+    let holds_key = Path::new(&dir).join(crate::backend::ass::key::SYSTEMD_CREDENTIAL).exists();
+    (holds_key && !opts.keep_credentials_directory).then(|| "CREDENTIALS_DIRECTORY".to_owned())
 }
 
 fn first_error(r: &Resolution) -> Option<AppError> {
@@ -138,34 +170,76 @@ fn first_error(r: &Resolution) -> Option<AppError> {
 }
 
 /// Reads the mapping (file, `-e` flags, env references) and merges the settings.
-fn load(opts: &RunOptions, inherited: &[(OsString, OsString)]) -> Result<(Mapping, Settings), AppError> {
+fn load(opts: &RunOptions, inherited: &[InheritedVar]) -> Result<(Mapping, Settings), AppError> {
     let file = mapping_file(opts);
     let text = match &file {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-            AppError::Config(format!(
-                "cannot read mapping file {}: {e}; check -f/VAULT_RUN_FILE",
-                path.display()
-            ))
-        })?),
+        Some(path) => Some(read_mapping_file(path)?),
         None => None,
     };
-    let utf8: Vec<(String, String)> = inherited
-        .iter()
-        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
-        .filter(|(_, v)| v.starts_with("ass://") || v.starts_with("vault://"))
-        .collect();
-    let mapping = Mapping::build(file.as_deref().zip(text.as_deref()), &opts.env, &utf8)?;
+    let file_and_text = file.as_deref().zip(text.as_deref());
+    // Built first without inherited references: the file may turn them off (`env_refs = false`),
+    // and one that is not used must not be parsed, let alone asked for in the token's scopes.
+    let mut mapping = Mapping::build(file_and_text, &opts.env, &[])?;
+    let refs = env_refs(opts, mapping.settings.env_refs, inherited);
+    if !refs.is_empty() {
+        mapping = Mapping::build(file_and_text, &opts.env, &refs)?;
+    }
     // Refuse dangerous names before any request (or approval wait) is made.
     mapping.check_names(&opts.allow_name)?;
     let settings = Settings::merge(opts, &mapping.settings)?;
     Ok((mapping, settings))
 }
 
+/// The largest mapping file read: a mapping is a list of names, and reading a huge file (or a
+/// device that never ends) would only stall the start.
+pub const MAX_MAPPING_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+fn read_mapping_file(path: &Path) -> Result<String, AppError> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| {
+        AppError::Config(format!("cannot read mapping file {}: {e}; check -f/VAULT_RUN_FILE", path.display()))
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(MAX_MAPPING_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_MAPPING_FILE_BYTES {
+        return Err(AppError::Config(format!(
+            "mapping file {} is larger than {} MiB; a mapping lists names and references, split it or check -f/VAULT_RUN_FILE",
+            path.display(),
+            MAX_MAPPING_FILE_BYTES >> 20
+        )));
+    }
+    Ok(text)
+}
+
+/// The inherited `ass://`/`vault://` values that may become entries. Anyone who controls one
+/// inherited variable could otherwise pull any secret the agent key can read into it: under
+/// `--pristine` only `--keep` names count, and `--no-env-refs` (or `env_refs = false`) drops all.
+fn env_refs(
+    opts: &RunOptions,
+    file_setting: Option<bool>,
+    inherited: &[InheritedVar],
+) -> Vec<(String, String)> {
+    if opts.no_env_refs || file_setting == Some(false) {
+        return Vec::new();
+    }
+    inherited
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_str()?, std::str::from_utf8(v).ok()?)))
+        .filter(|(_, v)| v.starts_with("ass://") || v.starts_with("vault://"))
+        .filter(|(k, _)| !opts.pristine || opts.keep.iter().any(|kept| kept == k))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
 fn mapping_file(opts: &RunOptions) -> Option<PathBuf> {
     opts.file.clone().or_else(|| Path::new(DEFAULT_FILE).is_file().then(|| PathBuf::from(DEFAULT_FILE)))
 }
 
-fn already_set(opts: &RunOptions, inherited: &[(OsString, OsString)]) -> Option<AlreadySet> {
+fn already_set(opts: &RunOptions, inherited: &[InheritedVar]) -> Option<AlreadySet> {
     opts.no_override.then(|| inherited.iter().filter_map(|(k, _)| k.to_str().map(str::to_owned)).collect())
 }
 

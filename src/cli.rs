@@ -40,6 +40,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Resolve and fetch everything like a run, start nothing, and print what would be injected.
@@ -116,6 +118,11 @@ pub struct RunOptions {
     #[arg(long, value_name = "NAME")]
     pub keep: Vec<String>,
 
+    /// Never resolve inherited variables whose value is an ass:// or vault:// reference (the
+    /// mapping file's `env_refs = false` does the same). Under --pristine only --keep names are.
+    #[arg(long)]
+    pub no_env_refs: bool,
+
     /// Leave a variable that is already set alone instead of overriding it.
     #[arg(long)]
     pub no_override: bool,
@@ -124,6 +131,17 @@ pub struct RunOptions {
     /// child; they are removed by default.
     #[arg(long)]
     pub keep_agent_key: bool,
+
+    /// Keep CREDENTIALS_DIRECTORY in the child's environment even when it holds the agent key
+    /// (for services that read other systemd credentials there); removed by default.
+    #[arg(long)]
+    pub keep_credentials_directory: bool,
+
+    /// Run the command as USER (and GROUP): names or numeric ids. vault-run, started as root,
+    /// fetches first, then sets the supplementary groups, gid and uid (and HOME, USER, LOGNAME
+    /// unless the mapping sets them), so the command cannot read the agent key.
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
 
     /// Allow a variable name that is refused as dangerous (LD_PRELOAD, NODE_OPTIONS, …); repeatable.
     #[arg(long, value_name = "NAME")]

@@ -102,6 +102,17 @@ impl ChildEnv {
     }
 }
 
+/// One inherited variable: its name, and its value in a buffer that is wiped when dropped. Any
+/// inherited value may be a credential (`ASS_AGENT_KEY`, `VAULT_TOKEN`, `VAULT_SECRET_ID`, or
+/// the caller's own secrets), so none is kept in a plain `OsString`.
+pub type InheritedVar = (OsString, Zeroizing<Vec<u8>>);
+
+/// vault-run's environment, taken once per run: each value's buffer moves (is not copied) into
+/// a wiping one.
+pub fn capture() -> Vec<InheritedVar> {
+    std::env::vars_os().map(|(k, v)| (k, Zeroizing::new(v.into_vec()))).collect()
+}
+
 /// Wipes C strings that held secrets (after a failed exec).
 pub fn wipe_cstrings(strings: Vec<CString>) {
     for s in strings {
@@ -112,7 +123,7 @@ pub fn wipe_cstrings(strings: Vec<CString>) {
 /// Builds the child's environment from the inherited one and the resolved secrets.
 /// `argv_bytes` is the size of the command line, which shares `execve`'s limit.
 pub fn build(
-    inherited: Vec<(OsString, OsString)>,
+    inherited: &[InheritedVar],
     vars: &[ResolvedVar],
     opts: &EnvOptions,
     argv_bytes: usize,
@@ -124,13 +135,15 @@ pub fn build(
     let mut entries: Vec<Zeroizing<Vec<u8>>> = Vec::with_capacity(inherited.len() + vars.len());
     for (name, value) in inherited {
         let name_str = name.to_str().unwrap_or_default();
-        if injected.contains(name_str) || scrubbed(&name) || (opts.pristine && !keep.contains(name_str)) {
+        if injected.contains(name_str) || scrubbed(name) || (opts.pristine && !keep.contains(name_str)) {
             continue;
         }
-        let mut e = name.into_vec();
+        // Sized up front: a growing Vec would leave unwiped copies behind in freed memory.
+        let mut e = Zeroizing::new(Vec::with_capacity(name.len() + 1 + value.len()));
+        e.extend_from_slice(name.as_bytes());
         e.push(b'=');
-        e.extend_from_slice(value.as_bytes());
-        entries.push(Zeroizing::new(e));
+        e.extend_from_slice(value);
+        entries.push(e);
     }
     let mut files = Vec::new();
     for v in vars {
@@ -204,4 +217,34 @@ fn arg_max() -> usize {
         .flatten()
         .map(|v| v as usize)
         .unwrap_or(128 * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var(name: &str, value: &str) -> InheritedVar {
+        (OsString::from(name), Zeroizing::new(value.as_bytes().to_vec()))
+    }
+
+    /// Credential values are held in wiping buffers from capture to removal, and a removed
+    /// one reaches neither the child's environment nor a Debug print.
+    #[test]
+    fn credentials_are_scrubbed_and_each_entry_is_allocated_once() {
+        let inherited = vec![
+            var("ASS_AGENT_KEY", "ass_live_canary_0123456789"),
+            var("VAULT_TOKEN", "hvs.canary-token"),
+            var("PATH", "/usr/bin"),
+        ];
+        let opts =
+            EnvOptions { scrub: vec!["ASS_AGENT_KEY".into(), "VAULT_TOKEN".into()], ..EnvOptions::default() };
+        let env = build(&inherited, &[], &opts, 0).unwrap();
+        let names: Vec<_> = env.names().map(|n| n.to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["PATH"]);
+        assert!(!format!("{env:?}").contains("canary"));
+        // Exactly sized: a buffer that grew would have left a copy behind in freed memory.
+        assert!(env.entries.iter().all(|e| e.capacity() == e.len()));
+        let kept = build(&inherited, &[], &EnvOptions { keep_agent_key: true, ..opts }, 0).unwrap();
+        assert_eq!(kept.len(), 3);
+    }
 }

@@ -69,11 +69,22 @@ fn subcommand_hint(command: &str) -> String {
 
 /// Replaces this process with `command` (looked up on `PATH`), `env` as its environment. Only
 /// returns on failure, after wiping the environment block.
-pub fn exec(command: &[OsString], env: ChildEnv, core: &CoreLimit) -> ExecError {
+pub fn exec(
+    command: &[OsString],
+    env: ChildEnv,
+    core: &CoreLimit,
+    user: Option<&crate::privilege::RunAs>,
+) -> ExecError {
     let shown = command.first().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
     let args: Result<Vec<CString>, _> = command.iter().map(|a| CString::new(a.as_bytes())).collect();
     let Ok(args) = args else { return ExecError::Nul };
     let envp = env.to_cstrings();
+    if let Some(user) = user {
+        if let Err(errno) = user.switch_now() {
+            wipe_cstrings(envp);
+            return ExecError::Other(format!("{shown} (switching to user {})", user.name), errno);
+        }
+    }
     core.restore();
     let _ = std::io::stderr().flush();
     // execvpe searches vault-run's own PATH, so --pristine does not break the lookup.

@@ -65,6 +65,9 @@ pub enum AppError {
     /// The environment could not be built.
     #[error(transparent)]
     Env(#[from] EnvError),
+    /// `--user` cannot be honoured.
+    #[error(transparent)]
+    Privilege(#[from] crate::privilege::PrivilegeError),
     /// The exec failed.
     #[error(transparent)]
     Exec(#[from] ExecError),
@@ -78,6 +81,7 @@ pub fn code(e: &AppError) -> u8 {
     match e {
         AppError::Usage(_) | AppError::Mapping(MappingError::FlagSyntax { .. }) => USAGE,
         AppError::Mapping(_) | AppError::Settings(_) | AppError::Config(_) | AppError::Env(_) => CONFIG,
+        AppError::Privilege(_) => CONFIG,
         AppError::Resolve { first, .. } => match first.kind {
             FailureKind::Auth => AUTH,
             FailureKind::Missing => MISSING,

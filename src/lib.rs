@@ -18,6 +18,7 @@ pub mod exit;
 pub mod logging;
 pub mod mask;
 pub mod notify;
+pub mod privilege;
 pub mod resolve;
 pub mod settings;
 pub mod supervise;

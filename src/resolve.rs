@@ -114,6 +114,9 @@ pub struct Resolution {
     pub rows: Vec<Row>,
     /// Every failure, in mapping order; the first decides the exit code.
     pub errors: Vec<ResolveError>,
+    /// Each secret that went into a template, named by the template's variable: `--mask` must
+    /// hide the password printed alone, not only the whole URL it was rendered into.
+    pub template_parts: Vec<(String, SecretString)>,
 }
 
 /// Which names are already set in the inherited environment, for `--no-override`.
@@ -341,7 +344,11 @@ fn assemble(
             Target::Name(n) => n.as_str().to_owned(),
             Target::Glob(g) => g.to_string(),
         };
-        let reference = entry.source.to_string();
+        let reference = match entry.origin {
+            // `check` must show which variables an inherited value asked for, not the mapping.
+            Origin::EnvRef { .. } => format!("{} (inherited reference)", entry.source),
+            _ => entry.source.to_string(),
+        };
         let fail = |out: &mut Vec<ResolveError>, e: &BackendError, hint: &str| {
             out.push(ResolveError { kind: e.kind, message: format!("{target}: {}{hint}", e.message) })
         };
@@ -425,6 +432,7 @@ fn assemble(
                             status: Status::Ok,
                         });
                         out.vars.push(var(entry, &target, rendered));
+                        out.template_parts.extend(values.iter().map(|v| (target.clone(), v.value.clone())));
                     }
                     Err(e) => {
                         row(target.clone(), reference, None, status_of(e.kind));

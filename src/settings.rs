@@ -51,6 +51,32 @@ impl Default for Settings {
     }
 }
 
+/// Where the agent key may be sent. The rule: whoever supplies the credential (flag,
+/// environment, systemd unit) decides where it goes; a mapping file alone never does, since a
+/// repository can ship one and harvest the key of whoever runs `vault-run` in it.
+///
+/// - flag or `ASS_BASE_URL` set: it wins; a differing file URL gets one warning;
+/// - only the file names a URL other than the default service: refused (exit 78);
+/// - the file names the default URL, or nothing: the default.
+fn credential_destination(flag: Option<&str>, file: Option<&str>) -> Result<Option<String>, SettingsError> {
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    match (flag, file) {
+        (Some(flag), Some(file)) => {
+            if !same(flag, file) {
+                tracing::warn!(
+                    "the mapping file's base_url {file} is ignored; --base-url/ASS_BASE_URL ({flag}) is used"
+                );
+            }
+            Ok(Some(flag.to_owned()))
+        }
+        (Some(flag), None) => Ok(Some(flag.to_owned())),
+        (None, Some(file)) if !same(file, DEFAULT_BASE_URL) => Err(SettingsError(format!(
+            "the mapping file sets base_url = {file:?}, but a mapping file alone cannot choose where the agent key is sent; set ASS_BASE_URL={file} (or --base-url) to use it"
+        ))),
+        (None, _) => Ok(None),
+    }
+}
+
 /// A setting out of range.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -60,8 +86,9 @@ impl Settings {
     /// Merges flags (and their environment variables) over the file over the defaults.
     pub fn merge(opts: &RunOptions, file: &FileSettings) -> Result<Self, SettingsError> {
         let d = Settings::default();
+        let base_url = credential_destination(opts.base_url.as_deref(), file.base_url.as_deref())?;
         let s = Settings {
-            base_url: opts.base_url.clone().or_else(|| file.base_url.clone()).unwrap_or(d.base_url),
+            base_url: base_url.unwrap_or(d.base_url),
             ttl: opts.ttl.or(file.ttl).unwrap_or(d.ttl),
             timeout: opts.timeout.or(file.timeout).map(Duration::from).unwrap_or(d.timeout),
             retries: opts.retries.or(file.retries).unwrap_or(d.retries),

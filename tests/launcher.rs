@@ -432,7 +432,11 @@ async fn agent_key_from_file_and_systemd_credentials() {
     let key_file = write(dir.path(), "agent-key", &format!("{}\n", dev.agent_key));
     let creds = dir.path().join("creds");
     std::fs::create_dir(&creds).unwrap();
-    write(&creds, "ass-agent-key", &dev.agent_key);
+    let cred = write(&creds, "ass-agent-key", &dev.agent_key);
+    // Credential files must be private (vault-run refuses others).
+    for f in [&key_file, &cred] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
     let args = ["-e", "L=production/app/LOG_LEVEL", "--", "env", "-0"];
 
     let out = output_within(

@@ -202,6 +202,7 @@ async fn no_key_or_token_in_argv_or_the_childs_environment() {
     let prefix = token_prefix(&dev).await;
     let files = tmp();
     let key_file = write(files.path(), "agent.key", &dev.agent_key);
+    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mapping = write(files.path(), "vault-run.toml", MAPPING);
     let child_script = "echo $$; exec sleep 30";
 

@@ -208,6 +208,7 @@ async fn approle_token_files_and_env_references() {
 
     let secret_file = dir.path().join("secret-id");
     std::fs::write(&secret_file, format!("{secret_id}\n")).unwrap();
+    private(&secret_file);
     let out =
         output_within(
             bao.run(dir.path())
@@ -220,6 +221,7 @@ async fn approle_token_files_and_env_references() {
 
     let token_file = dir.path().join("tok");
     std::fs::write(&token_file, ROOT).unwrap();
+    private(&token_file);
     let out = output_within(
         bao.run(dir.path()).args([
             "--vault-token-file",
@@ -236,6 +238,7 @@ async fn approle_token_files_and_env_references() {
     assert_eq!(env_of(&out.stdout)["PG"], "pg-pass-0001");
 
     std::fs::write(dir.path().join(".vault-token"), ROOT).unwrap();
+    private(&dir.path().join(".vault-token"));
     let out =
         output_within(bao.run(dir.path()).args(["-e", "PG=vault://secret/app/db#password", "--", "true"]), T);
     assert!(out.status.success(), "~/.vault-token: {}", stderr_of(&out));
@@ -423,4 +426,9 @@ async fn the_child_token_use_count_and_the_approle_login_token_is_revoked() {
     let lookup = bao.api_status("POST", "auth/token/lookup", Some(json!({ "token": login_token }))).await;
     assert!(!(200..300).contains(&lookup), "the AppRole login token still works after the run ({lookup})");
     assert_eq!(bao.accessors().await, before, "a token (login or child) was left alive");
+}
+
+/// Credential files must be private: vault-run refuses one that group or others can read.
+fn private(path: &std::path::Path) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 }

@@ -2,6 +2,7 @@
 //! named once in [`REGISTRY`]; adding one is a folder here plus one line there.
 
 pub mod ass;
+pub mod private_file;
 pub mod vault;
 
 use std::future::Future;

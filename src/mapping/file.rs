@@ -156,11 +156,15 @@ impl<'de> Deserialize<'de> for Document {
 pub(crate) struct Locator<'a> {
     path: &'a Path,
     text: &'a str,
+    /// Byte offset of each line's start: positions are looked up, not counted from the top of
+    /// the file for every entry (which made a large mapping take quadratic time).
+    line_starts: Vec<usize>,
 }
 
 impl<'a> Locator<'a> {
     pub fn new(path: &'a Path, text: &'a str) -> Self {
-        Self { path, text }
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Self { path, text, line_starts }
     }
 
     /// The 1-based line and character column of byte `offset` (clamped to the text).
@@ -169,12 +173,13 @@ impl<'a> Locator<'a> {
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &self.text[..offset];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        // The last line starting at or before `offset`; line_starts[0] is 0, so there is one.
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let line_start = self.line_starts[line - 1];
         Origin::File {
             path: self.path.to_owned(),
-            line: before.matches('\n').count() + 1,
-            column: before[line_start..].chars().count() + 1,
+            line,
+            column: self.text[line_start..offset].chars().count() + 1,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct FileSettings {
     pub retries: Option<u32>,
     /// Requests in flight at once (at least 1).
     pub concurrency: Option<usize>,
+    /// `false`: inherited `ass://`/`vault://` values are never resolved (like `--no-env-refs`).
+    pub env_refs: Option<bool>,
 }
 
 /// Which variable(s) an entry sets.

@@ -30,6 +30,13 @@ const LOADER: &str = "it makes the dynamic loader or C library load code or file
 const INTERPRETER: &str = "it makes an interpreter load or run code it names";
 const SHELL: &str = "it makes shells run code or changes how they parse commands";
 const COMMAND: &str = "it names a command that programs run";
+const TRUST: &str = "it makes programs trust another certificate authority or load a TLS configuration";
+const TRAFFIC: &str = "it sends the program's network traffic through another host";
+
+// THE dangerous-names list: DANGEROUS_PREFIXES, DANGEROUS_NAMES and DANGEROUS_ANY_CASE below are
+// the one place it is kept; README and SECURITY.md point here. A name belongs on it when a value
+// in it makes the child load code, run a command, trust another CA, or send its traffic
+// elsewhere: whoever controls a secret's value (or a mapping) must not get that.
 
 /// Prefixes refused: every `LD_*` (glibc, musl), `DYLD_*` (macOS), `MALLOC_*` (glibc allocator
 /// tunables) and `GIT_CONFIG*` (`GIT_CONFIG_COUNT`/`KEY_n`/`VALUE_n` set any git option,
@@ -89,23 +96,39 @@ const DANGEROUS_NAMES: &[(&str, &str)] = &[
     ("GIT_EXTERNAL_DIFF", COMMAND),
     ("GIT_EXEC_PATH", COMMAND),
     ("SSH_ASKPASS", COMMAND),
+    ("GIT_PAGER", COMMAND),
+    ("PAGER", COMMAND),
+    ("LESSOPEN", COMMAND),
+    ("LESSCLOSE", COMMAND),
+    ("PYTHONWARNINGS", INTERPRETER),
+    ("OPENSSL_CONF", TRUST),
+    ("OPENSSL_ENGINES", LOADER),
+    ("OPENSSL_MODULES", LOADER),
+    ("SSL_CERT_FILE", TRUST),
+    ("SSL_CERT_DIR", TRUST),
+    ("NODE_EXTRA_CA_CERTS", TRUST),
+    ("REQUESTS_CA_BUNDLE", TRUST),
+    ("CURL_CA_BUNDLE", TRUST),
+    ("GIT_SSL_CAINFO", TRUST),
+    ("GIT_SSL_CAPATH", TRUST),
 ];
+
+/// Names refused in any case: programs read both `HTTPS_PROXY` and `https_proxy`.
+const DANGEROUS_ANY_CASE: &[(&str, &str)] =
+    &[("HTTP_PROXY", TRAFFIC), ("HTTPS_PROXY", TRAFFIC), ("ALL_PROXY", TRAFFIC), ("FTP_PROXY", TRAFFIC)];
 
 /// Checks that `name` is a valid variable name and not a dangerous one, unless `allow` (the
 /// `--allow-name` values) holds it exactly.
 ///
-/// Refused, because a value in them makes a loader, interpreter or shell run code:
-/// - any name starting with `LD_`, `DYLD_`, `MALLOC_`, `GIT_CONFIG` or `LUA_INIT`;
-/// - `GLIBC_TUNABLES`, `GCONV_PATH`, `LOCPATH`, `NLSPATH`, `HOSTALIASES`, `RESOLV_HOST_CONF`, `PATH`;
-/// - `NODE_OPTIONS`, `NODE_PATH`, `PYTHONPATH`, `PYTHONSTARTUP`, `PYTHONHOME`, `PYTHONINSPECT`,
-///   `PYTHONBREAKPOINT`, `PERL5OPT`, `PERL5LIB`, `PERLLIB`, `PERL5DB`, `RUBYOPT`, `RUBYLIB`,
-///   `JAVA_TOOL_OPTIONS`, `_JAVA_OPTIONS`, `JDK_JAVA_OPTIONS`, `CLASSPATH`, `DOTNET_STARTUP_HOOKS`,
-///   `PHPRC`, `PHP_INI_SCAN_DIR`, `ERL_AFLAGS`, `ERL_FLAGS`, `ERL_ZFLAGS`;
-/// - `BASH_ENV`, `ENV`, `SHELLOPTS`, `BASHOPTS`, `PS4`, `IFS`, `PROMPT_COMMAND`, `ZDOTDIR`;
-/// - `GIT_SSH`, `GIT_SSH_COMMAND`, `GIT_ASKPASS`, `GIT_PROXY_COMMAND`, `GIT_EXTERNAL_DIFF`,
-///   `GIT_EXEC_PATH`, `SSH_ASKPASS`.
+/// Refused: the names in this module's list (`DANGEROUS_PREFIXES`, `DANGEROUS_NAMES`,
+/// `DANGEROUS_ANY_CASE`), whose values make a loader, interpreter or shell run code, make a
+/// program trust another certificate authority, or send its traffic elsewhere: every `LD_*`,
+/// `DYLD_*`, `MALLOC_*`, `GIT_CONFIG*`, `LUA_INIT*`; `PATH`, `NODE_OPTIONS`, `PYTHONPATH`,
+/// `PERL5OPT`, `JAVA_TOOL_OPTIONS`, `BASH_ENV`, `GIT_SSH_COMMAND`, `OPENSSL_CONF`,
+/// `SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`, `HTTPS_PROXY` (any case) and the others listed there.
 ///
-/// Names are case-sensitive, as the environment is: `path` is allowed.
+/// Names are case-sensitive, as the environment is (`path` is allowed), except the proxy
+/// variables, which programs read in either case.
 pub fn check_name(name: &str, allow: &[String]) -> Result<(), NameError> {
     if !is_name(name) {
         return Err(NameError::Invalid(name.to_owned()));
@@ -123,7 +146,8 @@ pub fn check_name(name: &str, allow: &[String]) -> Result<(), NameError> {
 fn dangerous(name: &str) -> Option<&'static str> {
     let exact = DANGEROUS_NAMES.iter().find(|(n, _)| *n == name);
     let prefix = || DANGEROUS_PREFIXES.iter().find(|(p, _)| name.starts_with(p));
-    exact.or_else(prefix).map(|(_, reason)| *reason)
+    let any_case = || DANGEROUS_ANY_CASE.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
+    exact.or_else(prefix).or_else(any_case).map(|(_, reason)| *reason)
 }
 
 /// Whether `s` matches `[A-Za-z_][A-Za-z0-9_]*`.

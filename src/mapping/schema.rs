@@ -16,7 +16,8 @@ use crate::duration::HumanDuration;
 use crate::secret::SecretString;
 
 const ENTRY_FIELDS: &str = "path, template, optional, default, as";
-const VAULT_FIELDS: &str = "base_url, ttl, timeout, deadline, approval_timeout, retries, concurrency";
+const VAULT_FIELDS: &str =
+    "base_url, ttl, timeout, deadline, approval_timeout, retries, concurrency, env_refs";
 
 fn schema(origin: Origin, message: String) -> MappingError {
     MappingError::Schema { origin, message }
@@ -116,6 +117,10 @@ fn settings(loc: &Locator<'_>, fields: Fields) -> Result<FileSettings, MappingEr
                     s.concurrency = Some(usize::try_from(n).map_err(|_| bad("a number from 1 up"))?)
                 }
                 _ => return Err(bad("a number from 1 up")),
+            },
+            "env_refs" => match value.into_inner() {
+                Value::Boolean(b) => s.env_refs = Some(b),
+                _ => return Err(bad("true or false")),
             },
             other => {
                 let message = format!("unknown field {other:?} in [vault]; expected {VAULT_FIELDS}");

@@ -95,8 +95,17 @@ impl Spawner {
         cmd.arg0(&command[0]).args(&command[1..]).env_clear().envs(launch.env.pairs());
         let mut placement = self.placement;
         let mut master = None;
+        let mut shared = None;
         match self.wiring {
             Wiring::Inherit => {}
+            Wiring::Pipes if os::stdout_is_stderr() => {
+                // One destination: one pipe and one redactor, so a secret split between the
+                // child's stdout and stderr is seen whole, in the order it was written.
+                let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map_err(|e| ExecError::Other(shown.clone(), e))?;
+                cmd.stdout(write.try_clone().map_err(|e| other(&shown, &e))?).stderr(write);
+                shared = Some(read);
+            }
             Wiring::Pipes => {
                 cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
             }
@@ -104,6 +113,12 @@ impl Spawner {
                 let ws = os::window_size(1);
                 let pty = nix::pty::openpty(ws.as_ref(), self.raw.as_ref().map(RawMode::saved))
                     .map_err(|e| ExecError::Other(shown.clone(), e))?;
+                // openpty(3) sets no close-on-exec: the master would reach the child (and any
+                // later child), which could then read and write its own terminal's other side.
+                for fd in [&pty.master, &pty.slave] {
+                    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
+                        .map_err(|e| ExecError::Other(shown.clone(), e))?;
+                }
                 let slave = |fd: &OwnedFd| fd.try_clone().map_err(|e| other(&shown, &e));
                 if std::io::stdin().is_terminal() {
                     cmd.stdin(slave(&pty.slave)?);
@@ -118,12 +133,19 @@ impl Spawner {
                 master = Some(pty.master);
             }
         }
+        // Before prepare_child: switching users clears the parent-death signal it sets.
+        if let Some(user) = &launch.user {
+            user.apply_to(&mut cmd);
+        }
         os::prepare_child(&mut cmd, placement, self.core, self.mask);
         let spawned = cmd.spawn().map_err(|e| classify(&shown, &e));
         // The slave descriptors (in `cmd`) and the memfds (in `launch`) now belong to the child.
         drop(cmd);
         drop(launch);
         let mut spawned = spawned?;
+        if let Some(both) = shared {
+            self.pumps.start(both, Sink::Stdout, &self.secrets);
+        }
         if let Some(out) = spawned.stdout.take() {
             self.pumps.start(out, Sink::Stdout, &self.secrets);
         }

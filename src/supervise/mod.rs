@@ -122,6 +122,8 @@ pub struct Launch {
     pub env: ChildEnv,
     /// The injected (name, value) pairs, for masking and change detection.
     pub secrets: Vec<(String, SecretString)>,
+    /// `--user`: whom the child runs as.
+    pub user: Option<std::sync::Arc<crate::privilege::RunAs>>,
 }
 
 /// Fetches again for `--watch`: `Ok(None)` when nothing changed, `Ok(Some)` with the new launch

@@ -2,7 +2,7 @@
 //! The rest of the module works with the safe functions here.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
@@ -158,6 +158,16 @@ pub fn prepare_child(cmd: &mut Command, placement: Placement, core: CoreLimit, m
             }
             Ok(())
         });
+    }
+}
+
+/// Whether vault-run's stdout and stderr are the same open file (same device and inode: one
+/// pipe, one log file, one terminal).
+pub fn stdout_is_stderr() -> bool {
+    match (nix::sys::stat::fstat(std::io::stdout().as_fd()), nix::sys::stat::fstat(std::io::stderr().as_fd()))
+    {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
     }
 }
 

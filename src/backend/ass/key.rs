@@ -2,14 +2,15 @@
 //! systemd's `$CREDENTIALS_DIRECTORY/ass-agent-key`. Never from an argument value, which any
 //! local user could read in `/proc/PID/cmdline`.
 
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
 use crate::backend::{BackendError, FailureKind};
 use crate::secret::AgentKey;
+
+/// The systemd credential name holding the agent key, in `$CREDENTIALS_DIRECTORY`.
+pub const SYSTEMD_CREDENTIAL: &str = "ass-agent-key";
 
 /// Where the key was found (for `-v` logs; the key itself is never logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +37,7 @@ pub fn load(key_file: Option<&Path>) -> Result<(AgentKey, KeySource), BackendErr
         return read_key_file(path).map(|k| (k, KeySource::File(path.to_owned())));
     }
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-        let path = Path::new(&dir).join("ass-agent-key");
+        let path = Path::new(&dir).join(SYSTEMD_CREDENTIAL);
         if path.exists() {
             return read_key_file(&path).map(|k| (k, KeySource::File(path)));
         }
@@ -48,19 +49,7 @@ pub fn load(key_file: Option<&Path>) -> Result<(AgentKey, KeySource), BackendErr
 
 fn read_key_file(path: &Path) -> Result<AgentKey, BackendError> {
     let shown = path.display();
-    let mut f = std::fs::File::open(path).map_err(|e| {
-        config(format!("cannot open agent key file {shown}: {e}; check the path and permissions"))
-    })?;
-    if let Ok(meta) = f.metadata() {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %shown, "agent key file is readable by others; chmod 600 it");
-        }
-    }
-    let mut buf = Zeroizing::new(Vec::with_capacity(256));
-    f.by_ref()
-        .take(64 * 1024)
-        .read_to_end(&mut buf)
-        .map_err(|e| config(format!("cannot read agent key file {shown}: {e}")))?;
+    let buf = crate::backend::private_file::read(path, "agent key")?;
     let text =
         std::str::from_utf8(&buf).map_err(|_| config(format!("agent key file {shown} is not UTF-8")))?;
     let key = text.trim();

@@ -44,10 +44,9 @@ fn config(msg: impl Into<String>) -> BackendError {
 }
 
 fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<String>, BackendError> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| config(format!("cannot read {what} file {}: {e}", path.display())))?,
-    );
+    let bytes = crate::backend::private_file::read(path, what)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| config(format!("{what} file {} is not UTF-8", path.display())))?;
     let trimmed = Zeroizing::new(text.trim().to_owned());
     if trimmed.is_empty() {
         return Err(config(format!("{what} file {} is empty", path.display())));

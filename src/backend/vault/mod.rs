@@ -192,9 +192,10 @@ impl VaultBackend {
                 FailureKind::Missing,
                 format!("{shown} has no current version (deleted)"),
             )),
-            Err(e) => {
-                Err(BackendError::new(FailureKind::Temporary, format!("{shown}: unexpected answer: {e}")))
-            }
+            Err(e) => Err(BackendError::new(
+                FailureKind::Temporary,
+                format!("{shown}: unexpected answer: {}", crate::client::transport::describe_json_error(&e)),
+            )),
         }
     }
 }

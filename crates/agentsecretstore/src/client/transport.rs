@@ -74,10 +74,8 @@ pub struct Body {
 impl Body {
     /// Parses the body as JSON, mapping failures to `InvalidResponse`.
     pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
-        serde_json::from_slice(&self.bytes).map_err(|e| Error::InvalidResponse {
-            // serde's message names the field and position, never the content.
-            message: format!("{what}: {}", one_line(&e.to_string())),
-        })
+        serde_json::from_slice(&self.bytes)
+            .map_err(|e| Error::InvalidResponse { message: format!("{what}: {}", describe_json_error(&e)) })
     }
 }
 
@@ -233,6 +231,28 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
+/// A JSON decoding error without any of the content: serde's own message quotes what it found
+/// (``invalid type: integer `987654321012`, expected a string``), and in a response that may be
+/// a secret. Kept: the kind of problem, what was expected (our schema's words), the position.
+pub fn describe_json_error(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    // "missing field `value`" and "duplicate field `value`" name our schema's fields only.
+    let kind = if full.starts_with("missing field") || full.starts_with("duplicate field") {
+        full.split(" at line ").next().unwrap_or_default().to_owned()
+    } else {
+        let cut = full.find([':', '`', '"', '\'']).unwrap_or(full.len());
+        let mut kind = full[..cut].trim_end_matches([' ', ',']).to_owned();
+        if e.classify() == serde_json::error::Category::Data {
+            if let Some(i) = full.find(", expected ") {
+                let expected = &full[i..];
+                kind.push_str(expected.split(" at line ").next().unwrap_or_default());
+            }
+        }
+        kind
+    };
+    one_line(&format!("{kind} at line {} column {}", e.line(), e.column()))
+}
+
 /// Trims a message to one printable line of bounded length.
 pub fn one_line(s: &str) -> String {
     let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(300).collect();
@@ -269,6 +289,29 @@ mod tests {
             let floor = (p.base.saturating_mul(1 << (attempt - 1).min(16))).min(p.cap) / 2;
             assert!(d >= floor);
         }
+    }
+
+    #[test]
+    fn json_errors_keep_the_kind_and_position_but_none_of_the_content() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct S {
+            value: String,
+        }
+        for body in [r#"{"value": 987654321012}"#, r#"{"value": ["canary-in-array"]}"#, r#"{"value": "x""#] {
+            let e = serde_json::from_str::<S>(body).unwrap_err();
+            let ours = describe_json_error(&e);
+            for canary in ["987654321012", "canary-in-array"] {
+                assert!(!ours.contains(canary), "{ours}");
+            }
+            assert!(ours.contains("line 1 column"), "{ours}");
+        }
+        let e = serde_json::from_str::<S>(r#"{"value": 987654321012}"#).unwrap_err();
+        // serde's own message quotes the value: the reason this function exists.
+        assert!(e.to_string().contains("987654321012"));
+        assert_eq!(describe_json_error(&e), "invalid type, expected a string at line 1 column 22");
+        let e = serde_json::from_str::<S>("{}").unwrap_err();
+        assert_eq!(describe_json_error(&e), "missing field `value` at line 1 column 2");
     }
 
     #[test]

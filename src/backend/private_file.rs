@@ -1,0 +1,73 @@
+//! Reading a credential file (agent key, Vault token, AppRole secret id): only one that nobody
+//! else can read or have planted. A key readable by group or others is as good as shared, and a
+//! file owned by another user may have been written by them (their key, their server's token).
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use super::{BackendError, FailureKind};
+
+/// The most a credential file may hold; keys and tokens are far smaller.
+const MAX_BYTES: u64 = 64 * 1024;
+
+/// Why a credential file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrivateFileError {
+    /// Group or others have some access.
+    #[error("{what} file {path} is accessible by group or others (mode {mode:o}); run chmod 600 {path}")]
+    TooOpen {
+        /// What the file holds.
+        what: String,
+        /// The path as given.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Owned by neither the caller nor root.
+    #[error("{what} file {path} is owned by uid {owner}, not by you (uid {me}) or root; it may not be yours: chown it or use your own, then chmod 600 {path}")]
+    Owner {
+        /// What the file holds.
+        what: String,
+        /// The path as given.
+        path: String,
+        /// Its owner.
+        owner: u32,
+        /// The caller's effective uid.
+        me: u32,
+    },
+}
+
+/// Checks an opened credential file (`fstat`: what a symlink points to, the very file read).
+pub fn check(file: &File, path: &Path, what: &str) -> Result<(), PrivateFileError> {
+    let Ok(meta) = file.metadata() else { return Ok(()) };
+    let me = nix::unistd::Uid::effective().as_raw();
+    let shown = path.display().to_string();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(PrivateFileError::Owner { what: what.to_owned(), path: shown, owner: meta.uid(), me });
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(PrivateFileError::TooOpen { what: what.to_owned(), path: shown, mode });
+    }
+    Ok(())
+}
+
+/// Opens, checks and reads a credential file into a wiping buffer (at most 64 KiB).
+pub fn read(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, BackendError> {
+    let config = |m: String| BackendError::new(FailureKind::Config, m);
+    let shown = path.display();
+    let mut f = File::open(path).map_err(|e| {
+        config(format!("cannot open {what} file {shown}: {e}; check the path and permissions"))
+    })?;
+    check(&f, path, what).map_err(|e| config(e.to_string()))?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(256));
+    f.by_ref()
+        .take(MAX_BYTES)
+        .read_to_end(&mut buf)
+        .map_err(|e| config(format!("cannot read {what} file {shown}: {e}")))?;
+    Ok(buf)
+}

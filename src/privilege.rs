@@ -1,0 +1,155 @@
+//! `--user USER[:GROUP]`: run the child as another user, as `gosu`, `su-exec` and `setpriv` do in
+//! container entrypoints. vault-run, started as root, reads the credentials and fetches the
+//! secrets; the child then gets the user's supplementary groups, gid and uid, so it can read
+//! neither the agent key file nor vault-run's memory (which stays root's, and non-dumpable).
+
+use std::ffi::{CString, OsString};
+use std::path::PathBuf;
+
+use nix::unistd::{Gid, Group, Uid, User};
+use zeroize::Zeroizing;
+
+use crate::environment::InheritedVar;
+
+/// Whom the child runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    /// User id.
+    pub uid: Uid,
+    /// Primary group id.
+    pub gid: Gid,
+    /// Supplementary groups (the user's, as `initgroups` would set them, plus `gid`).
+    pub groups: Vec<Gid>,
+    /// Login name (the number when the uid has no passwd entry).
+    pub name: String,
+    /// Home directory (`/` when the uid has no passwd entry).
+    pub home: PathBuf,
+    /// Whether anything changes (false when `--user` names the current user and group).
+    pub switch: bool,
+}
+
+/// Why `--user` cannot be honoured (exit 78).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PrivilegeError {
+    /// No such user.
+    #[error("--user {0}: no such user; give a user name from /etc/passwd or a numeric uid")]
+    UnknownUser(String),
+    /// No such group.
+    #[error("--user …:{0}: no such group; give a group name from /etc/group or a numeric gid")]
+    UnknownGroup(String),
+    /// Only root can switch users.
+    #[error("--user {0}: vault-run is not running as root, so it cannot switch to another user; start it as root or drop --user")]
+    NotRoot(String),
+    /// The user database could not be read.
+    #[error("--user {0}: cannot look up the user: {1}")]
+    Lookup(String, nix::Error),
+}
+
+/// Resolves `USER[:GROUP]` (names or numeric ids) before anything is fetched.
+pub fn resolve(spec: &str) -> Result<RunAs, PrivilegeError> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let lookup = |e| PrivilegeError::Lookup(spec.to_owned(), e);
+    let entry = match user.parse::<u32>() {
+        Ok(n) => User::from_uid(Uid::from_raw(n)).map_err(lookup)?,
+        Err(_) if user.is_empty() => return Err(PrivilegeError::UnknownUser(spec.to_owned())),
+        Err(_) => Some(
+            User::from_name(user)
+                .map_err(lookup)?
+                .ok_or_else(|| PrivilegeError::UnknownUser(user.to_owned()))?,
+        ),
+    };
+    let (uid, mut gid, name, home) = match &entry {
+        Some(u) => (u.uid, u.gid, u.name.clone(), u.dir.clone()),
+        // A bare uid without a passwd entry is common in containers: its group is the same number.
+        None => {
+            let n: u32 = user.parse().expect("numeric, or looked up above");
+            (Uid::from_raw(n), Gid::from_raw(n), n.to_string(), PathBuf::from("/"))
+        }
+    };
+    if let Some(g) = group {
+        gid = match g.parse::<u32>() {
+            Ok(n) => Gid::from_raw(n),
+            Err(_) => {
+                Group::from_name(g)
+                    .map_err(lookup)?
+                    .ok_or_else(|| PrivilegeError::UnknownGroup(g.to_owned()))?
+                    .gid
+            }
+        };
+    }
+    let mut groups = match &entry {
+        Some(u) => CString::new(u.name.as_bytes())
+            .ok()
+            .and_then(|c| nix::unistd::getgrouplist(&c, gid).ok())
+            .unwrap_or_else(|| vec![gid]),
+        None => vec![gid],
+    };
+    if !groups.contains(&gid) {
+        groups.push(gid);
+    }
+    let switch = uid != Uid::current() || gid != Gid::current();
+    if switch && !Uid::effective().is_root() {
+        return Err(PrivilegeError::NotRoot(spec.to_owned()));
+    }
+    Ok(RunAs { uid, gid, groups, name, home, switch })
+}
+
+impl RunAs {
+    /// The inherited environment with `HOME`, `USER` and `LOGNAME` set to the user's (the
+    /// mapping still wins over them: injected names replace inherited ones).
+    pub fn adjusted_env(&self, inherited: &[InheritedVar]) -> Vec<InheritedVar> {
+        use std::os::unix::ffi::OsStrExt;
+        let ours = [
+            ("HOME", self.home.as_os_str().as_bytes().to_vec()),
+            ("USER", self.name.as_bytes().to_vec()),
+            ("LOGNAME", self.name.as_bytes().to_vec()),
+        ];
+        let mut out: Vec<InheritedVar> =
+            inherited.iter().filter(|(k, _)| !ours.iter().any(|(n, _)| k == n)).cloned().collect();
+        out.extend(ours.into_iter().map(|(k, v)| (OsString::from(k), Zeroizing::new(v))));
+        out
+    }
+
+    /// Switches this process for good (groups, then gid, then uid: the other way round the
+    /// process would no longer be allowed to change its groups). Used right before `execve`.
+    pub fn switch_now(&self) -> nix::Result<()> {
+        if !self.switch {
+            return Ok(());
+        }
+        nix::unistd::setgroups(&self.groups)?;
+        nix::unistd::setgid(self.gid)?;
+        nix::unistd::setuid(self.uid)?;
+        // setuid as root sets all three uids; a way back would defeat the point.
+        if nix::unistd::setuid(Uid::from_raw(0)).is_ok() && !self.uid.is_root() {
+            return Err(nix::Error::EPERM);
+        }
+        Ok(())
+    }
+
+    /// Makes a supervised child switch between fork and exec. Must be registered before any
+    /// `pre_exec` that sets `PR_SET_PDEATHSIG`, which a credential change clears.
+    pub fn apply_to(&self, cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        if !self.switch {
+            return;
+        }
+        let groups: Vec<libc::gid_t> = self.groups.iter().map(|g| g.as_raw()).collect();
+        let (uid, gid) = (self.uid.as_raw(), self.gid.as_raw());
+        // SAFETY: runs between fork and exec; only raw system calls, no allocation (the group
+        // list was built before the fork).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setgroups(groups.len(), groups.as_ptr()) < 0
+                    || libc::setgid(gid) < 0
+                    || libc::setuid(uid) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}

@@ -1,0 +1,648 @@
+//! Security review, second round (issue 13): each test reproduces an attack on today's code and
+//! checks it is refused, through the real binary, a real dev server and a real child.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{bare_vault_run, env_of, output_within, stderr_of, vault_run, DevServer};
+
+const T: Duration = Duration::from_secs(60);
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. A mapping file cannot choose where the agent key goes.
+
+/// A listener standing in for the attacker's server; `connected` tells whether anyone came.
+struct Trap(TcpListener);
+
+impl Trap {
+    fn new() -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        Self(l)
+    }
+    fn url(&self) -> String {
+        format!("http://{}", self.0.local_addr().unwrap())
+    }
+    fn connected(&self) -> bool {
+        match self.0.accept() {
+            Ok(_) => true,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_mapping_file_alone_cannot_send_the_agent_key_elsewhere() {
+    let trap = Trap::new();
+    let dir = tmp();
+    write(
+        dir.path(),
+        "vault-run.toml",
+        &format!("[vault]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url()),
+    );
+    for sub in [&[][..], &["check"][..]] {
+        let out = output_within(
+            bare_vault_run(dir.path())
+                .env("ASS_AGENT_KEY", "ass_agent_key_that_must_stay_home_0123456789")
+                .args(sub)
+                .args(["--timeout", "2s", "--retries", "0"])
+                .args(if sub.is_empty() { &["--", "true"][..] } else { &[][..] }),
+            T,
+        );
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(78), "{sub:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(&trap.url()), "{err}");
+        assert!(err.contains(&format!("set ASS_BASE_URL={}", trap.url())), "{err}");
+        assert!(err.contains("(or --base-url) to use it"), "{err}");
+        assert!(!trap.connected(), "{sub:?}: vault-run connected to the file's URL");
+    }
+}
+
+#[tokio::test]
+async fn the_flag_or_environment_url_wins_over_the_files_with_a_warning() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let trap = Trap::new();
+    let dir = tmp();
+    write(
+        dir.path(),
+        "vault-run.toml",
+        &format!("[vault]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url()),
+    );
+    // From the environment.
+    let out = output_within(vault_run(&dev, dir.path()).args(["--", "env", "-0"]), T);
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(env_of(&out.stdout)["A"], "value-a");
+    assert_eq!(err.matches("base_url").count(), 1, "one warning: {err}");
+    assert!(err.contains(&trap.url()) && err.contains("ignored"), "{err}");
+    // From the flag.
+    let out = output_within(
+        bare_vault_run(dir.path()).env("ASS_AGENT_KEY", &dev.agent_key).args([
+            "--base-url",
+            &dev.base_url,
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("ignored"), "{}", stderr_of(&out));
+    assert!(!trap.connected());
+    // The file naming the default service is no redirection: nothing to refuse or warn about
+    // (the run then goes to the flag's server).
+    write(
+        dir.path(),
+        "vault-run.toml",
+        "[vault]\nbase_url = \"https://api.agentsecretstore.com\"\n\n[env]\nA = \"production/app/A\"\n",
+    );
+    let out = output_within(vault_run(&dev, dir.path()).args(["--", "env", "-0"]), T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Inherited references nobody asked for.
+
+#[tokio::test]
+async fn inherited_references_are_not_resolved_unless_asked_for() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    dev.put("production/other/PRIVATE", "private-value-99").await;
+    // An agent that may read only what the mapping names: a scope asked for anything else fails.
+    let narrow = dev.agent("narrow", &["secrets:read:production/app/*"]).await;
+    let dir = tmp();
+    write(dir.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
+    let run = |args: &[&str]| {
+        let mut c = vault_run(&dev, dir.path());
+        c.env("ASS_AGENT_KEY", &narrow).env("GREETING", "ass://production/other/PRIVATE").args(args);
+        output_within(c.args(["--", "env", "-0"]), T)
+    };
+    // --pristine: not kept, so neither read nor asked for (the narrow agent would be refused).
+    let out = run(&["--pristine"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["A"], "value-a");
+    assert!(!env.contains_key("GREETING"), "{env:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("private-value-99"));
+    // --no-env-refs: the inherited value passes through untouched, unresolved.
+    let out = run(&["--no-env-refs"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["GREETING"], "ass://production/other/PRIVATE");
+    // The mapping file's setting does the same.
+    write(dir.path(), "vault-run.toml", "[vault]\nenv_refs = false\n\n[env]\nA = \"production/app/A\"\n");
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["GREETING"], "ass://production/other/PRIVATE");
+}
+
+#[tokio::test]
+async fn a_kept_inherited_reference_is_resolved_and_check_says_where_it_came_from() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    dev.put("production/other/GREETING", "hello-value").await;
+    let dir = tmp();
+    write(dir.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("GREETING", "ass://production/other/GREETING").args([
+            "--pristine",
+            "--keep",
+            "GREETING",
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["GREETING"], "hello-value");
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("GREETING", "ass://production/other/GREETING").arg("check"),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = table.lines().find(|l| l.starts_with("GREETING")).expect("a GREETING row");
+    assert!(line.contains("inherited reference"), "{table}");
+    let line = table.lines().find(|l| l.starts_with("A ")).expect("an A row");
+    assert!(!line.contains("inherited"), "{table}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. The child's reach: CREDENTIALS_DIRECTORY and --user.
+
+/// A world-traversable directory (as /run/credentials/UNIT is for its service) holding the agent
+/// key as systemd would: `ass-agent-key`, mode 0600, owned by root.
+fn credentials_dir(dev: &DevServer) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = write(dir.path(), "ass-agent-key", &dev.agent_key);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    dir
+}
+
+fn key_from_credentials(dev: &DevServer, work: &Path, creds: &Path) -> std::process::Command {
+    let mut c = bare_vault_run(work);
+    c.env("ASS_BASE_URL", &dev.base_url).env("CREDENTIALS_DIRECTORY", creds);
+    c
+}
+
+#[tokio::test]
+async fn credentials_directory_is_removed_from_the_child_when_it_holds_the_key() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let creds = credentials_dir(&dev);
+    let work = tmp();
+    write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
+    let out =
+        output_within(key_from_credentials(&dev, work.path(), creds.path()).args(["--", "env", "-0"]), T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["A"], "value-a");
+    assert!(!env.contains_key("CREDENTIALS_DIRECTORY"), "{env:?}");
+    let out = output_within(
+        key_from_credentials(&dev, work.path(), creds.path()).args([
+            "--keep-credentials-directory",
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["CREDENTIALS_DIRECTORY"], creds.path().to_str().unwrap());
+}
+
+fn running_as_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+const WHO: &str = r#"echo "$(id -u):$(id -g):$(id -G):$HOME:$USER:$LOGNAME:$A"; if cat "$KEY" >/dev/null 2>&1; then echo KEY-READ; else echo KEY-DENIED; fi"#;
+
+#[tokio::test]
+async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
+    if !running_as_root() {
+        // Switching users needs root; the non-root refusal is tested below.
+        eprintln!("not root: --user switching cannot be exercised here");
+        return;
+    }
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let creds = credentials_dir(&dev);
+    let key = creds.path().join("ass-agent-key");
+    let work = tmp();
+    write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
+    for (user, mode) in
+        [("nobody", None), ("65534:65534", None), ("nobody", Some("--supervise")), ("nobody", Some("--mask"))]
+    {
+        let mut c = key_from_credentials(&dev, work.path(), creds.path());
+        c.env("KEY", &key).env("HOME", "/root").env("USER", "root").env("LOGNAME", "root");
+        c.args(["--keep-credentials-directory", "--user", user]).args(mode);
+        let out = output_within(c.args(["--", "sh", "-c", WHO]), T);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{user} {mode:?}: {}{stdout}", stderr_of(&out));
+        let mut lines = stdout.lines();
+        let shown = if mode == Some("--mask") { "[REDACTED:A]" } else { "value-a" };
+        assert_eq!(
+            lines.next().unwrap(),
+            format!("65534:65534:65534:/nonexistent:nobody:nobody:{shown}"),
+            "{user} {mode:?}"
+        );
+        assert_eq!(lines.next().unwrap(), "KEY-DENIED", "{user} {mode:?}");
+    }
+    // The mapping wins over the user's HOME.
+    write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\nHOME = \"production/app/A\"\n");
+    let out = output_within(
+        key_from_credentials(&dev, work.path(), creds.path())
+            .env("KEY", &key)
+            .args(["--user", "nobody", "--", "sh", "-c", WHO]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("65534:65534:65534:value-a:nobody"));
+}
+
+#[tokio::test]
+async fn user_refuses_an_unknown_user_and_a_switch_without_root() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let work = tmp();
+    write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
+    for spec in ["no-such-user-xyz", "nobody:no-such-group-xyz"] {
+        let out = output_within(vault_run(&dev, work.path()).args(["--user", spec, "--", "true"]), T);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(78), "{spec}: {err}");
+        assert!(err.contains("no such"), "{err}");
+    }
+    assert_eq!(dev.count("POST /v1/tokens").await, 0, "nothing fetched before the refusal");
+    if !running_as_root() {
+        return;
+    }
+    // vault-run itself started as nobody: switching to root is refused, naming itself is fine.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(work.path().join("vault-run.toml"), std::fs::Permissions::from_mode(0o644))
+        .unwrap();
+    for (spec, code) in [("root", 78), ("0", 78), ("nobody", 0)] {
+        use std::os::unix::process::CommandExt;
+        let mut c = vault_run(&dev, work.path());
+        c.uid(65534).gid(65534);
+        let out = output_within(c.args(["--user", spec, "--", "true"]), T);
+        assert_eq!(out.status.code(), Some(code), "{spec}: {}", stderr_of(&out));
+        if code == 78 {
+            assert!(stderr_of(&out).contains("not running as root"), "{}", stderr_of(&out));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. --mask hides each secret that went into a template, on its own too.
+
+#[tokio::test]
+async fn mask_hides_a_template_secret_printed_alone() {
+    let dev = DevServer::start();
+    dev.put("production/db/PASSWORD", "db-pass-value-0002").await;
+    let dir = tmp();
+    write(
+        dir.path(),
+        "vault-run.toml",
+        "[env]\nDATABASE_URL = { template = \"postgres://app:{{ production/db/PASSWORD }}@db/app\" }\n",
+    );
+    let script = r#"echo "url=$DATABASE_URL"; p=${DATABASE_URL#postgres://app:}; echo "alone=${p%@db/app}""#;
+    let out = output_within(vault_run(&dev, dir.path()).args(["--mask", "--", "sh", "-c", script]), T);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!stdout.contains("db-pass-value-0002"), "{stdout}");
+    assert_eq!(stdout, "url=[REDACTED:DATABASE_URL]\nalone=[REDACTED:DATABASE_URL]\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. No part of a response body reaches stderr.
+
+#[test]
+fn decoding_errors_do_not_echo_the_response() {
+    let token =
+        r#""token":"tok_abcdefghijklmnopqrstuvwxyz","token_id":"tok_1","expires_at":"2099-01-01T00:00:00Z""#;
+    let bodies = [
+        (
+            format!(r#"{{{token},"namespace":"production/app","key":"A","value":987654321012,"version":1}}"#),
+            "987654321012",
+        ),
+        (
+            format!(
+                r#"{{{token},"namespace":"production/app","key":"A","value":"v","version":1,"access_tier":"canary-tier-77x"}}"#
+            ),
+            "canary-tier-77x",
+        ),
+        (
+            format!(
+                r#"{{{token},"namespace":"production/app","key":"A","value":"v","version":"canary-ver-55"}}"#
+            ),
+            "canary-ver-55",
+        ),
+    ];
+    for (body, canary) in bodies {
+        let url = common::raw_server(common::http_json("200 OK", &body));
+        let dir = tmp();
+        let out = output_within(
+            bare_vault_run(dir.path())
+                .env("ASS_BASE_URL", &url)
+                .env("ASS_AGENT_KEY", "ass_test_key_0123456789abcdef")
+                .args(["--retries", "0", "-e", "A=production/app/A", "-vvv", "--", "echo", "child-ran"]),
+            T,
+        );
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("child-ran"));
+        assert!(!err.contains(canary), "the response's content reached stderr: {err}");
+        assert!(err.contains("invalid response"), "{err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. The child gets stdin, stdout, stderr and its `as = "file"` descriptors, nothing else.
+
+#[tokio::test]
+async fn the_pseudo_terminal_master_does_not_leak_into_the_child() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a-0001").await;
+    dev.put("production/tls/KEY", "tls-key-0002").await;
+    let dir = tmp();
+    write(
+        dir.path(),
+        "vault-run.toml",
+        "[env]\nA = \"production/app/A\"\nTLS = { path = \"production/tls/KEY\", as = \"file\" }\n",
+    );
+    // vault-run's stdout is a terminal: --mask then runs the child on a pseudo-terminal.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(["--mask", "--", "sleep", "30"])
+        .stdout(std::process::Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(std::process::Stdio::piped());
+    // vault-run starts with 0, 1 and 2 only (the harness's own descriptors, which vault-run
+    // rightly passes on, would blur the picture).
+    // SAFETY: only close(2) between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            for fd in 3..4096 {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    drop(pty.slave);
+    // Drain the terminal so nothing vault-run writes can block.
+    let master = std::fs::File::from(pty.master);
+    std::thread::spawn(move || std::io::copy(&mut &master, &mut std::io::sink()));
+    let children = format!("/proc/{0}/task/{0}/children", child.id());
+    let start = std::time::Instant::now();
+    let grandchild = loop {
+        let text = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(pid) = text.split_whitespace().next() {
+            let pid = pid.to_owned();
+            // Past the exec: the command line is sleep's.
+            if std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .starts_with("sleep")
+            {
+                break pid;
+            }
+        }
+        assert!(start.elapsed() < T, "the child did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let env = std::fs::read(format!("/proc/{grandchild}/environ")).unwrap();
+    let tls_fd = env_of(&env)["TLS"].strip_prefix("/dev/fd/").expect("a /dev/fd path").to_owned();
+    let mut fds = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{grandchild}/fd")).unwrap() {
+        let e = e.unwrap();
+        let target = std::fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default();
+        fds.push((e.file_name().to_string_lossy().into_owned(), target));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let _ = child.wait();
+    for (fd, target) in &fds {
+        assert!(
+            ["0", "1", "2", tls_fd.as_str()].contains(&fd.as_str()),
+            "descriptor {fd} -> {target} leaked into the child: {fds:?}"
+        );
+    }
+    assert!(fds.iter().any(|(fd, _)| *fd == tls_fd), "{fds:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. --mask: a secret split between stdout and stderr going to the same place.
+
+#[tokio::test]
+async fn mask_sees_a_secret_split_between_stdout_and_stderr_sent_to_one_file() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "split-secret-value-0042").await;
+    let dir = tmp();
+    write(dir.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
+    let log = dir.path().join("log");
+    let file = std::fs::File::create(&log).unwrap();
+    let script = r#"printf '%s' "${A%%-value-0042}"; printf '%s\n' "-value-0042" >&2; echo done"#;
+    let status = vault_run(&dev, dir.path())
+        .args(["--mask", "-q", "--", "sh", "-c", script])
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("split-secret"), "{text}");
+    assert_eq!(text, "[REDACTED:A]\ndone\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Large mappings: linear time, and a documented size limit.
+
+#[test]
+fn a_large_mapping_is_checked_quickly_and_errors_name_the_right_line() {
+    let dir = tmp();
+    let mut text = String::from("[env]\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("VAR_{i} = \"production/app/KEY_{i}\"\n"));
+    }
+    text.push_str("BAD = 42\n");
+    let bad_line = 20_002;
+    write(dir.path(), "vault-run.toml", &text);
+    let start = std::time::Instant::now();
+    let out = output_within(bare_vault_run(dir.path()).env("ASS_AGENT_KEY", "ass_x").args(["--", "true"]), T);
+    let took = start.elapsed();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains(&format!("vault-run.toml:{bad_line}:7")), "{err}");
+    // Quadratic position lookups took half a minute here; it now takes a fraction of a second
+    // (the bound leaves room for a loaded machine).
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn a_mapping_file_over_16_mib_is_refused() {
+    let dir = tmp();
+    let mut text = String::from("[env]\n");
+    while text.len() <= 16 * 1024 * 1024 {
+        text.push_str(&format!("# padding {}\n", "x".repeat(1000)));
+    }
+    write(dir.path(), "vault-run.toml", &text);
+    let out = output_within(bare_vault_run(dir.path()).env("ASS_AGENT_KEY", "ass_x").args(["--", "true"]), T);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Names that make the child load code, trust another CA or send its traffic elsewhere.
+
+#[tokio::test]
+async fn names_that_load_code_trust_another_ca_or_redirect_traffic_are_refused() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let dir = tmp();
+    let names = [
+        "OPENSSL_CONF",
+        "PYTHONWARNINGS",
+        "PERL5OPT",
+        "PERL5LIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "GIT_SSH_COMMAND",
+        "GIT_PAGER",
+        "LESSOPEN",
+        "GCONV_PATH",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "All_Proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "NODE_EXTRA_CA_CERTS",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ];
+    for name in names {
+        let out = output_within(
+            vault_run(&dev, dir.path()).args(["-e", &format!("{name}=production/app/A"), "--", "true"]),
+            T,
+        );
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(78), "{name}: {err}");
+        assert!(err.contains(&format!("refusing to set {name}")), "{err}");
+        assert!(err.contains(&format!("--allow-name {name}")), "{err}");
+    }
+    assert_eq!(dev.count("POST /v1/tokens").await, 0, "refused before any request");
+    let out = output_within(
+        vault_run(&dev, dir.path()).args([
+            "-e",
+            "https_proxy=production/app/A",
+            "--allow-name",
+            "https_proxy",
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["https_proxy"], "value-a");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Credential files must be private and the caller's (or root's).
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test]
+async fn credential_files_readable_by_others_or_owned_by_another_user_are_refused() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let dir = tmp();
+    let key = write(dir.path(), "agent.key", &dev.agent_key);
+    let link = dir.path().join("link.key");
+    std::os::unix::fs::symlink(&key, &link).unwrap();
+    let run = |args: &[&str], file: &Path| {
+        let mut c = bare_vault_run(dir.path());
+        c.env("ASS_BASE_URL", &dev.base_url).env("ASS_AGENT_KEY_FILE", file);
+        output_within(c.args(["-e", "A=production/app/A"]).args(args).args(["--", "true"]), T)
+    };
+    for mode in [0o644, 0o640, 0o604, 0o660] {
+        chmod(&key, mode);
+        for file in [&key, &link] {
+            let out = run(&[], file);
+            let err = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(78), "{mode:o} {}: {err}", file.display());
+            assert!(err.contains(&format!("chmod 600 {}", file.display())), "{err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        }
+    }
+    chmod(&key, 0o600);
+    for file in [&key, &link] {
+        let out = run(&[], file);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    // Owned by someone else (only root can hand a file over; tests run as root).
+    if nix::unistd::Uid::effective().is_root() {
+        nix::unistd::chown(&key, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        let out = run(&[], &link);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(78), "{err}");
+        assert!(err.contains("owned by uid 65534"), "{err}");
+    }
+    assert_eq!(dev.count("POST /v1/tokens").await, 2, "only the two private runs asked for a token");
+}
+
+#[test]
+fn vault_token_and_secret_id_files_readable_by_others_are_refused() {
+    let dir = tmp();
+    let token = write(dir.path(), "token", "hvs.canary-token-0123456789");
+    let secret_id = write(dir.path(), "secret-id", "canary-secret-id-0123");
+    chmod(&token, 0o644);
+    chmod(&secret_id, 0o644);
+    // Refused before any connection: the address is a closed port.
+    let run = |c: &mut std::process::Command| {
+        c.env("VAULT_ADDR", "http://127.0.0.1:9").args(["-e", "P=vault://secret/app#p", "--", "true"]);
+        output_within(c, T)
+    };
+    let out = run(bare_vault_run(dir.path()).arg("--vault-token-file").arg(&token));
+    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains(&format!("chmod 600 {}", token.display())), "{}", stderr_of(&out));
+    let out =
+        run(bare_vault_run(dir.path()).env("VAULT_ROLE_ID", "role").env("VAULT_SECRET_ID_FILE", &secret_id));
+    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains(&format!("chmod 600 {}", secret_id.display())), "{}", stderr_of(&out));
+    for f in [&token, &secret_id] {
+        assert!(!stderr_of(&out).contains("canary"));
+        chmod(f, 0o600);
+    }
+    // Private now: past the file check, the run fails on the closed port instead (75).
+    let out = run(bare_vault_run(dir.path()).arg("--vault-token-file").arg(&token));
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+}
