@@ -306,8 +306,12 @@ async fn orphans_are_reparented_to_vault_run_and_reaped_as_subreaper() {
     run.line("ready");
     let vault_run_pid = run.child.id();
     let until = Instant::now() + Duration::from_secs(10);
+    let mut last = None;
     loop {
-        let ppid = ppid_of(orphan).expect("the orphan is still running");
+        let Some(ppid) = ppid_of(orphan) else {
+            panic!("the orphan ended (and was reaped) under parent {last:?}, not vault-run ({vault_run_pid})")
+        };
+        last = Some(ppid);
         if ppid == vault_run_pid {
             break;
         }
