@@ -152,3 +152,36 @@ fn the_agent_key_goes_only_to_tokens_and_approval_status() {
         }
     }
 }
+
+#[test]
+fn under_watch_the_agent_key_still_goes_only_to_tokens() {
+    let rec = RecordingServer::start(secrets());
+    let dir = tmp();
+    std::fs::write(dir.path().join("vault-run.toml"), MAPPING).unwrap();
+    let mut child = rec
+        .vault_run(dir.path())
+        .args(["--watch", "--watch-interval", "300ms", "--", "sleep", "30"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    common::wait_within(&mut child, T);
+    let log = rec.log();
+    let reqs = log["requests"].as_array().unwrap();
+    let reads = reqs.iter().filter(|r| r["path"] == "/v1/secrets/production/app/A").count();
+    assert!(reads >= 2, "the watch fetched again: {reads} reads");
+    for r in reqs {
+        let route = format!("{} {}", r["method"].as_str().unwrap(), r["path"].as_str().unwrap());
+        match r["auth"].as_str().unwrap() {
+            "agent" => assert_eq!(route, "POST /v1/tokens", "agent key sent to {route}"),
+            "token" => assert!(route.starts_with("GET /v1/secrets"), "token sent to {route}"),
+            other => panic!("{route} carried {other} credentials"),
+        }
+    }
+    for t in log["tokens"].as_array().unwrap() {
+        assert_eq!(t["ttl"], "5m");
+    }
+}

@@ -410,8 +410,8 @@ async fn splay_delays_the_restart_by_at_most_splay() {
     assert!(delay <= 3000, "a splay over --splay: {delay}ms");
     run.line("start value-two");
     let waited = announced.elapsed().as_millis() as u64;
-    assert!(waited + 150 >= delay, "restarted after {waited}ms, before the {delay}ms splay");
-    assert!(waited <= delay + 2000, "restarted after {waited}ms, long after the {delay}ms splay");
+    assert!(waited + 500 >= delay, "restarted after {waited}ms, before the {delay}ms splay");
+    assert!(waited <= delay + 5000, "restarted after {waited}ms, long after the {delay}ms splay");
     run.signal(Signal::SIGTERM);
     run.wait();
 }

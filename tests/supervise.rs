@@ -298,16 +298,20 @@ async fn orphans_are_reparented_to_vault_run_and_reaped_as_subreaper() {
     let dev = seeded().await;
     let dir = tmp();
     // The subshell exits at once, leaving its `sleep` an orphan; its pid is printed.
-    let script = "(sleep 1.5 & echo orphan=$!); echo ready; sleep 4; exit 5";
+    let script = "(sleep 3 & echo orphan=$!); echo ready; exec sleep 60";
     let mut cmd = vault_run(&dev, dir.path());
     cmd.args(["--supervise", "-e", &format!("K={SECRET_PATH}"), "--", "sh", "-c", script]);
     let mut run = Running::start(&mut cmd);
     let orphan: u32 = run.expect(|l| l.starts_with("orphan="), Duration::from_secs(20))[7..].parse().unwrap();
     run.line("ready");
     let vault_run_pid = run.child.id();
-    let until = Instant::now() + Duration::from_secs(5);
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut last = None;
     loop {
-        let ppid = ppid_of(orphan).expect("the orphan is still running");
+        let Some(ppid) = ppid_of(orphan) else {
+            panic!("the orphan ended (and was reaped) under parent {last:?}, not vault-run ({vault_run_pid})")
+        };
+        last = Some(ppid);
         if ppid == vault_run_pid {
             break;
         }
@@ -315,9 +319,15 @@ async fn orphans_are_reparented_to_vault_run_and_reaped_as_subreaper() {
         assert!(Instant::now() < until, "the orphan's parent is {ppid}, not vault-run ({vault_run_pid})");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(2000));
-    assert!(ppid_of(orphan).is_none(), "the orphan was not reaped: {:?}", zombies_of(vault_run_pid));
-    assert_eq!(run.wait(T).code(), Some(5), "{}", run.stderr());
+    // Reaped by vault-run: gone from /proc (not a zombie) while vault-run is still its parent.
+    let until = Instant::now() + Duration::from_secs(15);
+    while ppid_of(orphan).is_some() {
+        assert!(Instant::now() < until, "the orphan was not reaped: zombies {:?}", zombies_of(vault_run_pid));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(run.child.try_wait().unwrap().is_none(), "vault-run ended before the orphan was reaped");
+    run.signal(Signal::SIGTERM);
+    assert_eq!(run.wait(T).signal(), Some(libc::SIGTERM), "{}", run.stderr());
 }
 
 /// As PID 1 of a new PID namespace, vault-run reaps every orphan, like tini.
