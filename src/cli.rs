@@ -127,7 +127,7 @@ pub struct RunOptions {
     #[arg(long)]
     pub no_override: bool,
 
-    /// Pass the credential variables (ASS_AGENT_KEY, ASS_AGENT_KEY_FILE, VAULT_TOKEN, …) on to the
+    /// Pass the credential variables (ASS_AGENT_KEY, ASS_AGENT_KEY_FILE, ASS_ADMIN_KEY, VAULT_TOKEN, …) on to the
     /// child; they are removed by default.
     #[arg(long)]
     pub keep_agent_key: bool,

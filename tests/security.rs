@@ -646,3 +646,103 @@ fn vault_token_and_secret_id_files_readable_by_others_are_refused() {
     let out = run(bare_vault_run(dir.path()).arg("--vault-token-file").arg(&token));
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
 }
+
+// ---------------------------------------------------------------------------------------------
+// 12. The dev server: bounded counters, a header timeout, a connection cap; ASS_ADMIN_KEY stays
+// out of the child.
+
+#[tokio::test]
+async fn made_up_methods_and_paths_do_not_grow_the_dev_servers_counters() {
+    let dev = DevServer::start();
+    let http = reqwest::Client::new();
+    for i in 0..60 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        let _ = http.request(method, format!("{}/v1/tokens", dev.base_url)).send().await.unwrap();
+        let _ = http.get(format!("{}/made/up/{i}", dev.base_url)).send().await.unwrap();
+    }
+    let _ = http.get(format!("{}/v1/health", dev.base_url)).send().await.unwrap();
+    let stats = dev.stats().await;
+    let requests = stats["requests"].as_object().unwrap();
+    assert!(requests.len() <= 2, "{requests:?}");
+    assert_eq!(requests["(unmatched)"], 120, "{requests:?}");
+    assert_eq!(requests["GET /v1/health"], 1, "{requests:?}");
+}
+
+#[test]
+fn the_dev_server_closes_a_connection_whose_headers_are_too_slow() {
+    use std::io::{Read, Write};
+    let dev = DevServer::start_with(&["--header-timeout", "1s"]);
+    let addr = dev.base_url.trim_start_matches("http://").to_owned();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    let start = std::time::Instant::now();
+    let closed = loop {
+        // A byte at a time, never finishing the head: a slow-loris client.
+        if s.write_all(b"a").is_err() {
+            break true;
+        }
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => panic!("the server answered an unfinished request"),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+            }
+            Err(_) => break true,
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+    };
+    assert!(closed, "the connection was still open after 10 s");
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    // A prompt client is served as before.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn the_dev_server_caps_open_connections() {
+    use std::io::{Read, Write};
+    let dev = DevServer::start_with(&["--max-connections", "2", "--header-timeout", "30s"]);
+    let addr = dev.base_url.trim_start_matches("http://").to_owned();
+    let idle: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(&addr).unwrap();
+    third.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    third.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buf = [0u8; 256];
+    let err = third.read(&mut buf).expect_err("served beyond the cap");
+    assert!(matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{err}");
+    drop(idle);
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    third.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn the_admin_key_is_removed_from_the_childs_environment() {
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a").await;
+    let dir = tmp();
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("ASS_ADMIN_KEY", &dev.admin_key).args([
+            "-e",
+            "A=production/app/A",
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["A"], "value-a");
+    assert!(!env.contains_key("ASS_ADMIN_KEY"), "{env:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&dev.admin_key));
+}

@@ -4,6 +4,11 @@
 //! Each accepted stream shares a flag with its [`ConnInfo`] (which handlers get through
 //! `ConnectInfo`); once the flag is set, every write fails, hyper gives up on the connection
 //! and the socket is closed before a single response byte was sent.
+//!
+//! The listener also bounds what a client can hold: at most `max_connections` open at once
+//! (more wait in the kernel's backlog), and a request head must arrive within `header_timeout`
+//! of its first byte (or of the connection, or of the last response, for the next request), so
+//! a slow or silent client cannot keep a connection forever.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,6 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
 
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
@@ -41,7 +49,18 @@ impl Connected<IncomingStream<'_, KillableListener>> for ConnInfo {
 
 /// A [`TcpListener`] handing out [`KillableStream`]s.
 #[derive(Debug)]
-pub struct KillableListener(pub TcpListener);
+pub struct KillableListener {
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    header_timeout: Duration,
+}
+
+impl KillableListener {
+    /// At most `max_connections` open at once; request heads within `header_timeout`.
+    pub fn new(listener: TcpListener, max_connections: usize, header_timeout: Duration) -> Self {
+        Self { listener, slots: Arc::new(Semaphore::new(max_connections.max(1))), header_timeout }
+    }
+}
 
 impl Listener for KillableListener {
     type Io = KillableStream;
@@ -49,11 +68,17 @@ impl Listener for KillableListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            match self.0.accept().await {
+            // Wait for a free slot before accepting: the permit lives as long as the stream.
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                unreachable!("the semaphore is never closed")
+            };
+            match self.listener.accept().await {
                 Ok((inner, peer)) => {
                     let _ = inner.set_nodelay(true);
                     let kill = Arc::new(AtomicBool::new(false));
-                    return (KillableStream { inner, kill: kill.clone() }, ConnInfo { peer, kill });
+                    let head = HeadTimer::new(self.header_timeout);
+                    let stream = KillableStream { inner, kill: kill.clone(), head, _slot: slot };
+                    return (stream, ConnInfo { peer, kill });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait rather than spin.
@@ -65,15 +90,64 @@ impl Listener for KillableListener {
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(ConnInfo { peer: self.0.local_addr()?, kill: Arc::default() })
+        Ok(ConnInfo { peer: self.listener.local_addr()?, kill: Arc::default() })
     }
 }
 
-/// A TCP stream that fails every operation once its connection was marked for dropping.
+/// Watches for the end of each request head (`\r\n\r\n`) and times out one that takes longer
+/// than the limit. Bodies and the server's own processing time are not limited.
+#[derive(Debug)]
+struct HeadTimer {
+    limit: Duration,
+    /// Reading a head (or waiting for one): fails when this fires.
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// The head's last three bytes so far, to find a terminator split across reads.
+    tail: [u8; 3],
+}
+
+impl HeadTimer {
+    fn new(limit: Duration) -> Self {
+        Self { limit, sleep: Some(Box::pin(tokio::time::sleep(limit))), tail: [0; 3] }
+    }
+
+    /// Bytes of the request arrived.
+    fn read(&mut self, bytes: &[u8]) {
+        if self.sleep.is_none() || bytes.is_empty() {
+            return;
+        }
+        let mut window = self.tail.to_vec();
+        window.extend_from_slice(bytes);
+        if window.windows(4).any(|w| w == b"\r\n\r\n") {
+            self.sleep = None;
+        } else {
+            let n = window.len();
+            self.tail.copy_from_slice(&window[n - 3..]);
+        }
+    }
+
+    /// A response is being written: the next request's head is timed from now.
+    fn wrote(&mut self) {
+        if self.sleep.is_none() {
+            self.sleep = Some(Box::pin(tokio::time::sleep(self.limit)));
+            self.tail = [0; 3];
+        } else if let Some(s) = self.sleep.as_mut() {
+            s.as_mut().reset(Instant::now() + self.limit);
+        }
+    }
+
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.sleep.as_mut().is_some_and(|s| std::future::Future::poll(s.as_mut(), cx).is_ready())
+    }
+}
+
+/// A TCP stream that fails every operation once its connection was marked for dropping, or
+/// when a request head is too slow.
 #[derive(Debug)]
 pub struct KillableStream {
     inner: TcpStream,
     kill: Arc<AtomicBool>,
+    head: HeadTimer,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl KillableStream {
@@ -95,7 +169,18 @@ impl AsyncRead for KillableStream {
         if self.killed() {
             return Poll::Ready(Err(dropped()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.head.read(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.head.expired(cx) => {
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head not received in time")))
+            }
+            other => other,
+        }
     }
 }
 
@@ -104,7 +189,12 @@ impl AsyncWrite for KillableStream {
         if self.killed() {
             return Poll::Ready(Err(dropped()));
         }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.head.wrote();
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

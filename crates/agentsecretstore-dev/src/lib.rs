@@ -63,6 +63,14 @@ pub struct DevArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub approval_ttl: HumanDuration,
 
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+
+    /// How long a client may take to send a request's headers before the connection is closed.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub header_timeout: HumanDuration,
+
     /// Test knob: global rate limit (N/s or N/m); over it requests get 429 with Retry-After.
     #[arg(long, value_name = "RATE")]
     pub rate_limit: Option<Rate>,
@@ -115,6 +123,10 @@ pub struct DevServerOptions {
     pub approval_ttl: Duration,
     /// Initial fault knobs.
     pub faults: FaultKnobs,
+    /// Connections open at once; more wait.
+    pub max_connections: usize,
+    /// How long a request head may take to arrive.
+    pub header_timeout: Duration,
 }
 
 impl Default for DevServerOptions {
@@ -124,6 +136,8 @@ impl Default for DevServerOptions {
             seed: None,
             approval_ttl: Duration::from_secs(600),
             faults: FaultKnobs::default(),
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -144,7 +158,17 @@ impl DevServerOptions {
             drop_rate: args.drop_rate.unwrap_or(0.0),
             ..FaultKnobs::default()
         };
-        Ok(Self { listen: args.listen, seed, approval_ttl: args.approval_ttl.get(), faults })
+        if args.header_timeout.is_zero() {
+            return Err(DevServerError::Config("--header-timeout must be greater than zero".into()));
+        }
+        Ok(Self {
+            listen: args.listen,
+            seed,
+            approval_ttl: args.approval_ttl.get(),
+            faults,
+            max_connections: args.max_connections,
+            header_timeout: args.header_timeout.get(),
+        })
     }
 }
 
@@ -289,10 +313,12 @@ pub async fn start(opts: DevServerOptions) -> Result<RunningDevServer, DevServer
     };
     let app = routes::router(state).into_make_service_with_connect_info::<conn::ConnInfo>();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = axum::serve(conn::KillableListener(listener), app).with_graceful_shutdown(async move {
-        // Also fires when the sender is dropped with the RunningDevServer.
-        let _ = stopped.await;
-    });
+    let server =
+        axum::serve(conn::KillableListener::new(listener, opts.max_connections, opts.header_timeout), app)
+            .with_graceful_shutdown(async move {
+                // Also fires when the sender is dropped with the RunningDevServer.
+                let _ = stopped.await;
+            });
     let task = tokio::spawn(async move { server.await });
     tracing::info!("dev vault server listening on {base_url}");
     Ok(RunningDevServer { base_url, local_addr, agent_key, admin_key, stop: Some(stop), task: Some(task) })

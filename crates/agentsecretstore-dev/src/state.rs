@@ -254,16 +254,27 @@ impl Store {
 
     /// Classifies a bearer credential.
     pub fn identify(&self, bearer: &str) -> Caller {
-        if bearer == self.admin_key.expose() {
-            return Caller::Admin;
+        // Every credential is compared, each in constant time: how long an answer takes must
+        // not tell how many leading characters of a key a guess got right, nor which kind matched.
+        let admin = same_secret(bearer, self.admin_key.expose());
+        let mut agent = None;
+        for a in &self.agents {
+            if same_secret(bearer, a.key.expose()) {
+                agent = Some(a.id.clone());
+            }
         }
-        if let Some(a) = self.agents.iter().find(|a| a.key.expose() == bearer) {
-            return Caller::Agent(a.id.clone());
+        let mut token = None;
+        for t in &self.tokens {
+            if same_secret(bearer, t.token.expose()) {
+                token = Some(t.id.clone());
+            }
         }
-        if let Some(t) = self.tokens.iter().find(|t| t.token.expose() == bearer) {
-            return Caller::Token(t.id.clone());
+        match (admin, agent, token) {
+            (true, _, _) => Caller::Admin,
+            (_, Some(id), _) => Caller::Agent(id),
+            (_, _, Some(id)) => Caller::Token(id),
+            _ => Caller::Unknown,
         }
-        Caller::Unknown
     }
 
     /// Spends one use of token `id` from `peer`: the token must be unexpired, under its
@@ -583,6 +594,13 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Compares a presented credential with a stored one in time that depends only on their
+/// lengths (which the credential formats make public anyway), never on where they differ.
+pub fn same_secret(presented: &str, stored: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    presented.len() == stored.len() && bool::from(presented.as_bytes().ct_eq(stored.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,6 +611,18 @@ mod tests {
 
     fn store() -> Store {
         Store::new(new_admin_key(), std::time::Duration::from_secs(600))
+    }
+
+    #[test]
+    fn credentials_compare_whole_and_in_constant_time() {
+        assert!(same_secret("ass_abc", "ass_abc"));
+        for other in ["ass_abd", "bss_abc", "ass_ab", "ass_abcd", ""] {
+            assert!(!same_secret(other, "ass_abc"), "{other}");
+        }
+        // identify still tells the three kinds apart with the comparison that never stops early.
+        let s = store();
+        assert!(matches!(s.identify(s.admin_key().expose()), Caller::Admin));
+        assert!(matches!(s.identify("nope"), Caller::Unknown));
     }
 
     fn req(value: &str, tier: Option<AccessTier>) -> SecretWriteRequest {

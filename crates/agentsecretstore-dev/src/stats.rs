@@ -31,7 +31,15 @@ pub struct Stats {
 impl Stats {
     /// Counts one request.
     pub fn count(&mut self, method: &Method, path: &str) {
-        let key = format!("{method} {}", route_template(method, path));
+        // Only known methods on known routes get a counter of their own: anything a client
+        // makes up lands in one, so requests cannot grow the map without bound.
+        let template = route_template(method, path);
+        let known = [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::HEAD];
+        let key = if template == UNMATCHED || !known.contains(method) {
+            UNMATCHED.to_owned()
+        } else {
+            format!("{method} {template}")
+        };
         *self.requests.entry(key).or_default() += 1;
         self.total_requests += 1;
         if *method == Method::POST && path == "/v1/tokens" {
@@ -53,9 +61,12 @@ pub fn route_template(method: &Method, path: &str) -> &'static str {
         ["v1", "approvals", "agent", _] => "/v1/approvals/agent/{id}",
         ["v1", "approvals", _, "approve"] => "/v1/approvals/{id}/approve",
         ["v1", "approvals", _, "deny"] => "/v1/approvals/{id}/deny",
-        _ => "(unmatched)",
+        _ => UNMATCHED,
     }
 }
+
+/// The counter for requests to no known route, or with a method the API does not use.
+pub const UNMATCHED: &str = "(unmatched)";
 
 #[cfg(test)]
 mod tests {

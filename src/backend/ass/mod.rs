@@ -20,7 +20,7 @@ use crate::path::{Action, Scope, SecretPath};
 use crate::settings::Settings;
 
 /// Variables holding the agent key; never passed to the child (unless `--keep-agent-key`).
-pub const CREDENTIAL_VARS: &[&str] = &["ASS_AGENT_KEY", "ASS_AGENT_KEY_FILE"];
+pub const CREDENTIAL_VARS: &[&str] = &["ASS_AGENT_KEY", "ASS_AGENT_KEY_FILE", "ASS_ADMIN_KEY"];
 
 /// Reads from Agent Secret Store.
 pub struct AssBackend {
