@@ -234,7 +234,7 @@ fn running_as_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
-const WHO: &str = r#"echo "$(id -u):$(id -g):$(id -G):$HOME:$USER:$LOGNAME:$A"; if cat "$KEY" >/dev/null 2>&1; then echo KEY-READ; else echo KEY-DENIED; fi"#;
+const WHO: &str = r#"echo "$(id -u):$(id -g):$(id -G):$HOME:$USER:$LOGNAME:$A"; if cat "$KEY" >/dev/null 2>&1; then echo KEY-READ; else echo KEY-DENIED; fi; if cat /proc/$PPID/environ >/dev/null 2>&1; then echo PARENT-READ; else echo PARENT-DENIED; fi; echo "file=$(cat "$TLS")""#;
 
 #[tokio::test]
 async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
@@ -245,10 +245,12 @@ async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
     }
     let dev = DevServer::start();
     dev.put("production/app/A", "value-a").await;
+    dev.put("production/tls/KEY", "tls-key-0002").await;
     let creds = credentials_dir(&dev);
     let key = creds.path().join("ass-agent-key");
     let work = tmp();
-    write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
+    let mapping = "[env]\nA = \"production/app/A\"\nTLS = { path = \"production/tls/KEY\", as = \"file\" }\n";
+    write(work.path(), "vault-run.toml", mapping);
     for (user, mode) in
         [("nobody", None), ("65534:65534", None), ("nobody", Some("--supervise")), ("nobody", Some("--mask"))]
     {
@@ -266,9 +268,14 @@ async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
             "{user} {mode:?}"
         );
         assert_eq!(lines.next().unwrap(), "KEY-DENIED", "{user} {mode:?}");
+        // Supervising, vault-run is the parent: root's and non-dumpable, out of the child's reach.
+        assert_eq!(lines.next().unwrap(), "PARENT-DENIED", "{user} {mode:?}");
+        // The in-memory files are still the child's to read.
+        let tls = if mode == Some("--mask") { "[REDACTED:TLS]" } else { "tls-key-0002" };
+        assert_eq!(lines.next().unwrap(), format!("file={tls}"), "{user} {mode:?}");
     }
     // The mapping wins over the user's HOME.
-    write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\nHOME = \"production/app/A\"\n");
+    write(work.path(), "vault-run.toml", &format!("{mapping}HOME = \"production/app/A\"\n"));
     let out = output_within(
         key_from_credentials(&dev, work.path(), creds.path())
             .env("KEY", &key)
