@@ -14,7 +14,8 @@
 //!   `quote_plus(safe='')`, each with upper- and lower-case hex digits;
 //! * the value as it appears inside a JSON string: minimal escaping (`serde_json`,
 //!   `JSON.stringify`), the same with `/` written `\/`, Python's `ensure_ascii` (non-ASCII as
-//!   `\uXXXX`), and Go's HTML-safe form (`<`, `>`, `&` as `\u003c`…).
+//!   `\uXXXX`), and Go's HTML-safe form (`<`, `>`, `&` as `\u003c`…);
+//! * a multi-line value with `\r\n` line ends, as a pseudo-terminal writes it.
 //!
 //! An encoded form identical to the plain value (e.g. percent-encoding an alphanumeric token) is
 //! not added twice. Every occurrence is replaced by `[REDACTED:NAME]`.
@@ -340,6 +341,20 @@ fn encoded_forms(value: &str, emit: &mut dyn FnMut(Zeroizing<Vec<u8>>)) {
     }
     for style in [JsonStyle::Minimal, JsonStyle::Slash, JsonStyle::Ascii, JsonStyle::HtmlSafe] {
         emit(json_escape(value, style));
+    }
+    // A child on a pseudo-terminal (`--mask` on a terminal) has its "\n" turned into "\r\n" by
+    // the terminal (ONLCR) before vault-run reads it: a multi-line secret (a PEM key) would
+    // otherwise never match. Programs writing CRLF line ends produce the same form.
+    let newlines = raw.iter().filter(|&&b| b == b'\n').count();
+    if newlines > 0 {
+        let mut buf = Zeroizing::new(Vec::with_capacity(raw.len() + newlines));
+        for &b in raw {
+            if b == b'\n' {
+                buf.push(b'\r');
+            }
+            buf.push(b);
+        }
+        emit(buf);
     }
 }
 
