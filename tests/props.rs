@@ -427,7 +427,6 @@ fn malformed_command_lines_are_usage_errors() {
         &["--concurrency", "x", "--", "sh", "-c", started],
         &["--log-format", "xml", "--", "sh", "-c", started],
         &["--bogus-flag", "--", "sh", "-c", started],
-        &["--env-file", "x", "--", "sh", "-c", started],
         &["-Z", "--", "sh", "-c", started],
         &["-q", "-v", "--", "sh", "-c", started],
         &["--watch-interval", "5s", "--", "sh", "-c", started],
