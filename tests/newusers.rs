@@ -412,3 +412,29 @@ async fn errors_name_the_real_cause() {
     assert!(err.contains(&format!("{}/v1/approvals/{id}/approve", dev.base_url)), "{err}");
     assert!(!err.contains(&dev.admin_key), "{err}");
 }
+
+#[tokio::test]
+async fn durations_people_write_are_accepted() {
+    let dev = seeded().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "vault-run.toml",
+        "[vault]\nttl = \"10 minutes\"\n[env]\nL = \"production/app/LOG_LEVEL\"\n",
+    );
+    for args in [
+        ["--deadline", "5min"],
+        ["--timeout", "1m 30s"],
+        ["--approval-timeout", "1h 30m"],
+        ["--ttl", "90 seconds"],
+        ["--deadline", "2m"],
+        ["--timeout", "120"],
+    ] {
+        let out = output_within(vault_run(&dev, dir.path()).args(args).args(["--", "env", "-0"]), T);
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+        assert_eq!(env_of(&out.stdout)["L"], "debug-0001");
+    }
+    let out = output_within(vault_run(&dev, dir.path()).args(["--ttl", "5 fortnights", "--", "true"]), T);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("5min"), "the hint shows the forms: {}", stderr_of(&out));
+}

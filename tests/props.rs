@@ -415,7 +415,7 @@ fn malformed_command_lines_are_usage_errors() {
         &["--ttl"],
         &["--ttl", "5x", "--", "sh", "-c", started],
         &["--ttl", "-5s", "--", "sh", "-c", started],
-        &["--ttl", "1.5h", "--", "sh", "-c", started],
+        &["--ttl", "1.5x", "--", "sh", "-c", started],
         &["--deadline", "soon", "--", "sh", "-c", started],
         &["--deadline", "18446744073709551615", "--", "sh", "-c", started],
         &["--watch", "--watch-interval", "18446744073709551615", "--", "sh", "-c", started],
