@@ -46,6 +46,14 @@ pub enum Command {
     Check(Box<CheckArgs>),
     /// Run an in-memory Agent Secret Store for local development and tests.
     Dev(crate::dev_server::DevArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: crate::completions::Shell,
+    },
+    /// Print the man page (roff), e.g. `vault-run man > /usr/local/share/man/man1/vault-run.1`.
+    Man,
 }
 
 /// `vault-run check`'s options: a run's, plus the output format.
@@ -194,6 +202,8 @@ pub fn main() -> ExitCode {
     match cli.subcommand {
         Some(Command::Dev(args)) => crate::dev_server::main(args),
         Some(Command::Check(args)) => crate::app::check(args.opts, args.format),
+        Some(Command::Completions { shell }) => crate::completions::completions(shell),
+        Some(Command::Man) => crate::completions::man(),
         None => crate::app::run(cli.opts, cli.command),
     }
 }

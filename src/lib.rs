@@ -15,6 +15,7 @@ pub use client::AgentVault;
 pub mod app;
 pub mod backend;
 pub mod check_report;
+pub mod completions;
 pub mod deadline;
 pub mod discover;
 pub mod envfile;

@@ -438,3 +438,38 @@ async fn durations_people_write_are_accepted() {
     assert_eq!(out.status.code(), Some(64), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("5min"), "the hint shows the forms: {}", stderr_of(&out));
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef vault-run"),
+        ("fish", "complete -c vault-run"),
+        ("powershell", "Register-ArgumentCompleter"),
+        ("elvish", "edit:completion:arg-completer"),
+    ] {
+        let out = output_within(bare_vault_run(dir.path()).args(["completions", shell]), T);
+        assert!(out.status.success(), "{shell}: {}", stderr_of(&out));
+        let script = stdout_of(&out);
+        assert!(script.contains(marker), "{shell}: {script}");
+        for flag in ["--env-file", "--approval-timeout", "--format"] {
+            assert!(script.contains(flag.trim_start_matches('-')), "{shell} lacks {flag}");
+        }
+    }
+    if std::process::Command::new("bash").arg("--version").output().is_ok() {
+        let out = output_within(bare_vault_run(dir.path()).args(["completions", "bash"]), T);
+        std::fs::write(dir.path().join("c.bash"), &out.stdout).unwrap();
+        let check =
+            std::process::Command::new("bash").arg("-n").arg(dir.path().join("c.bash")).output().unwrap();
+        assert!(check.status.success(), "bash -n: {}", String::from_utf8_lossy(&check.stderr));
+    }
+    let out = output_within(bare_vault_run(dir.path()).args(["completions", "tcsh"]), T);
+    assert_eq!(out.status.code(), Some(64));
+
+    let out = output_within(bare_vault_run(dir.path()).arg("man"), T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let page = stdout_of(&out);
+    assert!(page.starts_with(".ie") || page.contains(".TH vault-run"), "{page}");
+    assert!(page.contains("env\\-file") && page.contains("completions"), "{page}");
+}
