@@ -213,15 +213,16 @@ fn load(opts: &RunOptions, inherited: &[(OsString, OsString)]) -> Result<Loaded,
         })?),
         None => None,
     };
-    let literals = crate::envfile::read_all(&opts.env_file).map_err(|e| AppError::Config(e.to_string()))?;
     let utf8: Vec<(&str, &str)> =
         inherited.iter().filter_map(|(k, v)| Some((k.to_str()?, v.to_str()?))).collect();
+    let lookup = |name: &str| utf8.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+    let literals =
+        crate::envfile::read_all(&opts.env_file, &lookup).map_err(|e| AppError::Config(e.to_string()))?;
     let refs: Vec<(String, String)> = utf8
         .iter()
         .filter(|(_, v)| v.starts_with("ass://") || v.starts_with("vault://"))
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let lookup = |name: &str| utf8.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
     let from_files: Vec<(&Path, &str, &str)> = literals
         .iter()
         .filter(|v| v.is_reference())

@@ -2,14 +2,22 @@
 //! reference (`ass://…`, `vault://…`) becomes a mapping entry; any other value is a literal
 //! passed to the child as it is.
 //!
-//! The syntax is dotenvy's (quotes, `export`, comments, its own `$VAR` substitution in unquoted
-//! and double-quoted values). dotenvy's parse errors quote the offending line, which may hold a
-//! secret, so they are rewritten to name the file and line number only.
+//! The syntax is dotenvy's (quotes, `export`, comments, its `$VAR` substitution). `${VAR}` and
+//! `${VAR:-default}` are vault-run's own, as in the mapping file (an unset variable without a
+//! default is an error, never an empty string): they are hidden from dotenvy, whose
+//! substitution would turn `${APP_ENV:-dev}` into nothing. dotenvy's parse errors quote the
+//! offending line, which may hold a secret, so they are rewritten to name the file and line
+//! number only.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
+
+use crate::expand::{expand, ExpandError, Lookup};
+
+/// Stands in for `${` while dotenvy parses (a private-use character no env file needs).
+const BRACE: &str = "\u{E000}{";
 
 /// One `NAME=value` of an env file.
 pub struct EnvFileVar {
@@ -53,6 +61,16 @@ pub enum EnvFileError {
         /// 1-based line, 0 when unknown.
         line: usize,
     },
+    /// `${VAR}` in a literal with VAR unset and no default, or a bad `${…}`.
+    #[error("{} ({name}): {message}", path.display())]
+    Expand {
+        /// The file.
+        path: PathBuf,
+        /// The variable being set.
+        name: String,
+        /// What is wrong (names the unset variable, never a value).
+        message: String,
+    },
     /// Bad substitution or other parse problem.
     #[error("{}: {message}", path.display())]
     Other {
@@ -64,10 +82,28 @@ pub enum EnvFileError {
 }
 
 /// Reads every file in order; a later file's name wins over an earlier one's.
-pub fn read_all(paths: &[PathBuf]) -> Result<Vec<EnvFileVar>, EnvFileError> {
+///
+/// `${VAR}` is expanded with `vars` in literals here; references keep it, for the mapping to
+/// expand (and report) like every other reference.
+pub fn read_all(paths: &[PathBuf], vars: Lookup<'_>) -> Result<Vec<EnvFileVar>, EnvFileError> {
     let mut out: Vec<EnvFileVar> = Vec::new();
     for path in paths {
-        for var in read(path)? {
+        for mut var in read(path)? {
+            if !var.is_reference() {
+                let expanded = expand(&var.value, vars).map_err(|e| EnvFileError::Expand {
+                    path: path.clone(),
+                    name: var.name.clone(),
+                    message: match e {
+                        ExpandError::Unset(v) => format!(
+                            "${{{v}}} is not set in vault-run's environment; set {v} or write ${{{v}:-default}}"
+                        ),
+                        ExpandError::Bad(m) => format!("bad ${{…}}: {m}"),
+                    },
+                })?;
+                if let std::borrow::Cow::Owned(v) = expanded {
+                    var.value = Zeroizing::new(v);
+                }
+            }
             out.retain(|v| v.name != var.name);
             out.push(var);
         }
@@ -76,15 +112,28 @@ pub fn read_all(paths: &[PathBuf]) -> Result<Vec<EnvFileVar>, EnvFileError> {
 }
 
 fn read(path: &Path) -> Result<Vec<EnvFileVar>, EnvFileError> {
-    let text = Zeroizing::new(
+    let raw = Zeroizing::new(
         std::fs::read_to_string(path)
             .map_err(|source| EnvFileError::Read { path: path.to_owned(), source })?,
     );
+    if raw.contains('\u{E000}') {
+        return Err(EnvFileError::Other {
+            path: path.to_owned(),
+            message: "contains the character U+E000, which vault-run reserves; remove it".to_owned(),
+        });
+    }
+    let text = Zeroizing::new(raw.replace("${", BRACE));
     let mut out = Vec::new();
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {
-            Ok((name, value)) => {
-                let value = Zeroizing::new(value);
+            Ok((name, mut value)) => {
+                let value = Zeroizing::new(if value.contains(BRACE) {
+                    let restored = value.replace(BRACE, "${");
+                    zeroize::Zeroize::zeroize(&mut value);
+                    restored
+                } else {
+                    value
+                });
                 out.retain(|v: &EnvFileVar| v.name != name);
                 out.push(EnvFileVar { path: path.to_owned(), name, value });
             }

@@ -163,6 +163,43 @@ async fn env_files_resolve_references_and_pass_literals() {
         stdout_of(&out)
     );
 
+    // ${VAR} and ${VAR:-default} are vault-run's in env files too: never silently empty.
+    write(
+        dir.path(),
+        "profile.env",
+        "DB=\"ass://production/${APP_ENV:-dev}/PASSWORD\"\nGREETING=hi-${WHO:-there}\nRAW='${WHO:-x}'\n",
+    );
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(["--env-file", "profile.env", "--", "env", "-0"]), T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["DB"], "dev-pass-0002");
+    assert_eq!(env["GREETING"], "hi-there");
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("APP_ENV", "prod").env("WHO", "you").args([
+            "--env-file",
+            "profile.env",
+            "--",
+            "env",
+            "-0",
+        ]),
+        T,
+    );
+    let env = env_of(&out.stdout);
+    assert_eq!((env["DB"].as_str(), env["GREETING"].as_str()), ("prod-pass-0003", "hi-you"));
+    write(dir.path(), "unset.env", "A=ass://production/${NOT_SET_X}/PASSWORD\n");
+    let out = output_within(vault_run(&dev, dir.path()).args(["--env-file", "unset.env", "--", "true"]), T);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("NOT_SET_X") && stderr_of(&out).contains("unset.env (A)"),
+        "{}",
+        stderr_of(&out)
+    );
+    write(dir.path(), "unset2.env", "B=plain-${NOT_SET_Y}\n");
+    let out = output_within(vault_run(&dev, dir.path()).args(["--env-file", "unset2.env", "--", "true"]), T);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("NOT_SET_Y") && stderr_of(&out).contains("(B)"), "{}", stderr_of(&out));
+
     // A syntax error names the file and line, never the line's text.
     write(dir.path(), "bad.env", "A=1\nSECRET_LINE=\"sk-live-0007\n");
     let out = output_within(vault_run(&dev, dir.path()).args(["--env-file", "bad.env", "--", "true"]), T);
