@@ -27,6 +27,7 @@ pub const DEFAULT_FILE: &str = crate::discover::FILE_NAME;
 pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
     let core = exec::lock_down();
     crate::logging::init(opts.verbose, opts.quiet, opts.log_format);
+    crate::status_line::enable(!opts.quiet && opts.log_format == crate::cli::LogFormat::Text);
     let session = match Session::start(&opts) {
         Ok(s) => s,
         Err(e) => return exit::report(&e),
@@ -55,6 +56,7 @@ pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
 pub fn check(opts: RunOptions, format: CheckFormat) -> ExitCode {
     let _core = exec::lock_down();
     crate::logging::init(opts.verbose, opts.quiet, opts.log_format);
+    crate::status_line::enable(!opts.quiet && opts.log_format == crate::cli::LogFormat::Text);
     let session = match Session::start(&opts) {
         Ok(s) => s,
         Err(e) => {
@@ -117,6 +119,7 @@ impl Session {
         let rt = runtime()?;
         let resolver = Resolver::new(loaded.mapping, loaded.settings, already_set(opts, &inherited));
         let resolution = rt.block_on(resolver.resolve(&on_event));
+        crate::status_line::stop();
         let literals = loaded
             .literals
             .iter()
@@ -152,6 +155,7 @@ impl Session {
         let mut session = self;
         Box::new(move || {
             session.resolution = session.rt.block_on(session.resolver.resolve(&on_event));
+            crate::status_line::stop();
             let launch = session.launch(&opts, &command)?;
             if launch.secrets == current {
                 return Ok(None);
@@ -294,8 +298,12 @@ fn on_event(event: Event) {
                 );
             }
             notify(&format!("STATUS=Waiting for approval {approval_id} ({what})"));
+            if !wait.is_zero() {
+                crate::status_line::start(format!("approval {approval_id}"), what, wait);
+            }
         }
         Event::Approved { approval_id } => {
+            crate::status_line::stop();
             tracing::info!("approval {approval_id} granted");
             notify(&format!("STATUS=Approval {approval_id} granted; fetching secrets"));
         }

@@ -28,4 +28,5 @@ pub mod mask;
 pub mod notify;
 pub mod resolve;
 pub mod settings;
+pub mod status_line;
 pub mod supervise;

@@ -510,3 +510,74 @@ fn completions_and_man_page_come_from_the_flags() {
     assert!(page.starts_with(".ie") || page.contains(".TH vault-run"), "{page}");
     assert!(page.contains("env\\-file") && page.contains("completions"), "{page}");
 }
+
+/// Waits for a human on a terminal: one live line (what, elapsed, left), redrawn in place and
+/// erased when the approval comes; nothing of it when stderr is a pipe.
+#[tokio::test]
+async fn waiting_for_an_approval_shows_a_live_line_on_a_terminal_only() {
+    use std::io::Read;
+    let dev = seeded().await;
+    dev.put_tier("production/pay/KEY", "pay-0009", "sensitive").await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let size = nix::pty::Winsize { ws_row: 24, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&size), None).unwrap();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(["-e", "P=production/pay/KEY", "--", "true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(pty.slave));
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd); // closes our copy of the slave: the master reads EOF/EIO once the child is gone
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = seen.clone();
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let id = dev.wait_pending().await;
+    // Two redraws at least (one per second).
+    let start = std::time::Instant::now();
+    loop {
+        let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+        if text.matches("\r\x1b[2Kvault-run: waiting for approval").count() >= 2 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no live line: {text:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    dev.approve(&id).await;
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success());
+    reader.join().unwrap();
+    let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let last = text.rfind("waiting for approval").unwrap();
+    let line = &text[last..];
+    assert!(line.contains(&id) && line.contains("production/pay/KEY"), "{line:?}");
+    assert!(line.contains("elapsed") && line.contains("left"), "{line:?}");
+    assert!(line.contains("\r\x1b[2K"), "the line is erased when the wait ends: {line:?}");
+    assert!(!text.contains("pay-0009"));
+
+    // A pipe: plain log lines only.
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(["-e", "P=production/pay/KEY", "--", "true"]);
+    let handle = std::thread::spawn(move || output_within(&mut cmd, T));
+    let id = loop {
+        if let Some(id) = dev.pending().await.into_iter().next() {
+            break id;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    dev.approve(&id).await;
+    let out = tokio::task::spawn_blocking(move || handle.join().unwrap()).await.unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(!err.contains('\r') && !err.contains("\x1b[") && !err.contains("elapsed"), "{err:?}");
+    assert!(err.contains(&id), "{err}");
+}
