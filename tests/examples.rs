@@ -206,3 +206,40 @@ fn every_example_file_parses() {
     let steps = gha["jobs"]["deploy"]["steps"].as_vec().unwrap();
     assert!(steps.iter().any(|s| s["run"].as_str().is_some_and(|r| r.starts_with("vault-run -- "))));
 }
+
+/// The README stands alone: its links resolve inside the repository (the API contract is in
+/// docs/), the quick start is the same two commands, and every flag it documents is one the
+/// binary knows.
+#[test]
+fn the_readme_stands_alone() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(!readme.contains("shared/docs"), "the contract is referenced outside the repository");
+    assert!(root.join("docs/ass-api.md").is_file());
+    for link in readme.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+        if link.starts_with("http") || link.starts_with('#') {
+            continue;
+        }
+        assert!(root.join(link).exists(), "README links to {link}, which is not in the repository");
+    }
+    let quick = readme.split("## Quick start").nth(1).unwrap().split("\n## ").next().unwrap();
+    let commands: Vec<&str> = quick.lines().filter(|l| l.starts_with("    ")).map(str::trim).collect();
+    assert_eq!(commands, ["scripts/demo", "scripts/test"]);
+    assert!(readme.contains("cargo install --locked --path ."));
+    assert!(readme.contains("**Platforms:**") && readme.contains("Linux"));
+    assert!(readme.contains("**This changed:**"), "the empty-run change is documented");
+
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let out = output_within(bare_vault_run(dir.path()).args(args), T);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let known = format!("{}{}", help(&["--help"]), help(&["check", "--help"]));
+    for row in readme.lines().filter(|l| l.starts_with("| `-")) {
+        for flag in row.split('`').filter(|c| c.starts_with("--")) {
+            let flag = flag.split([' ', '=']).next().unwrap();
+            assert!(known.contains(flag), "README documents {flag}, which --help does not know");
+        }
+    }
+}
