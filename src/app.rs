@@ -299,7 +299,12 @@ fn on_event(event: Event) {
             }
             notify(&format!("STATUS=Waiting for approval {approval_id} ({what})"));
             if !wait.is_zero() {
-                crate::status_line::start(format!("approval {approval_id}"), what, wait);
+                crate::status_line::start(
+                    crate::status_line::Kind::Approval,
+                    format!("approval {approval_id}"),
+                    what,
+                    wait,
+                );
             }
         }
         Event::Approved { approval_id } => {

@@ -581,3 +581,54 @@ async fn waiting_for_an_approval_shows_a_live_line_on_a_terminal_only() {
     assert!(!err.contains('\r') && !err.contains("\x1b[") && !err.contains("elapsed"), "{err:?}");
     assert!(err.contains(&id), "{err}");
 }
+
+/// Runs `cmd` with stderr on a fresh pseudo-terminal; returns its status and what it wrote there.
+fn on_a_terminal(mut cmd: std::process::Command) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let size = nix::pty::Winsize { ws_row: 24, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&size), None).unwrap();
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::from(pty.slave));
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        all
+    });
+    let status = child.wait().unwrap();
+    (status, String::from_utf8_lossy(&reader.join().unwrap()).into_owned())
+}
+
+#[test]
+fn waiting_out_a_rate_limit_shows_a_live_line_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed =
+        write(dir.path(), "seed.toml", "[[secret]]\npath = \"production/app/K\"\nvalue = \"k-0001\"\n");
+    // One request per 3 s: the read after the token request waits out a 429.
+    let dev = DevServer::start_with(&["--rate-limit", "20/m", "--seed", &seed.display().to_string()]);
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(["-e", "K=production/app/K", "--", "true"]);
+    let (status, text) = on_a_terminal(cmd);
+    assert!(status.success(), "{text}");
+    let last =
+        text.rfind("waiting for the server's rate limit").unwrap_or_else(|| panic!("no line: {text:?}"));
+    let line = &text[last..];
+    assert!(line.contains("elapsed") && line.contains("left"), "{line:?}");
+    assert!(line.contains("\r\x1b[2K"), "erased when the request goes through: {line:?}");
+
+    // A pipe: no live line.
+    let out = output_within(vault_run(&dev, dir.path()).args(["-e", "K=production/app/K", "--", "true"]), T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        !stderr_of(&out).contains("rate limit") && !stderr_of(&out).contains('\r'),
+        "{}",
+        stderr_of(&out)
+    );
+}
