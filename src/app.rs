@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::backend::Event;
+use crate::check_report::{CheckFormat, Literal, Report};
 use crate::cli::RunOptions;
 use crate::duration::HumanDuration;
 use crate::environment::{self, EnvOptions, InheritedVar};
@@ -15,18 +16,20 @@ use crate::exit::{self, AppError};
 use crate::mapping::Mapping;
 use crate::notify::notify;
 use crate::privilege::{self, RunAs};
-use crate::resolve::{AlreadySet, Resolution, Resolver, Row};
+use crate::resolve::{AlreadySet, Resolution, Resolver};
 use crate::settings::Settings;
 use crate::supervise::{Launch, Refresh};
 
-/// The mapping file used when neither `-f` nor `VAULT_RUN_FILE` names one.
-pub const DEFAULT_FILE: &str = "vault-run.toml";
+/// The mapping file looked for (here, then in each parent) when neither `-f` nor
+/// `VAULT_RUN_FILE` names one.
+pub const DEFAULT_FILE: &str = crate::discover::FILE_NAME;
 
 /// `vault-run [OPTIONS] -- CMD [ARGS]...`: fetch, then exec (or supervise). Returns only on
 /// failure, or with the child's status when supervising.
 pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
     let core = exec::lock_down();
     crate::logging::init(opts.verbose, opts.quiet, opts.log_format);
+    crate::status_line::enable(!opts.quiet && opts.log_format == crate::cli::LogFormat::Text);
     let session = match Session::start(&opts) {
         Ok(s) => s,
         Err(e) => return exit::report(&e),
@@ -51,20 +54,42 @@ pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
     exit::report(&AppError::from(exec::exec(&command, launch.env, &core, user.as_deref())))
 }
 
-/// `vault-run check`: fetch like a run, print the table, start nothing.
-pub fn check(opts: RunOptions) -> ExitCode {
+/// `vault-run check`: fetch like a run, print the table (or JSON), start nothing; exit as the
+/// run would have.
+pub fn check(opts: RunOptions, format: CheckFormat) -> ExitCode {
     let _core = exec::lock_down();
     crate::logging::init(opts.verbose, opts.quiet, opts.log_format);
+    crate::status_line::enable(!opts.quiet && opts.log_format == crate::cli::LogFormat::Text);
     let session = match Session::start(&opts) {
         Ok(s) => s,
-        Err(e) => return exit::report(&e),
+        Err(e) => {
+            if format == CheckFormat::Json {
+                let report = Report {
+                    file: None,
+                    rows: &[],
+                    literals: &[],
+                    error: Some((e.to_string(), exit::code(&e))),
+                };
+                print!("{}", report.json());
+            }
+            return exit::report(&e);
+        }
     };
-    print_table(&session.resolution.rows);
     let result = first_error(&session.resolution).map_or(Ok(()), Err).and_then(|()| {
-        environment::build(&session.inherited, &session.resolution.vars, &env_options(&opts), 0)
+        environment::build(&session.inherited, &session.resolution.vars, &session.env_options(&opts), 0)
             .map(drop)
             .map_err(AppError::from)
     });
+    let report = Report {
+        file: session.file.as_deref(),
+        rows: &session.resolution.rows,
+        literals: &session.literals,
+        error: result.as_ref().err().map(|e| (e.to_string(), exit::code(e))),
+    };
+    match format {
+        CheckFormat::Text => print!("{}", report.text()),
+        CheckFormat::Json => print!("{}", report.json()),
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => exit::report(&e),
@@ -76,8 +101,13 @@ struct Session {
     rt: tokio::runtime::Runtime,
     resolver: Resolver,
     resolution: Resolution,
+    /// The inherited environment (wiping buffers) with `--env-file` literals applied.
     inherited: Vec<InheritedVar>,
     user: Option<Arc<RunAs>>,
+    /// The mapping file used, if any.
+    file: Option<PathBuf>,
+    /// Variables set by `--env-file` literals (kept under `--pristine`: they were asked for).
+    literals: Vec<Literal>,
 }
 
 impl Session {
@@ -86,11 +116,19 @@ impl Session {
         // An unknown user or a non-root caller fails before anything is fetched.
         let user = opts.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
         let inherited = environment::capture();
-        let (mapping, settings) = load(opts, &inherited)?;
+        let loaded = load(opts, &inherited)?;
         let rt = runtime()?;
-        let resolver = Resolver::new(mapping, settings, already_set(opts, &inherited));
+        let resolver = Resolver::new(loaded.mapping, loaded.settings, already_set(opts, &inherited));
         let resolution = rt.block_on(resolver.resolve(&on_event));
-        Ok(Self { rt, resolver, resolution, inherited, user })
+        crate::status_line::stop();
+        let literals = loaded
+            .literals
+            .iter()
+            .filter(|v| !v.is_reference())
+            .map(|v| Literal { name: v.name.clone(), path: v.path.clone() })
+            .collect();
+        let inherited = crate::envfile::with_literals(inherited, &loaded.literals, opts.no_override);
+        Ok(Self { rt, resolver, resolution, inherited, user, file: loaded.file, literals })
     }
 
     /// The child's environment, or the first reason the child must not start.
@@ -110,7 +148,7 @@ impl Session {
         let env = environment::build(
             inherited,
             &self.resolution.vars,
-            &env_options(opts),
+            &self.env_options(opts),
             exec::argv_bytes(command),
         )?;
         Ok(Launch {
@@ -133,6 +171,7 @@ impl Session {
         let mut session = self;
         Box::new(move || {
             session.resolution = session.rt.block_on(session.resolver.resolve(&on_event));
+            crate::status_line::stop();
             let launch = session.launch(&opts, &command)?;
             if launch.secrets == current {
                 return Ok(None);
@@ -140,6 +179,14 @@ impl Session {
             current = launch.secrets.clone();
             Ok(Some(launch))
         })
+    }
+}
+
+impl Session {
+    fn env_options(&self, opts: &RunOptions) -> EnvOptions {
+        let mut o = env_options(opts);
+        o.keep.extend(self.literals.iter().map(|l| l.name.clone()));
+        o
     }
 }
 
@@ -169,25 +216,54 @@ fn first_error(r: &Resolution) -> Option<AppError> {
     Some(AppError::Resolve { first, more: r.errors.len() - 1 })
 }
 
-/// Reads the mapping (file, `-e` flags, env references) and merges the settings.
-fn load(opts: &RunOptions, inherited: &[InheritedVar]) -> Result<(Mapping, Settings), AppError> {
-    let file = mapping_file(opts);
+/// What [`load`] found.
+struct Loaded {
+    mapping: Mapping,
+    settings: Settings,
+    file: Option<PathBuf>,
+    literals: Vec<crate::envfile::EnvFileVar>,
+}
+
+/// Reads the mapping (file, `-e` flags, `--env-file`s, env references) and merges the settings.
+/// Refuses a run that would fetch nothing and set nothing: a container whose mapping was not
+/// copied must not start without its secrets.
+fn load(opts: &RunOptions, inherited: &[InheritedVar]) -> Result<Loaded, AppError> {
+    let (file, searched) = match mapping_file(opts) {
+        Ok(file) => (Some(file), None),
+        Err(searched) => (None, searched),
+    };
+    if let Some(path) = &file {
+        tracing::info!("mapping file: {}", path.display());
+    }
     let text = match &file {
         Some(path) => Some(read_mapping_file(path)?),
         None => None,
     };
+    let utf8: Vec<(&str, &str)> =
+        inherited.iter().filter_map(|(k, v)| Some((k.to_str()?, std::str::from_utf8(v).ok()?))).collect();
+    let lookup = |name: &str| utf8.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+    let literals =
+        crate::envfile::read_all(&opts.env_file, &lookup).map_err(|e| AppError::Config(e.to_string()))?;
+    let from_files: Vec<(&Path, &str, &str)> = literals
+        .iter()
+        .filter(|v| v.is_reference())
+        .map(|v| (v.path.as_path(), v.name.as_str(), v.value.as_str()))
+        .collect();
     let file_and_text = file.as_deref().zip(text.as_deref());
     // Built first without inherited references: the file may turn them off (`env_refs = false`),
     // and one that is not used must not be parsed, let alone asked for in the token's scopes.
-    let mut mapping = Mapping::build(file_and_text, &opts.env, &[])?;
+    let mut mapping = Mapping::build_with(file_and_text, &opts.env, &from_files, &[], &lookup)?;
     let refs = env_refs(opts, mapping.settings.env_refs, inherited);
     if !refs.is_empty() {
-        mapping = Mapping::build(file_and_text, &opts.env, &refs)?;
+        mapping = Mapping::build_with(file_and_text, &opts.env, &from_files, &refs, &lookup)?;
+    }
+    if mapping.is_empty() && literals.is_empty() {
+        return Err(nothing_to_do(opts, file.as_deref(), searched.as_ref()));
     }
     // Refuse dangerous names before any request (or approval wait) is made.
     mapping.check_names(&opts.allow_name)?;
     let settings = Settings::merge(opts, &mapping.settings)?;
-    Ok((mapping, settings))
+    Ok(Loaded { mapping, settings, file, literals })
 }
 
 /// The largest mapping file read: a mapping is a list of names, and reading a huge file (or a
@@ -235,8 +311,33 @@ fn env_refs(
         .collect()
 }
 
-fn mapping_file(opts: &RunOptions) -> Option<PathBuf> {
-    opts.file.clone().or_else(|| Path::new(DEFAULT_FILE).is_file().then(|| PathBuf::from(DEFAULT_FILE)))
+/// The mapping file: `-f`/`VAULT_RUN_FILE`, else the nearest `vault-run.toml` (see
+/// [`crate::discover`]); `Err` says where the search looked (`None` when the working directory
+/// is unknown).
+fn mapping_file(opts: &RunOptions) -> Result<PathBuf, Option<crate::discover::Searched>> {
+    if let Some(f) = &opts.file {
+        return Ok(f.clone());
+    }
+    let cwd = std::env::current_dir().map_err(|_| None)?;
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    crate::discover::find(&cwd, home.as_deref()).map_err(Some)
+}
+
+/// The error for a run with nothing in it (exit 78).
+fn nothing_to_do(
+    opts: &RunOptions,
+    file: Option<&Path>,
+    searched: Option<&crate::discover::Searched>,
+) -> AppError {
+    let what = match (file, searched) {
+        (Some(f), _) => format!("mapping file {} has no [env] entries", f.display()),
+        (None, Some(s)) => format!("no mapping file (looked for {})", s.describe()),
+        (None, None) => format!("no mapping file ({DEFAULT_FILE} not found)"),
+    };
+    let env_files = if opts.env_file.is_empty() { ", no --env-file" } else { ", --env-file sets nothing" };
+    AppError::Config(format!(
+        "nothing to fetch: {what}, no -e NAME=REF{env_files}, and no environment variable holds an ass:// or vault:// reference; give a mapping with -f FILE (or VAULT_RUN_FILE), -e NAME=REF or --env-file FILE (the command was not started)"
+    ))
 }
 
 fn already_set(opts: &RunOptions, inherited: &[InheritedVar]) -> Option<AlreadySet> {
@@ -253,59 +354,31 @@ fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
 
 fn on_event(event: Event) {
     match event {
-        Event::ApprovalPending { approval_id, what, wait } => {
+        Event::ApprovalPending { approval_id, what, wait, how } => {
             if wait.is_zero() {
                 tracing::warn!(
-                    "approval {approval_id} required for {what}; not waiting (--approval-timeout 0)"
+                    "approval {approval_id} required for {what}; not waiting (--approval-timeout 0); {how}"
                 );
             } else {
                 tracing::warn!(
-                    "approval {approval_id} required for {what}; waiting up to {} for a human to approve it",
+                    "approval {approval_id} required for {what}; waiting up to {} for a human to approve it; {how}",
                     HumanDuration::from(wait)
                 );
             }
             notify(&format!("STATUS=Waiting for approval {approval_id} ({what})"));
+            if !wait.is_zero() {
+                crate::status_line::start(
+                    crate::status_line::Kind::Approval,
+                    format!("approval {approval_id}"),
+                    what,
+                    wait,
+                );
+            }
         }
         Event::Approved { approval_id } => {
+            crate::status_line::stop();
             tracing::info!("approval {approval_id} granted");
             notify(&format!("STATUS=Approval {approval_id} granted; fetching secrets"));
         }
     }
-}
-
-/// Prints the `check` table: `NAME  <- REF  version  tier  requirement  status`, no values.
-pub fn print_table(rows: &[Row]) {
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.name.clone(),
-                format!("<- {}", r.reference),
-                r.version.map_or_else(|| "-".to_owned(), |v| v.to_string()),
-                r.tier.map_or_else(|| "-".to_owned(), |t| t.to_string()),
-                r.requirement.to_string(),
-                r.status.to_string(),
-            ]
-        })
-        .collect();
-    let mut widths = [0usize; 6];
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &cells {
-        let mut line = String::new();
-        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(&format!("{c:<w$}  "));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    print!("{out}");
 }

@@ -45,10 +45,30 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Resolve and fetch everything like a run, start nothing, and print what would be injected.
-    Check(RunOptions),
+    Check(Box<CheckArgs>),
     /// Run an in-memory Agent Secret Store for local development and tests.
     #[cfg(feature = "dev-server")]
     Dev(crate::dev_server::DevArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: crate::completions::Shell,
+    },
+    /// Print the man page (roff), e.g. `vault-run man > /usr/local/share/man/man1/vault-run.1`.
+    Man,
+}
+
+/// `vault-run check`'s options: a run's, plus the output format.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Options shared with a run.
+    #[command(flatten)]
+    pub opts: RunOptions,
+
+    /// Output: a table for people, or one JSON document for programs (same exit code).
+    #[arg(long, value_enum, default_value_t = crate::check_report::CheckFormat::Text)]
+    pub format: crate::check_report::CheckFormat,
 }
 
 /// Output format of vault-run's own log lines (always on stderr).
@@ -64,13 +84,19 @@ pub enum LogFormat {
 /// Options of a run (and of `check`).
 #[derive(Debug, Clone, Args)]
 pub struct RunOptions {
-    /// Mapping file [default: ./vault-run.toml when it exists].
+    /// Mapping file [default: vault-run.toml in the working directory or the nearest parent, up
+    /// to $HOME or the mount point].
     #[arg(short = 'f', long = "file", env = "VAULT_RUN_FILE", hide_env_values = true, value_name = "PATH")]
     pub file: Option<PathBuf>,
 
     /// Map NAME to a secret reference; repeatable; wins over the file.
     #[arg(short = 'e', long = "env", value_name = "NAME=REF")]
     pub env: Vec<String>,
+
+    /// A .env file: values that are references (ass://…, vault://…) are fetched, others passed
+    /// as they are; repeatable, a later file wins; below -e and the mapping file.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
 
     /// File holding the agent key (used when ASS_AGENT_KEY is not set).
     #[arg(long, env = "ASS_AGENT_KEY_FILE", hide_env_values = true, value_name = "PATH")]
@@ -195,7 +221,9 @@ pub fn main() -> ExitCode {
     match cli.subcommand {
         #[cfg(feature = "dev-server")]
         Some(Command::Dev(args)) => crate::dev_server::main(args),
-        Some(Command::Check(opts)) => crate::app::check(opts),
+        Some(Command::Check(args)) => crate::app::check(args.opts, args.format),
+        Some(Command::Completions { shell }) => crate::completions::completions(shell),
+        Some(Command::Man) => crate::completions::man(),
         None => crate::app::run(cli.opts, cli.command),
     }
 }

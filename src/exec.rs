@@ -60,7 +60,7 @@ pub enum ExecError {
 /// `vault-run -v check` runs a command named `check`: options go after a subcommand.
 fn subcommand_hint(command: &str) -> String {
     match command {
-        "check" | "dev" => {
+        "check" | "dev" | "completions" | "man" => {
             format!(" (for the subcommand, put options after it: vault-run {command} [OPTIONS])")
         }
         _ => String::new(),

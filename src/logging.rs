@@ -30,6 +30,26 @@ pub fn init(verbose: u8, quiet: bool, format: LogFormat) {
     let ansi = format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder =
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_max_level(level);
+    // On a terminal, the live status line also listens to the client's debug events (the
+    // rate-limit waits), whatever the log level: a registry with a filter per layer.
+    if format == LogFormat::Text && !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::Layer;
+        let live = tracing_subscriber::filter::Targets::new()
+            .with_target("vault_run", Level::DEBUG)
+            .with_target("agentsecretstore", Level::DEBUG);
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(ansi)
+                    .event_format(Plain)
+                    .with_filter(filter),
+            )
+            .with(crate::status_line::RateLimitLayer.with_filter(live));
+        let _ = tracing_subscriber::util::SubscriberInitExt::try_init(subscriber);
+        return;
+    }
     let _ = match format {
         LogFormat::Text => tracing_subscriber::util::SubscriberInitExt::try_init(
             tracing_subscriber::layer::SubscriberExt::with(builder.event_format(Plain).finish(), filter),

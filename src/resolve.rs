@@ -83,8 +83,10 @@ impl fmt::Display for Status {
 pub struct Row {
     /// Variable name (or the glob key when it matched nothing).
     pub name: String,
-    /// The reference as written.
+    /// The reference as written (after `${VAR}` expansion).
     pub reference: String,
+    /// Which backend reads it: `ass`, `vault`, or both (`ass+vault`, a template naming both).
+    pub backend: &'static str,
     /// Version, when known.
     pub version: Option<u64>,
     /// Tier, when known.
@@ -93,6 +95,8 @@ pub struct Row {
     pub requirement: Requirement,
     /// Outcome.
     pub status: Status,
+    /// Why, in a few words, when the status is not `ok` (`not found`, `no agent key`, …).
+    pub reason: Option<String>,
 }
 
 /// Why the child cannot start: the kind decides the exit code.
@@ -330,14 +334,17 @@ fn assemble(
     let mut out = Resolution::default();
     for (entry, plan) in mapping.entries.iter().zip(plans) {
         let req = requirement(entry);
-        let mut row = |name: String, reference: String, v: Option<&SecretValue>, status| {
+        let backend = backend_of(&entry.source);
+        let mut row_why = |name: String, reference: String, v: Option<&SecretValue>, status, reason| {
             out.rows.push(Row {
                 name,
                 reference,
+                backend,
                 version: v.and_then(|v| v.version),
                 tier: v.and_then(|v| v.tier),
                 requirement: req,
                 status,
+                reason,
             })
         };
         let target = match &entry.target {
@@ -353,20 +360,31 @@ fn assemble(
             out.push(ResolveError { kind: e.kind, message: format!("{target}: {}{hint}", e.message) })
         };
         match plan {
-            Plan::Kept => row(target.clone(), reference, None, Status::Kept),
+            Plan::Kept => row_why(
+                target.clone(),
+                reference,
+                None,
+                Status::Kept,
+                Some("already set (--no-override)".to_owned()),
+            ),
             Plan::Single { scheme, idx } => match single(&answers, scheme, *idx) {
                 Ok(v) => {
-                    row(target.clone(), reference, Some(v), Status::Ok);
+                    row_why(target.clone(), reference, Some(v), Status::Ok, None);
                     out.vars.push(var(entry, &target, v.value.clone()));
                 }
                 Err(e) if e.kind == FailureKind::Missing && req != Requirement::Required => {
-                    row(target.clone(), reference, None, Status::Missing);
+                    let why = if entry.default.is_some() {
+                        "not found; default used"
+                    } else {
+                        "not found; optional"
+                    };
+                    row_why(target.clone(), reference, None, Status::Missing, Some(why.to_owned()));
                     if let Some(default) = &entry.default {
                         out.vars.push(var(entry, &target, default.clone()));
                     }
                 }
                 Err(e) => {
-                    row(target.clone(), reference, None, status_of(e.kind));
+                    row_why(target.clone(), reference, None, status_of(e.kind), Some(e.short_reason()));
                     let hint = if e.kind == FailureKind::Missing {
                         "; check the path or mark it optional = true"
                     } else {
@@ -385,7 +403,9 @@ fn assemble(
                 };
                 match matches {
                     Ok(found) if found.is_empty() => {
-                        row(target.clone(), reference, None, Status::Missing);
+                        let why =
+                            if entry.optional { "matched nothing; optional" } else { "matched nothing" };
+                        row_why(target.clone(), reference, None, Status::Missing, Some(why.to_owned()));
                         if !entry.optional {
                             let pattern = &wanted[scheme].globs[*idx];
                             out.errors.push(ResolveError {
@@ -400,15 +420,21 @@ fn assemble(
                         for (key, v) in found {
                             let name = glob_name.name_for(key);
                             if already_set.is_some_and(|s| s.contains(&name)) {
-                                row(name, format!("{reference} ({key})"), Some(v), Status::Kept);
+                                row_why(
+                                    name,
+                                    format!("{reference} ({key})"),
+                                    Some(v),
+                                    Status::Kept,
+                                    Some("already set (--no-override)".to_owned()),
+                                );
                                 continue;
                             }
-                            row(name.clone(), format!("{reference} ({key})"), Some(v), Status::Ok);
+                            row_why(name.clone(), format!("{reference} ({key})"), Some(v), Status::Ok, None);
                             out.vars.push(var(entry, &name, v.value.clone()));
                         }
                     }
                     Err(e) => {
-                        row(target.clone(), reference, None, status_of(e.kind));
+                        row_why(target.clone(), reference, None, status_of(e.kind), Some(e.short_reason()));
                         fail(&mut out.errors, e, "");
                     }
                 }
@@ -426,16 +452,18 @@ fn assemble(
                         out.rows.push(Row {
                             name: target.clone(),
                             reference,
+                            backend,
                             version,
                             tier: values.iter().filter_map(|v| v.tier).max(),
                             requirement: req,
                             status: Status::Ok,
+                            reason: None,
                         });
                         out.vars.push(var(entry, &target, rendered));
                         out.template_parts.extend(values.iter().map(|v| (target.clone(), v.value.clone())));
                     }
                     Err(e) => {
-                        row(target.clone(), reference, None, status_of(e.kind));
+                        row_why(target.clone(), reference, None, status_of(e.kind), Some(e.short_reason()));
                         let hint = if e.kind == FailureKind::Missing {
                             "; templates need every secret they name"
                         } else {
@@ -449,6 +477,27 @@ fn assemble(
     }
     check_collisions(&mut out);
     out
+}
+
+fn backend_of(source: &Source) -> &'static str {
+    match source {
+        Source::Single(r) => scheme(r),
+        Source::Glob(g) => glob_scheme(g),
+        Source::Template(t) => {
+            let (mut ass, mut vault) = (false, false);
+            for r in t.refs() {
+                match r {
+                    Reference::Ass(_) => ass = true,
+                    Reference::Vault(_) => vault = true,
+                }
+            }
+            match (ass, vault) {
+                (true, true) => "ass+vault",
+                (false, true) => "vault",
+                _ => "ass",
+            }
+        }
+    }
 }
 
 fn var(entry: &Entry, name: &str, value: SecretString) -> ResolvedVar {

@@ -407,10 +407,24 @@ async fn truncated_json_is_an_invalid_response() {
 
 #[tokio::test]
 async fn malformed_json_is_an_invalid_response() {
-    for body in ["<html>hello</html>", "null", "[]", "{\"token\": 12}", "\u{0}\u{1}garbage"] {
+    // JSON of the wrong shape: an invalid response, temporary.
+    for body in ["null", "[]", "{\"token\": 12}"] {
         let server = answering(http_json("200 OK", body));
         let (out, elapsed) = run_url(&server.url, &["--retries", "2", "--deadline", "10s"]);
-        let err = assert_refused(&out, elapsed, 75, Duration::from_secs(10) + SLACK, &["invalid"]);
+        assert_refused(&out, elapsed, 75, Duration::from_secs(10) + SLACK, &["invalid"]);
+    }
+    // Not JSON at all (HTML, garbage): the URL is not an Agent Secret Store, a configuration
+    // error (78) since issue 14; before, it was a temporary failure (75).
+    for body in ["<html>hello</html>", "\u{0}\u{1}garbage"] {
+        let server = answering(http_json("200 OK", body));
+        let (out, elapsed) = run_url(&server.url, &["--retries", "2", "--deadline", "10s"]);
+        let err = assert_refused(
+            &out,
+            elapsed,
+            78,
+            Duration::from_secs(10) + SLACK,
+            &["does not look like an Agent Secret Store"],
+        );
         assert!(!err.contains("garbage") && !err.contains("hello"), "bodies are not echoed: {err}");
     }
 }

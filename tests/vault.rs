@@ -289,7 +289,7 @@ async fn denied_missing_sealed_and_no_create_fallback() {
     assert_eq!(out.status.code(), Some(69));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.lines().any(|l| l.starts_with("PG ") && l.ends_with("ok")), "{table}");
-    assert!(table.lines().any(|l| l.starts_with("X ") && l.ends_with("missing")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("X ") && l.ends_with("missing  not found")), "{table}");
     assert!(!table.contains("pg-pass-0001"));
 
     bao.api("PUT", "sys/seal", None).await;

@@ -41,12 +41,36 @@ pub struct BackendError {
     pub kind: FailureKind,
     /// What failed and what to do.
     pub message: String,
+    /// A few words for the `check` table (`no agent key`, `unreachable`); when `None`, the
+    /// table says what the kind implies.
+    pub reason: Option<String>,
 }
 
 impl BackendError {
     /// A new error.
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self { kind, message: message.into(), reason: None }
+    }
+
+    /// The same error with a short reason for the `check` table.
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// The short reason: the one given, or what the kind implies.
+    pub fn short_reason(&self) -> String {
+        if let Some(r) = &self.reason {
+            return r.clone();
+        }
+        match self.kind {
+            FailureKind::Auth => "denied",
+            FailureKind::ApprovalPending => "approval pending",
+            FailureKind::Missing => "not found",
+            FailureKind::Temporary => "temporary failure",
+            FailureKind::Config => "configuration error",
+        }
+        .to_owned()
     }
 }
 
@@ -90,6 +114,8 @@ pub enum Event {
         what: String,
         /// How long vault-run will wait.
         wait: Duration,
+        /// How a human approves it (where, or the command).
+        how: String,
     },
     /// The approval came through.
     Approved {

@@ -31,6 +31,13 @@ pub enum Origin {
         /// The variable.
         name: String,
     },
+    /// A `NAME=ref` line of an `--env-file`.
+    EnvFile {
+        /// The file as the user named it (boxed: keeps every error small).
+        path: Box<std::path::Path>,
+        /// The variable.
+        name: Box<str>,
+    },
 }
 
 impl fmt::Display for Origin {
@@ -40,6 +47,7 @@ impl fmt::Display for Origin {
             Origin::File { path, line, column } => write!(f, "{}:{line}:{column}", path.display()),
             Origin::Flag { index } => write!(f, "-e #{index}"),
             Origin::EnvRef { name } => write!(f, "environment variable {name}"),
+            Origin::EnvFile { path, name } => write!(f, "{} ({name})", path.display()),
         }
     }
 }
@@ -48,6 +56,7 @@ impl fmt::Display for Origin {
 fn subject(origin: &Origin, name: &str) -> String {
     match origin {
         Origin::EnvRef { name: n } if n == name => String::new(),
+        Origin::EnvFile { name: n, .. } if **n == *name => String::new(),
         _ => format!("{name}: "),
     }
 }
@@ -105,6 +114,26 @@ pub enum MappingError {
         /// Why.
         source: NameError,
     },
+    /// `${VAR}` names a variable that is not set, and no `${VAR:-default}` was given.
+    #[error("{origin}: {}${{{var}}} is not set in vault-run's environment; set {var} or write ${{{var}:-default}}", subject(.origin, .name))]
+    Unset {
+        /// Where the reference is.
+        origin: Origin,
+        /// The entry (or `[vault]` field).
+        name: String,
+        /// The unset variable.
+        var: String,
+    },
+    /// `${` without a closing `}`, or an empty or invalid name inside.
+    #[error("{origin}: {}bad ${{…}}: {message}", subject(.origin, .name))]
+    Expansion {
+        /// Where the reference is.
+        origin: Origin,
+        /// The entry (or `[vault]` field).
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Two entries set the same variable (or use the same glob key).
     #[error("{origin}: {name} is also set by {first}; keep only one of them (or narrow the glob)")]
     Duplicate {
@@ -127,6 +156,8 @@ impl MappingError {
             | MappingError::Reference { origin, .. }
             | MappingError::Template { origin, .. }
             | MappingError::Name { origin, .. }
+            | MappingError::Unset { origin, .. }
+            | MappingError::Expansion { origin, .. }
             | MappingError::Duplicate { origin, .. } => origin,
         }
     }

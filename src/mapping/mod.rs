@@ -22,6 +22,7 @@ pub use reference::{parse_reference, Reference, ReferenceError, VaultRef};
 pub use template::{Template, TemplateError, TemplatePart};
 
 use crate::duration::HumanDuration;
+use crate::expand::Lookup;
 use crate::secret::SecretString;
 
 /// The `[vault]` table: every field optional; flags and environment win over it.
@@ -135,10 +136,27 @@ impl Mapping {
         flags: &[String],
         inherited: &[(String, String)],
     ) -> Result<Mapping, MappingError> {
+        let lookup = |name: &str| inherited.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        Self::build_with(file, flags, &[], inherited, &lookup)
+    }
+
+    /// [`Mapping::build`] with `--env-file` references and a variable lookup for `${VAR}`.
+    ///
+    /// `env_files` holds (file, name, reference) in file order, already merged (a later file
+    /// wins); they rank below the mapping file and above environment references. `${VAR}` and
+    /// `${VAR:-default}` are expanded in every reference, template placeholder and `[vault]`
+    /// string with `vars`.
+    pub fn build_with(
+        file: Option<(&Path, &str)>,
+        flags: &[String],
+        env_files: &[(&Path, &str, &str)],
+        inherited: &[(String, String)],
+        vars: Lookup<'_>,
+    ) -> Result<Mapping, MappingError> {
         let (settings, mut entries) = match file {
             Some((path, text)) => {
                 let loc = file::Locator::new(path, text);
-                schema::check(&loc, file::parse(&loc, text)?)?
+                schema::check(&loc, file::parse(&loc, text)?, vars)?
             }
             None => (FileSettings::default(), Vec::new()),
         };
@@ -150,7 +168,7 @@ impl Mapping {
             let Some((name, reference)) = flag.split_once('=') else {
                 return Err(MappingError::FlagSyntax { origin });
             };
-            let entry = schema::simple(name, reference, origin.clone(), origin)?;
+            let entry = schema::simple(name, reference, origin.clone(), origin, vars)?;
             if let Some(first) = from_flags.iter().find(|e| e.target == entry.target) {
                 return Err(MappingError::Duplicate {
                     name: entry.target.to_string(),
@@ -167,6 +185,14 @@ impl Mapping {
             }
         }
 
+        for (path, name, reference) in env_files {
+            if entries.iter().any(|e| matches!(&e.target, Target::Name(n) if n.as_str() == *name)) {
+                continue;
+            }
+            let origin = Origin::EnvFile { path: (*path).into(), name: (*name).into() };
+            entries.push(schema::simple(name, reference, origin.clone(), origin, vars)?);
+        }
+
         for (name, value) in inherited {
             if !(value.starts_with("ass://") || value.starts_with("vault://")) {
                 continue;
@@ -179,7 +205,8 @@ impl Mapping {
             let target = EnvName::new(name)
                 .map(Target::Name)
                 .map_err(|source| MappingError::Name { origin: origin.clone(), source })?;
-            let source = parse_reference(value).map(Source::Single).map_err(|source| {
+            let value = schema::expanded(value, vars, name, &origin, false)?;
+            let source = parse_reference(&value).map(Source::Single).map_err(|source| {
                 MappingError::Reference { origin: origin.clone(), name: name.clone(), source }
             })?;
             entries.push(Entry {

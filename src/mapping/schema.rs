@@ -13,6 +13,7 @@ use super::reference::parse_reference;
 use super::template::Template;
 use super::{Delivery, Entry, FileSettings, MappingError, Origin, Source, Target};
 use crate::duration::HumanDuration;
+use crate::expand::{expand, expand_placeholders, ExpandError, Lookup};
 use crate::secret::SecretString;
 
 const ENTRY_FIELDS: &str = "path, template, optional, default, as";
@@ -21,6 +22,23 @@ const VAULT_FIELDS: &str =
 
 fn schema(origin: Origin, message: String) -> MappingError {
     MappingError::Schema { origin, message }
+}
+
+/// Expands `${VAR}` in `text` for entry (or field) `name`, as a mapping error at `at`.
+pub(crate) fn expanded<'s>(
+    text: &'s str,
+    vars: Lookup<'_>,
+    name: &str,
+    at: &Origin,
+    placeholders_only: bool,
+) -> Result<std::borrow::Cow<'s, str>, MappingError> {
+    let out = if placeholders_only { expand_placeholders(text, vars) } else { expand(text, vars) };
+    out.map_err(|e| match e {
+        ExpandError::Unset(var) => MappingError::Unset { origin: at.clone(), name: name.to_owned(), var },
+        ExpandError::Bad(message) => {
+            MappingError::Expansion { origin: at.clone(), name: name.to_owned(), message }
+        }
+    })
 }
 
 /// A key with a `*` is a glob; anything else must be a valid name.
@@ -44,29 +62,40 @@ fn source(target: &Target, key: &str, reference: &str, at: Origin) -> Result<Sou
 
 /// `NAME = "REF"` (a file string or an `-e` flag): required, delivered in the environment.
 /// `origin` is the entry's place; `at` is where the reference is written.
-pub(crate) fn simple(key: &str, reference: &str, origin: Origin, at: Origin) -> Result<Entry, MappingError> {
+pub(crate) fn simple(
+    key: &str,
+    reference: &str,
+    origin: Origin,
+    at: Origin,
+    vars: Lookup<'_>,
+) -> Result<Entry, MappingError> {
     let target = target(key, &origin)?;
-    let source = source(&target, key, reference, at)?;
+    let reference = expanded(reference, vars, key, &at, false)?;
+    let source = source(&target, key, &reference, at)?;
     Ok(Entry { target, source, optional: false, default: None, delivery: Delivery::Env, origin })
 }
 
 /// Checks the whole document.
-pub(crate) fn check(loc: &Locator<'_>, doc: Document) -> Result<(FileSettings, Vec<Entry>), MappingError> {
+pub(crate) fn check(
+    loc: &Locator<'_>,
+    doc: Document,
+    vars: Lookup<'_>,
+) -> Result<(FileSettings, Vec<Entry>), MappingError> {
     if let Some(key) = doc.unknown.first() {
         let message = format!("unknown table {:?}; expected [vault] or [env]", key.get_ref());
         return Err(schema(loc.of(key), message));
     }
     let settings = match doc.vault {
-        Some((_, fields)) => settings(loc, fields)?,
+        Some((_, fields)) => settings(loc, fields, vars)?,
         None => FileSettings::default(),
     };
     let mut entries = Vec::with_capacity(doc.env.len());
     for (key, value) in doc.env {
         let entry = match value {
             EntryValue::Text(reference) => {
-                simple(key.get_ref(), &reference, loc.of(&key), loc.value_after(&key))?
+                simple(key.get_ref(), &reference, loc.of(&key), loc.value_after(&key), vars)?
             }
-            EntryValue::Table(fields) => table_entry(loc, &key, fields)?,
+            EntryValue::Table(fields) => table_entry(loc, &key, fields, vars)?,
             EntryValue::Other(what) => {
                 let message = format!(
                     "entry {} is {what}; write a reference string or a table like {{ path = \"…\" }}",
@@ -80,7 +109,7 @@ pub(crate) fn check(loc: &Locator<'_>, doc: Document) -> Result<(FileSettings, V
     Ok((settings, entries))
 }
 
-fn settings(loc: &Locator<'_>, fields: Fields) -> Result<FileSettings, MappingError> {
+fn settings(loc: &Locator<'_>, fields: Fields, vars: Lookup<'_>) -> Result<FileSettings, MappingError> {
     let mut s = FileSettings::default();
     for (key, value) in fields {
         let name = key.get_ref().as_str();
@@ -88,12 +117,12 @@ fn settings(loc: &Locator<'_>, fields: Fields) -> Result<FileSettings, MappingEr
         let bad = |expected: &str| schema(at.clone(), format!("{name} in [vault] must be {expected}"));
         match name {
             "base_url" => match value.into_inner() {
-                Value::String(url) => s.base_url = Some(url),
+                Value::String(url) => s.base_url = Some(expanded(&url, vars, name, &at, false)?.into_owned()),
                 _ => return Err(bad("a string like \"https://api.agentsecretstore.com\"")),
             },
             "ttl" | "timeout" | "deadline" | "approval_timeout" => {
                 let d = match value.into_inner() {
-                    Value::String(text) => text
+                    Value::String(text) => expanded(&text, vars, name, &at, false)?
                         .parse::<HumanDuration>()
                         .map_err(|e| schema(at.clone(), format!("{name} in [vault]: {e}")))?,
                     Value::Integer(secs) if secs >= 0 => HumanDuration::from_secs(secs as u64),
@@ -141,7 +170,12 @@ fn text(loc: &Locator<'_>, value: Spanned<Value>, field: &str, entry: &str) -> R
 }
 
 /// `NAME = { path | template, optional, default, as }`.
-fn table_entry(loc: &Locator<'_>, key: &Spanned<String>, fields: Fields) -> Result<Entry, MappingError> {
+fn table_entry(
+    loc: &Locator<'_>,
+    key: &Spanned<String>,
+    fields: Fields,
+    vars: Lookup<'_>,
+) -> Result<Entry, MappingError> {
     let name = key.get_ref().as_str();
     let origin = loc.of(key);
     let target = target(name, &origin)?;
@@ -166,7 +200,18 @@ fn table_entry(loc: &Locator<'_>, key: &Spanned<String>, fields: Fields) -> Resu
                     return Err(schema(field_at, message));
                 }
                 let mut raw = text(loc, value, "template", name)?;
-                let parsed = Template::parse(&raw);
+                let parsed = match expanded(&raw, vars, name, &field_at, true) {
+                    Ok(std::borrow::Cow::Borrowed(same)) => Template::parse(same),
+                    Ok(std::borrow::Cow::Owned(mut done)) => {
+                        let parsed = Template::parse(&done);
+                        done.zeroize();
+                        parsed
+                    }
+                    Err(e) => {
+                        raw.zeroize();
+                        return Err(e);
+                    }
+                };
                 // The text may hold sensitive literals; wipe this copy whatever the outcome.
                 raw.zeroize();
                 let parsed = parsed.map_err(|source| MappingError::Template {
@@ -241,6 +286,7 @@ fn table_entry(loc: &Locator<'_>, key: &Spanned<String>, fields: Fields) -> Resu
         let message = format!("entry {name}: a glob entry cannot have a default; use optional = true");
         return Err(schema(at.clone(), message));
     }
+    let reference = expanded(&reference, vars, name, &loc.at(span.start), false)?;
     let source = source(&target, name, &reference, loc.at(span.start))?;
     let optional = default.is_some() || optional.is_some_and(|o| o.0);
     Ok(Entry { target, source, optional, default: default.map(|d| d.0), delivery, origin })

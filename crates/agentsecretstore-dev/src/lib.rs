@@ -1,6 +1,6 @@
 //! `vault-run dev`: an in-memory Agent Secret Store for local use and for every test.
 //!
-//! It serves the REST API of `shared/docs/ass-api.md` (scoped tokens, tiers and approvals,
+//! It serves the REST API of `docs/ass-api.md` (scoped tokens, tiers and approvals,
 //! versions, expiry, recursive listing, `.env` import) so that our client and the official JS
 //! SDK both work against it unchanged, plus dev-only routes: `POST /v1/agents`, approvals by an
 //! admin key, and `/v1/dev/{faults,stats,reset-stats}` for tests.

@@ -1,5 +1,6 @@
-//! Durations as users and the wire write them: `90s`, `15m`, `1h`, `1d`, `1h30m`, `500ms`, or a
-//! plain number of seconds.
+//! Durations as users and the wire write them: `90s`, `15m`, `1h`, `1d`, `1h30m`, `500ms`, what
+//! people type (`5min`, `1h 30m`, `90 seconds`, parsed by humantime), or a plain number of
+//! seconds.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,7 +14,7 @@ pub struct HumanDuration(pub Duration);
 
 /// Why a duration string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: {reason} (use e.g. 90s, 15m, 1h, 1d, or a number of seconds)")]
+#[error("invalid duration {input:?}: {reason} (use e.g. 90s, 15m, 5min, 1h 30m, 90 seconds, 1d, or a number of seconds)")]
 pub struct DurationError {
     input: String,
     reason: &'static str,
@@ -69,34 +70,52 @@ impl FromStr for HumanDuration {
             secs.checked_mul(1000).ok_or_else(|| err("too large"))?;
             return Ok(Self::from_secs(secs));
         }
-        let mut total: u128 = 0;
-        let mut rest = s;
-        while !rest.is_empty() {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return Err(err("expected a number before each unit"));
-            }
-            let n: u128 = rest[..digits].parse().map_err(|_| err("number too large"))?;
-            rest = &rest[digits..];
-            let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-            let millis_per: u128 = match &rest[..unit_len] {
-                "ms" => 1,
-                "s" => 1_000,
-                "m" => 60_000,
-                "h" => 3_600_000,
-                "d" => 86_400_000,
-                "" => return Err(err("missing unit after a number")),
-                _ => return Err(err("unknown unit")),
-            };
-            rest = &rest[unit_len..];
-            total = n
-                .checked_mul(millis_per)
-                .and_then(|v| total.checked_add(v))
-                .filter(|v| *v <= u128::from(u64::MAX))
-                .ok_or_else(|| err("too large"))?;
+        // The one-unit form `Display` prints (`1500ms`, `90s`, `5m`) over the whole u64
+        // millisecond range, which humantime's nanosecond arithmetic cannot hold.
+        if let Some(d) = single_unit(s) {
+            return d.ok_or_else(|| err("too large"));
         }
-        Ok(Self(Duration::from_millis(total as u64)))
+        // Everything else is humantime's: `90s`, `1h30m`, `1h 30m`, `5min`, `90 seconds`, `2days`.
+        let d = humantime::parse_duration(s).map_err(|e| {
+            err(match e {
+                humantime::DurationError::InvalidCharacter(_) => "unexpected character",
+                humantime::DurationError::NumberExpected(_) => "expected a number before each unit",
+                humantime::DurationError::UnknownUnit { .. } => "unknown unit",
+                humantime::DurationError::NumberOverflow => "too large",
+                humantime::DurationError::Empty => "empty",
+            })
+        })?;
+        // Whole milliseconds up to u64::MAX of them: the form prints back, and `Instant::now()
+        // + d` cannot overflow.
+        if d.subsec_nanos() % 1_000_000 != 0 {
+            return Err(err("finer than a millisecond"));
+        }
+        if d.as_millis() > u128::from(u64::MAX) {
+            return Err(err("too large"));
+        }
+        Ok(Self(d))
     }
+}
+
+/// `<digits><unit>` with one of `Display`'s units: `Some(None)` when it overflows, `None` when
+/// the text has another shape.
+fn single_unit(s: &str) -> Option<Option<HumanDuration>> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, unit) = s.split_at(digits);
+    let per: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    let n: u64 = match n.parse() {
+        Ok(n) => n,
+        Err(_) if digits > 0 => return Some(None),
+        Err(_) => return None,
+    };
+    Some(n.checked_mul(per).map(|ms| HumanDuration(Duration::from_millis(ms))))
 }
 
 impl fmt::Display for HumanDuration {
@@ -158,8 +177,20 @@ mod tests {
     }
 
     #[test]
+    fn parses_what_people_write() {
+        assert_eq!(p("5min"), Duration::from_secs(300));
+        assert_eq!(p("1h 30m"), Duration::from_secs(5400));
+        assert_eq!(p("90 seconds"), Duration::from_secs(90));
+        assert_eq!(p("2 hours"), Duration::from_secs(7200));
+        assert_eq!(p(" 10m "), Duration::from_secs(600));
+        assert_eq!(p("1.5h"), Duration::from_secs(5400));
+    }
+
+    #[test]
     fn rejects_garbage() {
-        for bad in ["", "m", "5x", "-5s", "1.5h", "s5", "99999999999999999999d", "18446744073709551615"] {
+        for bad in
+            ["", "m", "5x", "-5s", "1ns", "0.0001s", "s5", "99999999999999999999d", "18446744073709551615"]
+        {
             assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
         }
     }

@@ -1,4 +1,4 @@
-//! The wire types of the Agent Secret Store REST API (`shared/docs/ass-api.md`), shared by the
+//! The wire types of the Agent Secret Store REST API (`docs/ass-api.md`), shared by the
 //! client and the dev server so that the contract lives in one place.
 
 use std::fmt;

@@ -21,6 +21,16 @@ pub enum KeySource {
     File(PathBuf),
 }
 
+impl KeySource {
+    /// Names the source (a variable or a file; never the key) for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            KeySource::Env => "ASS_AGENT_KEY".to_owned(),
+            KeySource::File(path) => format!("file {}", path.display()),
+        }
+    }
+}
+
 /// Loads the agent key, first found wins.
 pub fn load(key_file: Option<&Path>) -> Result<(AgentKey, KeySource), BackendError> {
     if let Some(v) = std::env::var_os("ASS_AGENT_KEY") {
@@ -44,7 +54,8 @@ pub fn load(key_file: Option<&Path>) -> Result<(AgentKey, KeySource), BackendErr
     }
     Err(config(
         "no agent key: set ASS_AGENT_KEY, or --agent-key-file PATH (ASS_AGENT_KEY_FILE), or a systemd credential ass-agent-key",
-    ))
+    )
+    .with_reason("no agent key"))
 }
 
 fn read_key_file(path: &Path) -> Result<AgentKey, BackendError> {

@@ -25,6 +25,8 @@ pub const CREDENTIAL_VARS: &[&str] = &["ASS_AGENT_KEY", "ASS_AGENT_KEY_FILE", "A
 /// Reads from Agent Secret Store.
 pub struct AssBackend {
     client: AgentVault,
+    /// Where the agent key came from, to name it (never the key) when it is refused.
+    key_source: key::KeySource,
     ttl: HumanDuration,
     concurrency: usize,
     approval_timeout: Duration,
@@ -35,6 +37,8 @@ impl AssBackend {
     pub fn new(settings: &Settings) -> Result<Self, BackendError> {
         let (agent_key, source) = key::load(settings.agent_key_file.as_deref())?;
         tracing::debug!(source = ?source, "agent key found");
+        let source = source.clone();
+        let key_source = source;
         let client = AgentVault::builder()
             .agent_key(agent_key)
             .base_url(&settings.base_url)
@@ -47,6 +51,7 @@ impl AssBackend {
             .map_err(|e| BackendError::new(FailureKind::Config, e.to_string()))?;
         Ok(Self {
             client,
+            key_source,
             ttl: settings.ttl,
             concurrency: settings.concurrency,
             approval_timeout: settings.approval_timeout,
@@ -70,19 +75,22 @@ impl AssBackend {
                 return Ok(());
             }
             Err(ClientError::ApprovalRequired { approval_id, .. }) => approval_id,
-            Err(e) => return Err(token_error(e, scopes)),
+            Err(e) => return Err(self.token_error(e, scopes)),
         };
         let what = describe(scopes);
+        let how = self.how_to_approve(&approval_id);
         (ctx.events)(Event::ApprovalPending {
             approval_id: approval_id.clone(),
             what: what.clone(),
             wait: self.approval_timeout,
+            how: how.clone(),
         });
         if self.approval_timeout.is_zero() {
             return Err(BackendError::new(
                 FailureKind::ApprovalPending,
-                format!("approval {approval_id} is required for {what}; approve it, then run again (or set --approval-timeout to wait)"),
-            ));
+                format!("approval {approval_id} is required for {what}; {how}, then run again (or set --approval-timeout to wait)"),
+            )
+            .with_reason(format!("approval {approval_id} pending")));
         }
         {
             let _paused = ctx.deadline.pause();
@@ -91,11 +99,12 @@ impl AssBackend {
                     ClientError::ApprovalTimeout { .. } => BackendError::new(
                         FailureKind::ApprovalPending,
                         format!(
-                            "approval {approval_id} for {what} was not decided within --approval-timeout {}",
+                            "approval {approval_id} for {what} was not decided within --approval-timeout {}; {how}, then run again",
                             HumanDuration::from(self.approval_timeout)
                         ),
-                    ),
-                    other => token_error(other, scopes),
+                    )
+                    .with_reason(format!("approval {approval_id} pending")),
+                    other => self.token_error(other, scopes),
                 },
             )?;
         }
@@ -106,8 +115,71 @@ impl AssBackend {
                 FailureKind::Auth,
                 format!("approval {approval_id} was granted but the server asks again ({again}); run again"),
             )),
-            Err(e) => Err(token_error(e, scopes)),
+            Err(e) => Err(self.token_error(e, scopes)),
         }
+    }
+
+    /// How a human approves `id`: the service's dashboard, or on a local server (`vault-run
+    /// dev`) the admin API call.
+    fn how_to_approve(&self, id: &str) -> String {
+        let url = self.client.base_url();
+        if crate::client::is_loopback_url(url) {
+            format!(
+                "approve it in the dashboard, or on vault-run dev with its admin key: curl -X POST -H \"Authorization: Bearer $ASS_ADMIN_KEY\" {url}/v1/approvals/{id}/approve"
+            )
+        } else {
+            format!("approve it in the Agent Secret Store dashboard ({url}), approvals page, id {id}")
+        }
+    }
+
+    /// A failed token request, explained by its likely cause: the server cannot be reached, is
+    /// not an Agent Secret Store at all, or refused the agent key (named by its source).
+    fn token_error(&self, e: ClientError, scopes: &[Scope]) -> BackendError {
+        let url = self.client.base_url();
+        let answer = match &e {
+            ClientError::Network { message } => {
+                return BackendError::new(
+                    FailureKind::Temporary,
+                    format!(
+                        "cannot reach Agent Secret Store at {url} ({message}); check the base URL (--base-url, ASS_BASE_URL or [vault] base_url) and that the server is running"
+                    ),
+                )
+                .with_reason("unreachable");
+            }
+            ClientError::Unauthorized { .. } => {
+                return BackendError::new(
+                    FailureKind::Auth,
+                    format!(
+                        "token request failed: {e}; the agent key from {} was refused by {url}: check that it is this server's key",
+                        self.key_source.describe()
+                    ),
+                )
+                .with_reason("agent key refused");
+            }
+            // The token route exists on every Agent Secret Store: a 404 (or another bare status
+            // the contract does not have) means the URL points somewhere else.
+            ClientError::NotFound { .. }
+            | ClientError::Http { code: None, .. }
+            | ClientError::Server { status: 501, .. } => {
+                format!("POST /v1/tokens answered HTTP {}", e.status().unwrap_or_default())
+            }
+            // serde_json's message when the first byte is not JSON at all (HTML, text); a JSON
+            // body of the wrong shape stays an invalid response (75), as do redirects and caps.
+            ClientError::InvalidResponse { message }
+                if message.contains("expected value at line 1")
+                    || message.contains("expected ident at line 1") =>
+            {
+                "POST /v1/tokens answered with something that is not JSON".to_owned()
+            }
+            _ => return token_error(e, scopes),
+        };
+        BackendError::new(
+            FailureKind::Config,
+            format!(
+                "{url} does not look like an Agent Secret Store ({answer}); check the base URL (--base-url, ASS_BASE_URL or [vault] base_url)"
+            ),
+        )
+        .with_reason("not an Agent Secret Store")
     }
 
     /// Lists each glob's namespace and keeps the matching, unexpired secrets.
@@ -261,10 +333,19 @@ fn token_error(e: ClientError, scopes: &[Scope]) -> BackendError {
         ClientError::ScopeDenied { .. } => {
             format!("; the agent's allowed scopes must cover secrets:read on {}", describe(scopes))
         }
+        ClientError::ApprovalDenied { .. } | ClientError::ApprovalExpired { .. } => String::new(),
         _ if kind == FailureKind::Temporary => "; try again later".to_owned(),
         _ => String::new(),
     };
-    BackendError::new(kind, format!("token request failed: {e}{hint}"))
+    let out = BackendError::new(kind, format!("token request failed: {e}{hint}"));
+    match &e {
+        ClientError::ScopeDenied { .. } => out.with_reason("denied (scope)"),
+        ClientError::ApprovalDenied { .. } => out.with_reason("approval denied"),
+        ClientError::ApprovalExpired { .. } => out.with_reason("approval expired"),
+        ClientError::RateLimited { .. } => out.with_reason("rate limited"),
+        ClientError::Server { .. } => out.with_reason("server error"),
+        _ => out,
+    }
 }
 
 fn read_error(e: ClientError, what: &str) -> BackendError {
@@ -274,5 +355,11 @@ fn read_error(e: ClientError, what: &str) -> BackendError {
         ClientError::SecretExpired { .. } => format!("secret {what} has expired"),
         _ => format!("reading {what} failed: {e}"),
     };
-    BackendError::new(kind, message)
+    let out = BackendError::new(kind, message);
+    match &e {
+        ClientError::SecretExpired { .. } => out.with_reason("expired"),
+        ClientError::Network { .. } => out.with_reason("unreachable"),
+        ClientError::ScopeDenied { .. } => out.with_reason("denied (scope)"),
+        _ => out,
+    }
 }

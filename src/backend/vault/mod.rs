@@ -217,7 +217,16 @@ fn error(e: ClientError, what: &str, hint: &str) -> BackendError {
         _ => e.to_string(),
     };
     let hint = if hint.is_empty() { String::new() } else { format!("; {hint}") };
-    BackendError::new(kind, format!("{what}: {detail}{hint}"))
+    let reason = match &e {
+        ClientError::Network { .. } => Some("unreachable"),
+        ClientError::Unauthorized { .. } => Some("token refused"),
+        _ => None,
+    };
+    let out = BackendError::new(kind, format!("{what}: {detail}{hint}"));
+    match reason {
+        Some(r) => out.with_reason(r),
+        None => out,
+    }
 }
 
 impl Backend for VaultBackend {

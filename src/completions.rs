@@ -1,0 +1,41 @@
+//! `vault-run completions SHELL` and `vault-run man`: generated from the clap definitions, so
+//! they never drift from the flags.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+/// A shell to complete in.
+pub use clap_complete::Shell;
+
+/// Prints the completion script for `shell` on stdout.
+pub fn completions(shell: Shell) -> ExitCode {
+    let mut cmd = crate::cli::Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "vault-run", &mut out);
+    write_out(&out)
+}
+
+/// Prints the man page (roff) on stdout.
+pub fn man() -> ExitCode {
+    let mut out = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(crate::cli::Cli::command()).render(&mut out) {
+        eprintln!("vault-run: error: cannot render the man page: {e} (exit 70)");
+        return ExitCode::from(crate::exit::SOFTWARE);
+    }
+    write_out(&out)
+}
+
+fn write_out(bytes: &[u8]) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`vault-run man | head`) is not worth a complaint.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vault-run: error: cannot write to stdout: {e} (exit 74)");
+            ExitCode::from(74)
+        }
+    }
+}

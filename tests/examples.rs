@@ -1,0 +1,245 @@
+//! Everything under `examples/` works: the example agent runs with the example mapping (and env
+//! file, and the compose seed, and the Kubernetes environment references) against the dev
+//! server; the systemd unit passes `systemd-analyze verify`; every YAML and TOML file parses.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{bare_vault_run, env_of, output_within, stderr_of, vault_run, DevServer};
+
+const T: Duration = Duration::from_secs(60);
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+fn ex(rel: &str) -> String {
+    examples().join(rel).display().to_string()
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(examples().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn yaml(rel: &str) -> Vec<yaml_rust2::Yaml> {
+    yaml_rust2::YamlLoader::load_from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The demo agent's report: which names it received, which it did not.
+fn agent_report(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", stderr_of(out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_example_agent_runs_with_the_example_mapping() {
+    let dev = DevServer::start_with(&["--seed", &ex("seed.toml")]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = output_within(
+        vault_run(&dev, dir.path()).args(["-f", &ex("vault-run.toml"), "--", &ex("agent.sh")]),
+        T,
+    );
+    let report = agent_report(&out);
+    for name in
+        ["GEMINI_API_KEY", "DATABASE_URL", "LOG_LEVEL", "TLS_KEY_FILE", "STRIPE_SECRET", "STRIPE_PUBLISHABLE"]
+    {
+        assert!(report.contains(&format!("received {name}\n")), "{name}: {report}");
+    }
+    assert!(report.contains("missing  SENTRY_DSN"), "{report}");
+    for value in ["demo-gemini-key", "demo-db-password", "sk_demo_456"] {
+        assert!(!report.contains(value), "the agent prints names only: {report}");
+    }
+
+    // The env file example: references fetched (with ${APP_ENV:-production}), literals passed.
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(["--env-file", &ex("app.env"), "--", "env", "-0"]), T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    assert_eq!(env["GEMINI_API_KEY"], "demo-gemini-key-0123456789");
+    assert_eq!(env["DB_PASSWORD"], "demo-db-password");
+    assert_eq!(env["APP_NAME"], "demo-agent");
+    assert_eq!(env["PORT"], "8080");
+}
+
+#[tokio::test]
+async fn the_compose_seed_and_command_work_together() {
+    let compose = &yaml("docker/compose.yaml")[0];
+    let agent = &compose["services"]["agent"];
+    let key = agent["environment"]["ASS_AGENT_KEY"].as_str().expect("the agent's key").to_owned();
+    let command: Vec<String> =
+        agent["command"].as_vec().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    assert_eq!(command.last().map(String::as_str), Some("/app/agent.sh"));
+    let vault_entry: Vec<&str> = compose["services"]["vault"]["entrypoint"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(&vault_entry[..2], ["vault-run", "dev"]);
+
+    // The seed compose mounts, with the fixed key it gives the agent, serves the example mapping.
+    let dev = DevServer::start_with(&["--seed", &ex("docker/seed.toml")]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = command[..command.len() - 1].to_vec();
+    args.splice(0..0, ["-f".to_owned(), ex("vault-run.toml")]);
+    args.push(ex("agent.sh"));
+    let out = output_within(vault_run(&dev, dir.path()).env("ASS_AGENT_KEY", &key).args(&args), T);
+    let report = agent_report(&out);
+    assert!(
+        report.contains("received GEMINI_API_KEY") && report.contains("received DATABASE_URL"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn the_kubernetes_environment_references_resolve() {
+    let docs = yaml("kubernetes/deployment.yaml");
+    let container = &docs[0]["spec"]["template"]["spec"]["containers"][0];
+    let dev = DevServer::start_with(&["--seed", &ex("seed.toml")]);
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("agent-key");
+    std::fs::write(&key_file, &dev.agent_key).unwrap();
+    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
+
+    let mut cmd = bare_vault_run(dir.path());
+    let mut names = Vec::new();
+    for e in container["env"].as_vec().unwrap() {
+        let (name, value) = (e["name"].as_str().unwrap(), e["value"].as_str().unwrap());
+        if name == "ASS_BASE_URL" {
+            continue; // the test's server instead of the service
+        }
+        if value.starts_with("ass://") {
+            names.push(name.to_owned());
+        }
+        cmd.env(name, value);
+    }
+    assert!(!names.is_empty());
+    // The container's command, with the mounted key file at the test's path.
+    let command: Vec<String> = container["command"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().replace("/var/run/ass/agent-key", &key_file.display().to_string()))
+        .collect();
+    assert_eq!(command[0], "vault-run");
+    cmd.env("ASS_BASE_URL", &dev.base_url).args(&command[1..]).args(["env", "-0"]);
+    let out = output_within(&mut cmd, T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    for name in &names {
+        assert!(!env[name].starts_with("ass://"), "{name} was resolved");
+    }
+    assert_eq!(env["DATABASE_PASSWORD"], "demo-db-password");
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let Ok(probe) = std::process::Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("systemd-analyze is not installed here; the unit is only parsed");
+        return;
+    };
+    assert!(probe.status.success());
+    let unit = read("systemd/demo-agent.service");
+    for line in ["Type=notify", "LoadCredential=ass-agent-key:", "--notify-ready"] {
+        assert!(unit.contains(line), "{line}");
+    }
+    // verify checks that ExecStart's programs exist: point them at this build and /bin/true.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo-agent.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/vault-run", common::bin())
+            .replace("/usr/local/bin/demo-agent", "/bin/true"),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // verify exits 0 on unknown values and only warns: any line about this unit is a failure.
+    assert!(out.status.success() && !err.contains("demo-agent.service"), "{err}");
+}
+
+#[test]
+fn every_example_file_parses() {
+    let mut seen = 0;
+    let mut stack = vec![examples()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("yaml" | "yml") => {
+                    let docs = yaml_rust2::YamlLoader::load_from_str(&text)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    assert!(!docs.is_empty() && !docs[0].is_badvalue(), "{}", path.display());
+                }
+                Some("toml") => {
+                    text.parse::<toml::Table>().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
+                Some("json") => {
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
+                _ => continue,
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 6, "YAML/TOML/JSON examples found: {seen}");
+
+    // The Dockerfile copies files that exist and ends with vault-run as ENTRYPOINT, the agent as CMD.
+    let docker = read("docker/Dockerfile");
+    for line in docker.lines().filter(|l| l.starts_with("COPY examples/")) {
+        let src = line.split_whitespace().nth(1).unwrap();
+        assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(src).is_file(), "{line}");
+    }
+    assert!(
+        docker.contains("ENTRYPOINT [\"vault-run\", \"--\"]") && docker.contains("CMD [\"/app/agent.sh\"]")
+    );
+    assert!(docker.matches("FROM ").count() >= 2, "multi-stage");
+    let gha = &yaml("github-actions/deploy.yml")[0];
+    let steps = gha["jobs"]["deploy"]["steps"].as_vec().unwrap();
+    assert!(steps.iter().any(|s| s["run"].as_str().is_some_and(|r| r.starts_with("vault-run -- "))));
+}
+
+/// The README stands alone: its links resolve inside the repository (the API contract is in
+/// docs/), the quick start is the same two commands, and every flag it documents is one the
+/// binary knows.
+#[test]
+fn the_readme_stands_alone() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(!readme.contains("shared/docs"), "the contract is referenced outside the repository");
+    assert!(root.join("docs/ass-api.md").is_file());
+    for link in readme.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+        if link.starts_with("http") || link.starts_with('#') {
+            continue;
+        }
+        assert!(root.join(link).exists(), "README links to {link}, which is not in the repository");
+    }
+    let quick = readme.split("## Quick start").nth(1).unwrap().split("\n## ").next().unwrap();
+    let commands: Vec<&str> = quick.lines().filter(|l| l.starts_with("    ")).map(str::trim).collect();
+    assert_eq!(commands, ["scripts/demo", "scripts/test"]);
+    assert!(readme.contains("cargo install --locked --path ."));
+    assert!(readme.contains("**Platforms:**") && readme.contains("Linux"));
+    assert!(readme.contains("**This changed:**"), "the empty-run change is documented");
+
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let out = output_within(bare_vault_run(dir.path()).args(args), T);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let known = format!("{}{}", help(&["--help"]), help(&["check", "--help"]));
+    for row in readme.lines().filter(|l| l.starts_with("| `-")) {
+        for flag in row.split('`').filter(|c| c.starts_with("--")) {
+            let flag = flag.split([' ', '=']).next().unwrap();
+            assert!(known.contains(flag), "README documents {flag}, which --help does not know");
+        }
+    }
+}
