@@ -32,6 +32,16 @@ fn bao_available() -> bool {
     )
 }
 
+/// A port for the next `bao server -dev`, below the kernel's ephemeral range (so no port-0
+/// listener of another test takes it) and two apart: a dev server also listens on port + 1 (its
+/// cluster address), and two servers sharing a port made a test seed the other's server.
+fn next_bao_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 400) as u16 * 20;
+    base + NEXT.fetch_add(2, Ordering::Relaxed) % 20
+}
+
 impl Bao {
     async fn start() -> Self {
         // The free port is found by binding and releasing it; if another process takes it in
@@ -45,7 +55,7 @@ impl Bao {
     }
 
     async fn try_start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = next_bao_port();
         let addr = format!("http://127.0.0.1:{port}");
         let child = Command::new("bao")
             .args([
