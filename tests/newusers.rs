@@ -91,6 +91,24 @@ async fn the_mapping_is_found_in_a_parent_and_named() {
     let first = stdout_of(&out).lines().next().unwrap_or_default().to_owned();
     assert_eq!(first, format!("mapping file: {}", file.display()));
 
+    // A file found upward that belongs to another user is refused (anyone can write /tmp/x).
+    let foreign = root_path.join("shared");
+    let foreign_file = write(&foreign, "vault-run.toml", "[env]\nLEVEL = \"production/app/LOG_LEVEL\"\n");
+    std::fs::create_dir_all(foreign.join("sub")).unwrap();
+    let other = if nix::unistd::geteuid().is_root() { 65534 } else { 0 };
+    if std::os::unix::fs::chown(&foreign_file, Some(other), None).is_ok() {
+        let out = output_within(vault_run(&dev, &foreign.join("sub")).args(["--", "true"]), T);
+        assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+        assert!(stderr_of(&out).contains("belongs to another user"), "{}", stderr_of(&out));
+        let out = output_within(
+            vault_run(&dev, &foreign.join("sub")).args(["-f", "../vault-run.toml", "--", "true"]),
+            T,
+        );
+        assert!(out.status.success(), "-f uses it: {}", stderr_of(&out));
+    } else {
+        eprintln!("cannot chown a file to another user here: the foreign-owner refusal is not exercised");
+    }
+
     // The search stops at $HOME: a file above it is not used.
     let home = root_path.join("proj/src");
     let out = output_within(vault_run(&dev, &deep).env("HOME", &home).args(["--", "true"]), T);
