@@ -169,7 +169,7 @@ fn vault_settings_errors() {
     );
     assert_eq!(
         err("[vault]\nttl = \"5x\"\n"),
-        "vault-run.toml:2:7: ttl in [vault]: invalid duration \"5x\": unknown unit (use e.g. 90s, 15m, 1h, 1d, or a number of seconds)"
+        "vault-run.toml:2:7: ttl in [vault]: invalid duration \"5x\": unknown unit (use e.g. 90s, 15m, 5min, 1h 30m, 90 seconds, 1d, or a number of seconds)"
     );
     assert_eq!(
         err("[vault]\ntimeout = true\n"),
