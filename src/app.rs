@@ -36,6 +36,8 @@ pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
         Ok(l) => l,
         Err(e) => return exit::report(&e),
     };
+    // The terminal is the child's from now on: a --watch fetch must not draw over its output.
+    crate::status_line::enable(false);
     if let Some(why) = opts.supervise.reason() {
         tracing::info!("supervise mode: {why}");
         // Only --watch needs the session (and the agent key in it) while the child runs.
