@@ -650,3 +650,24 @@ fn waiting_out_a_rate_limit_shows_a_live_line_on_a_terminal() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn an_unreachable_vault_is_named_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = format!("http://{closed}");
+    let out = output_within(
+        bare_vault_run(dir.path())
+            .env("VAULT_ADDR", &url)
+            .env("VAULT_TOKEN", "hvs.not-a-real-token-0001")
+            .args(["--retries", "0", "-e", "PG=vault://secret/app/db#password", "--", "true"]),
+        T,
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach Vault/OpenBao at {url}")) && err.contains("VAULT_ADDR"),
+        "{err}"
+    );
+    assert!(!err.contains("hvs.not-a-real-token-0001"), "{err}");
+}
