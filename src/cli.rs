@@ -45,7 +45,7 @@ pub enum Command {
     /// Resolve and fetch everything like a run, start nothing, and print what would be injected.
     Check(Box<CheckArgs>),
     /// Run an in-memory Agent Secret Store for local development and tests.
-    Dev(crate::dev_server::DevArgs),
+    Dev(DevCommand),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions {
         /// The shell.
@@ -54,6 +54,19 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `vault-run man > /usr/local/share/man/man1/vault-run.1`.
     Man,
+}
+
+/// `vault-run dev [OPTIONS]` runs the server; `vault-run dev approve|deny ID` talks to one.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DevCommand {
+    /// The server's options.
+    #[command(flatten)]
+    pub args: crate::dev_server::DevArgs,
+
+    /// Approve or deny an approval on a running dev server instead.
+    #[command(subcommand)]
+    pub action: Option<crate::dev_admin::DevAction>,
 }
 
 /// `vault-run check`'s options: a run's, plus the output format.
@@ -200,7 +213,8 @@ pub fn main() -> ExitCode {
         Err(e) => return crate::exit::usage_error(e),
     };
     match cli.subcommand {
-        Some(Command::Dev(args)) => crate::dev_server::main(args),
+        Some(Command::Dev(DevCommand { action: Some(action), .. })) => crate::dev_admin::main(action),
+        Some(Command::Dev(DevCommand { args, action: None })) => crate::dev_server::main(args),
         Some(Command::Check(args)) => crate::app::check(args.opts, args.format),
         Some(Command::Completions { shell }) => crate::completions::completions(shell),
         Some(Command::Man) => crate::completions::man(),

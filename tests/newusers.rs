@@ -464,7 +464,33 @@ async fn errors_name_the_real_cause() {
     assert_eq!(out.status.code(), Some(75), "{err}");
     let id = dev.pending().await.into_iter().next().expect("a pending approval");
     assert!(err.contains(&id) && err.contains("production/pay/KEY"), "{err}");
-    assert!(err.contains(&format!("{}/v1/approvals/{id}/approve", dev.base_url)), "{err}");
+    let hint = format!("ASS_BASE_URL={} vault-run dev approve {id}", dev.base_url);
+    assert!(err.contains(&hint), "{err}");
+    // The hint works: the admin command approves it.
+    let out = output_within(
+        bare_vault_run(dir.path())
+            .env("ASS_BASE_URL", &dev.base_url)
+            .env("ASS_ADMIN_KEY", &dev.admin_key)
+            .args(["dev", "approve", &id]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out).trim(), format!("approved {id}"));
+    assert!(dev.pending().await.is_empty());
+    let out = output_within(
+        bare_vault_run(dir.path()).env("ASS_BASE_URL", &dev.base_url).args(["dev", "approve", &id]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(78), "no admin key: {}", stderr_of(&out));
+    let out = output_within(
+        bare_vault_run(dir.path())
+            .env("ASS_BASE_URL", &dev.base_url)
+            .env("ASS_ADMIN_KEY", "ass_admin_wrong")
+            .args(["dev", "deny", &id]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(77), "wrong admin key: {}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("ass_admin_wrong"));
     assert!(!err.contains(&dev.admin_key), "{err}");
 }
 
