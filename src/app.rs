@@ -38,6 +38,8 @@ pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
         Ok(l) => l,
         Err(e) => return exit::report(&e),
     };
+    // The terminal is the child's from now on: a --watch fetch must not draw over its output.
+    crate::status_line::enable(false);
     if let Some(why) = opts.supervise.reason() {
         tracing::info!("supervise mode: {why}");
         // Only --watch needs the session (and the agent key in it) while the child runs.
@@ -228,7 +230,7 @@ struct Loaded {
 /// Refuses a run that would fetch nothing and set nothing: a container whose mapping was not
 /// copied must not start without its secrets.
 fn load(opts: &RunOptions, inherited: &[InheritedVar]) -> Result<Loaded, AppError> {
-    let (file, searched) = match mapping_file(opts) {
+    let (file, searched) = match mapping_file(opts)? {
         Ok(file) => (Some(file), None),
         Err(searched) => (None, searched),
     };
@@ -313,14 +315,21 @@ fn env_refs(
 
 /// The mapping file: `-f`/`VAULT_RUN_FILE`, else the nearest `vault-run.toml` (see
 /// [`crate::discover`]); `Err` says where the search looked (`None` when the working directory
-/// is unknown).
-fn mapping_file(opts: &RunOptions) -> Result<PathBuf, Option<crate::discover::Searched>> {
+/// is unknown), or refuses a file that belongs to someone else.
+fn mapping_file(opts: &RunOptions) -> Result<Result<PathBuf, Option<crate::discover::Searched>>, AppError> {
     if let Some(f) = &opts.file {
-        return Ok(f.clone());
+        return Ok(Ok(f.clone()));
     }
-    let cwd = std::env::current_dir().map_err(|_| None)?;
+    let Ok(cwd) = std::env::current_dir() else { return Ok(Err(None)) };
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    crate::discover::find(&cwd, home.as_deref()).map_err(Some)
+    match crate::discover::find(&cwd, home.as_deref()) {
+        Ok(path) => Ok(Ok(path)),
+        Err(crate::discover::NotFound::Searched(s)) => Ok(Err(Some(s))),
+        Err(crate::discover::NotFound::Foreign { path, uid }) => Err(AppError::Config(format!(
+            "found mapping file {} but it belongs to another user (uid {uid}), so it is not used; pass it with -f if you trust it, or run from another directory",
+            path.display()
+        ))),
+    }
 }
 
 /// The error for a run with nothing in it (exit 78).

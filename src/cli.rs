@@ -48,7 +48,7 @@ pub enum Command {
     Check(Box<CheckArgs>),
     /// Run an in-memory Agent Secret Store for local development and tests.
     #[cfg(feature = "dev-server")]
-    Dev(crate::dev_server::DevArgs),
+    Dev(DevCommand),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions {
         /// The shell.
@@ -57,6 +57,20 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `vault-run man > /usr/local/share/man/man1/vault-run.1`.
     Man,
+}
+
+/// `vault-run dev [OPTIONS]` runs the server; `vault-run dev approve|deny ID` talks to one.
+#[cfg(feature = "dev-server")]
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DevCommand {
+    /// The server's options.
+    #[command(flatten)]
+    pub args: crate::dev_server::DevArgs,
+
+    /// Approve or deny an approval on a running dev server instead.
+    #[command(subcommand)]
+    pub action: Option<crate::dev_admin::DevAction>,
 }
 
 /// `vault-run check`'s options: a run's, plus the output format.
@@ -220,7 +234,9 @@ pub fn main() -> ExitCode {
     };
     match cli.subcommand {
         #[cfg(feature = "dev-server")]
-        Some(Command::Dev(args)) => crate::dev_server::main(args),
+        Some(Command::Dev(DevCommand { action: Some(action), .. })) => crate::dev_admin::main(action),
+        #[cfg(feature = "dev-server")]
+        Some(Command::Dev(DevCommand { args, action: None })) => crate::dev_server::main(args),
         Some(Command::Check(args)) => crate::app::check(args.opts, args.format),
         Some(Command::Completions { shell }) => crate::completions::completions(shell),
         Some(Command::Man) => crate::completions::man(),

@@ -5,13 +5,29 @@
 //! directory (`$HOME`), or the root of the file system the working directory is on (a parent on
 //! another device is a mount boundary). A file above home or across a mount is usually someone
 //! else's (another user's checkout, the host's root seen from a container), and a mapping picked
-//! up from there would fetch secrets nobody asked for.
+//! up from there would fetch secrets nobody asked for. For the same reason a file found this way
+//! that belongs to another user (not you, not root) is refused: anyone can create
+//! `/tmp/vault-run.toml` for whoever runs vault-run in `/tmp/something`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The mapping file's name.
 pub const FILE_NAME: &str = "vault-run.toml";
+
+/// Why no mapping file was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotFound {
+    /// None on the way.
+    Searched(Searched),
+    /// The nearest one belongs to someone else.
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+    },
+}
 
 /// Where the search looked, for the message when nothing was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +39,8 @@ pub struct Searched {
 }
 
 /// The mapping file for `cwd`, or where the search looked.
-pub fn find(cwd: &Path, home: Option<&Path>) -> Result<PathBuf, Searched> {
+pub fn find(cwd: &Path, home: Option<&Path>) -> Result<PathBuf, NotFound> {
+    let me = nix::unistd::geteuid().as_raw();
     let home = home.and_then(|h| h.canonicalize().ok());
     let start_dev = std::fs::metadata(cwd).ok().map(|m| m.dev());
     let mut last = cwd.to_owned();
@@ -34,15 +51,20 @@ pub fn find(cwd: &Path, home: Option<&Path>) -> Result<PathBuf, Searched> {
         }
         last = dir.to_owned();
         let candidate = dir.join(FILE_NAME);
-        if candidate.is_file() {
-            return Ok(candidate);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            if meta.is_file() {
+                if meta.uid() != me && meta.uid() != 0 {
+                    return Err(NotFound::Foreign { path: candidate, uid: meta.uid() });
+                }
+                return Ok(candidate);
+            }
         }
         let canonical = dir.canonicalize().ok();
         if home.is_some() && canonical == home {
             break;
         }
     }
-    Err(Searched { from: cwd.to_owned(), to: last })
+    Err(NotFound::Searched(Searched { from: cwd.to_owned(), to: last }))
 }
 
 impl Searched {
@@ -67,12 +89,16 @@ mod tests {
         let deep = home.join("a/b/c");
         std::fs::create_dir_all(&deep).unwrap();
         assert!(find(&deep, Some(&home)).is_err());
+        let at = |e| match e {
+            NotFound::Searched(s) => s,
+            other => panic!("{other:?}"),
+        };
         std::fs::write(home.join("a").join(FILE_NAME), "").unwrap();
         assert_eq!(find(&deep, Some(&home)).unwrap(), home.join("a").join(FILE_NAME));
         // A file above home is not used.
         std::fs::remove_file(home.join("a").join(FILE_NAME)).unwrap();
         std::fs::write(root.path().join(FILE_NAME), "").unwrap();
-        let e = find(&deep, Some(&home)).unwrap_err();
+        let e = at(find(&deep, Some(&home)).unwrap_err());
         assert_eq!(e.to, home);
     }
 }

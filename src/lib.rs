@@ -14,6 +14,7 @@ pub mod backend;
 pub mod check_report;
 pub mod completions;
 pub mod deadline;
+pub mod dev_admin;
 pub mod discover;
 pub mod envfile;
 pub mod environment;

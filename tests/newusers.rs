@@ -91,6 +91,24 @@ async fn the_mapping_is_found_in_a_parent_and_named() {
     let first = stdout_of(&out).lines().next().unwrap_or_default().to_owned();
     assert_eq!(first, format!("mapping file: {}", file.display()));
 
+    // A file found upward that belongs to another user is refused (anyone can write /tmp/x).
+    let foreign = root_path.join("shared");
+    let foreign_file = write(&foreign, "vault-run.toml", "[env]\nLEVEL = \"production/app/LOG_LEVEL\"\n");
+    std::fs::create_dir_all(foreign.join("sub")).unwrap();
+    let other = if nix::unistd::geteuid().is_root() { 65534 } else { 0 };
+    if std::os::unix::fs::chown(&foreign_file, Some(other), None).is_ok() {
+        let out = output_within(vault_run(&dev, &foreign.join("sub")).args(["--", "true"]), T);
+        assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+        assert!(stderr_of(&out).contains("belongs to another user"), "{}", stderr_of(&out));
+        let out = output_within(
+            vault_run(&dev, &foreign.join("sub")).args(["-f", "../vault-run.toml", "--", "true"]),
+            T,
+        );
+        assert!(out.status.success(), "-f uses it: {}", stderr_of(&out));
+    } else {
+        eprintln!("cannot chown a file to another user here: the foreign-owner refusal is not exercised");
+    }
+
     // The search stops at $HOME: a file above it is not used.
     let home = root_path.join("proj/src");
     let out = output_within(vault_run(&dev, &deep).env("HOME", &home).args(["--", "true"]), T);
@@ -453,7 +471,33 @@ async fn errors_name_the_real_cause() {
     assert_eq!(out.status.code(), Some(75), "{err}");
     let id = dev.pending().await.into_iter().next().expect("a pending approval");
     assert!(err.contains(&id) && err.contains("production/pay/KEY"), "{err}");
-    assert!(err.contains(&format!("{}/v1/approvals/{id}/approve", dev.base_url)), "{err}");
+    let hint = format!("ASS_BASE_URL={} vault-run dev approve {id}", dev.base_url);
+    assert!(err.contains(&hint), "{err}");
+    // The hint works: the admin command approves it.
+    let out = output_within(
+        bare_vault_run(dir.path())
+            .env("ASS_BASE_URL", &dev.base_url)
+            .env("ASS_ADMIN_KEY", &dev.admin_key)
+            .args(["dev", "approve", &id]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out).trim(), format!("approved {id}"));
+    assert!(dev.pending().await.is_empty());
+    let out = output_within(
+        bare_vault_run(dir.path()).env("ASS_BASE_URL", &dev.base_url).args(["dev", "approve", &id]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(78), "no admin key: {}", stderr_of(&out));
+    let out = output_within(
+        bare_vault_run(dir.path())
+            .env("ASS_BASE_URL", &dev.base_url)
+            .env("ASS_ADMIN_KEY", "ass_admin_wrong")
+            .args(["dev", "deny", &id]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(77), "wrong admin key: {}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("ass_admin_wrong"));
     assert!(!err.contains(&dev.admin_key), "{err}");
 }
 
@@ -638,4 +682,25 @@ fn waiting_out_a_rate_limit_shows_a_live_line_on_a_terminal() {
         "{}",
         stderr_of(&out)
     );
+}
+
+#[test]
+fn an_unreachable_vault_is_named_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = format!("http://{closed}");
+    let out = output_within(
+        bare_vault_run(dir.path())
+            .env("VAULT_ADDR", &url)
+            .env("VAULT_TOKEN", "hvs.not-a-real-token-0001")
+            .args(["--retries", "0", "-e", "PG=vault://secret/app/db#password", "--", "true"]),
+        T,
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach Vault/OpenBao at {url}")) && err.contains("VAULT_ADDR"),
+        "{err}"
+    );
+    assert!(!err.contains("hvs.not-a-real-token-0001"), "{err}");
 }

@@ -510,3 +510,26 @@ fn out_of_range_and_malformed_values_end_in_one_line() {
         assert!(!stdout.contains("CHILD-STARTED"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// `${VAR}` expansion (issue 14).
+
+proptest! {
+    /// Expansion never panics; text without `${` is returned as it is; with every variable set
+    /// to `x`, no `${NAME}` form survives unless it was escaped or malformed.
+    #[test]
+    fn expansion_is_total(s in "[a-z/$]{0,8}(\\$\\{[A-Z_]{0,4}(:-[a-z]{0,3})?\\}?)?[a-z/$]{0,8}|\\PC{0,24}") {
+        use vault_run::expand::{expand, expand_placeholders};
+        let none = |_: &str| None;
+        let x = |_: &str| Some("x".to_owned());
+        if !s.contains("${") {
+            prop_assert_eq!(expand(&s, &none).unwrap(), s.as_str());
+        }
+        if let Ok(out) = expand(&s, &x) {
+            if !s.contains("$${") {
+                prop_assert!(!out.contains("${"), "{s:?} -> {out:?}");
+            }
+        }
+        let _ = expand_placeholders(&s, &x);
+    }
+}

@@ -125,7 +125,7 @@ impl AssBackend {
         let url = self.client.base_url();
         if crate::client::is_loopback_url(url) {
             format!(
-                "approve it in the dashboard, or on vault-run dev with its admin key: curl -X POST -H \"Authorization: Bearer $ASS_ADMIN_KEY\" {url}/v1/approvals/{id}/approve"
+                "approve it in the dashboard, or on vault-run dev with its admin key in ASS_ADMIN_KEY: ASS_BASE_URL={url} vault-run dev approve {id}"
             )
         } else {
             format!("approve it in the Agent Secret Store dashboard ({url}), approvals page, id {id}")

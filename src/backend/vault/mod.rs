@@ -116,6 +116,15 @@ impl VaultBackend {
             r
         })
         .await
+        .map_err(|e| match e {
+            ClientError::Network { message } => ClientError::Network {
+                message: format!(
+                    "cannot reach Vault/OpenBao at {} ({message}); check VAULT_ADDR (or BAO_ADDR) and that the server is running",
+                    self.addr
+                ),
+            },
+            other => other,
+        })
     }
 
     /// The token to start from: the given one, or an AppRole login (revoked in `finish`).
