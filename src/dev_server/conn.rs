@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,6 +17,8 @@ use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+
+use super::stats::Stats;
 
 /// The peer of a connection, and the switch that drops it.
 #[derive(Clone, Debug)]
@@ -39,9 +41,15 @@ impl Connected<IncomingStream<'_, KillableListener>> for ConnInfo {
     }
 }
 
-/// A [`TcpListener`] handing out [`KillableStream`]s.
+/// A [`TcpListener`] handing out [`KillableStream`]s, counting them in the stats.
 #[derive(Debug)]
-pub struct KillableListener(pub TcpListener);
+pub struct KillableListener(pub TcpListener, pub Arc<Mutex<Stats>>);
+
+/// Wraps an accepted stream (the TLS server's accept loop uses it too).
+pub fn killable(inner: TcpStream, peer: SocketAddr) -> (KillableStream, ConnInfo) {
+    let kill = Arc::new(AtomicBool::new(false));
+    (KillableStream { inner, kill: kill.clone() }, ConnInfo { peer, kill })
+}
 
 impl Listener for KillableListener {
     type Io = KillableStream;
@@ -52,8 +60,8 @@ impl Listener for KillableListener {
             match self.0.accept().await {
                 Ok((inner, peer)) => {
                     let _ = inner.set_nodelay(true);
-                    let kill = Arc::new(AtomicBool::new(false));
-                    return (KillableStream { inner, kill: kill.clone() }, ConnInfo { peer, kill });
+                    self.1.lock().unwrap_or_else(|e| e.into_inner()).connections_accepted += 1;
+                    return killable(inner, peer);
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait rather than spin.
