@@ -247,22 +247,28 @@ impl Backend for VaultBackend {
             paths.dedup();
 
             let parent = self.parent_token().await?;
-            let mut mounts: Vec<kv::Mount> = Vec::new();
-            let mut mount_for: HashMap<&str, Result<kv::Mount, BackendError>> = HashMap::new();
-            for p in &paths {
-                let known = mounts.iter().find(|m| p.starts_with(m.path.as_str())).cloned();
-                let m = match known {
-                    Some(m) => Ok(m),
-                    None => self.mount_of(&parent, p).await,
-                };
-                if let Ok(m) = &m {
-                    mounts.push(m.clone());
+            let lookups = async {
+                let mut mounts: Vec<kv::Mount> = Vec::new();
+                let mut mount_for: HashMap<&str, Result<kv::Mount, BackendError>> = HashMap::new();
+                for p in &paths {
+                    let known = mounts.iter().find(|m| p.starts_with(m.path.as_str())).cloned();
+                    let m = match known {
+                        Some(m) => Ok(m),
+                        None => self.mount_of(&parent, p).await,
+                    };
+                    if let Ok(m) = &m {
+                        mounts.push(m.clone());
+                    }
+                    mount_for.insert(p, m);
                 }
-                mount_for.insert(p, m);
-            }
-            let readable = mount_for.values().filter(|m| m.is_ok()).count();
-            // One use per read, one for the revoke.
-            let token = self.child_token(&parent, readable + 1).await?;
+                mount_for
+            };
+            // The child token does not depend on the mounts, so it is made while they are
+            // looked up (a round trip saved). One use per read, one for the revoke; a path
+            // whose mount lookup fails leaves its use unspent, and the token is revoked anyway.
+            let (mount_for, token) =
+                futures_util::future::join(lookups, self.child_token(&parent, paths.len() + 1)).await;
+            let token = token?;
 
             let limit = Arc::new(Semaphore::new(self.concurrency));
             let reads = paths.iter().map(|p| {
