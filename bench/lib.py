@@ -215,7 +215,7 @@ def report(out):
                 if "Maximum resident set size" in line:
                     kb = int(line.rsplit(":", 1)[1])
                     rss[(launcher, int(n))] = max(kb, rss.get((launcher, int(n)), 0))
-    ns = sorted({n for _, n in res})
+    ns = sorted({n for k, n in res if k in dict(LAUNCHERS)})
     lines = []
     w = lines.append
     w("Times in ms: median, with the interquartile range [p25–p75] and the run count; + bare = "
@@ -362,7 +362,7 @@ def remote_table(out, res, cpu, w):
 
 
 def result_why(out):
-    return "not judged in `--smoke`: 1–3 runs each" if os.path.exists(os.path.join(out, "smoke")) else "not judged"
+    return "not judged in `--smoke`: 1–3 runs each" if os.path.exists(os.path.join(out, "smoke")) else "not judged: too small a run"
 
 
 def targets(out, res, rss):
@@ -392,7 +392,10 @@ def targets(out, res, rss):
         with open(mp) as f:
             m = json.load(f)
         t = m["plain"] / m["mask"]
-        rows.append(("masking throughput ÷ `cat \\| cat`: ≥ 0.5", f"{t:.2f}", None if smoke else t >= 0.5))
+        # On a small file the launch (token, reads) outweighs the copying: judged at 256 MiB.
+        full = m["mib"] >= 256
+        rows.append(("masking throughput ÷ `cat \\| cat`, 256 MiB file: ≥ 0.5",
+                     f"{t:.2f} ({m['mib']} MiB file)", None if smoke or not full else t >= 0.5))
     rtt = _rtt(out)
     for n in (10, 100):
         m = med("vr-ass-tls", n)
