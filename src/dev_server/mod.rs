@@ -264,9 +264,10 @@ pub async fn start(opts: DevServerOptions) -> Result<RunningDevServer, DevServer
     let local_addr =
         listener.local_addr().map_err(|source| DevServerError::Bind { addr: opts.listen, source })?;
     if !local_addr.ip().is_loopback() {
+        let tls = if opts.tls { "" } else { " without TLS" };
         tracing::warn!(
-            "listening on {local_addr}, which is not loopback: this dev server keeps secrets in memory \
-             without TLS; anyone who can reach it with a key can read them"
+            "listening on {local_addr}, which is not loopback: this dev server keeps secrets in memory{tls}; \
+             anyone who can reach it with a key can read them"
         );
     }
     // Bound to every interface: clients on this host still reach it over loopback.
