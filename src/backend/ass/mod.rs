@@ -142,7 +142,9 @@ impl AssBackend {
     /// The pool every read of one fetch shares: `concurrency` over HTTP/1.1, where each read in
     /// flight holds a connection, many more over HTTP/2, where they share one.
     fn read_limit(&self) -> Arc<Semaphore> {
-        let in_flight = if self.client.uses_http2() { self.concurrency_http2 } else { self.concurrency };
+        let http2 = self.client.uses_http2();
+        let in_flight = if http2 { self.concurrency_http2 } else { self.concurrency };
+        tracing::debug!(in_flight, http2, "reading");
         Arc::new(Semaphore::new(in_flight))
     }
 
