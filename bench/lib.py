@@ -4,7 +4,7 @@ generating mappings and the bao agent configs, checking a child's environment, t
 for the masking run, and the report. Standard library only.
 
     lib.py value N I                   the value of secret I of set N
-    lib.py gen OUT N                   mappings, bao agent config and env file for set N
+    lib.py gen OUT N ADDR TOKEN [CA]   mappings, bao agent config and env file for set N
     lib.py seed-ass BASE ADMIN N       PUT bench/nN/1..N into the dev server
     lib.py seed-bao ADDR TOKEN N       write secret/bench/nN/k1..kN (KV v2, field `value`)
     lib.py verify N                    exit 0 iff S_1..S_N hold the right values (a child)
@@ -44,7 +44,7 @@ pid_file  = ""
 log_level = "error"
 
 vault {{
-  address = "{addr}"
+  address = "{addr}"{ca_line}
   retry {{
     num_retries = 0
   }}
@@ -78,7 +78,7 @@ env_template "S_{i}" {{
 """
 
 
-def gen(out, n, bao_addr, token_file):
+def gen(out, n, bao_addr, token_file, ca_cert=""):
     n = int(n)
     d = os.path.join(out, f"n{n}")
     os.makedirs(d, exist_ok=True)
@@ -98,7 +98,9 @@ def gen(out, n, bao_addr, token_file):
     verify = [sys.executable, os.path.abspath(__file__), "verify", str(n)]
     for name, command in (("agent.hcl", ["/bin/true"]), ("agent-verify.hcl", verify)):
         with open(os.path.join(d, name), "w") as f:
-            f.write(AGENT_HEAD.format(n=n, addr=bao_addr, token_file=token_file, command=json.dumps(command)))
+            ca_line = f'\n  ca_cert = "{ca_cert}"' if ca_cert else ""
+            f.write(AGENT_HEAD.format(n=n, addr=bao_addr, ca_line=ca_line, token_file=token_file,
+                                      command=json.dumps(command)))
             for i in range(1, n + 1):
                 f.write(AGENT_ENV.format(n=n, i=i))
 
@@ -306,8 +308,8 @@ REMOTE = [
     ("vr-ass-tls", "vault-run, dev server, HTTPS"),
     ("vr-ass-glob-tls", "vault-run, dev server, HTTPS, glob entry"),
     ("js-sdk-tls", "JS SDK + spawnSync, HTTPS"),
-    ("vr-bao-rtt", "vault-run, `vault://` on OpenBao (plain HTTP)"),
-    ("bao-agent-rtt", "OpenBao Agent (exec mode, plain HTTP)"),
+    ("vr-bao-rtt", "vault-run, `vault://` on OpenBao, HTTPS"),
+    ("bao-agent-rtt", "OpenBao Agent (exec mode), HTTPS"),
 ]
 
 
