@@ -4,12 +4,14 @@ generating mappings and the bao agent configs, checking a child's environment, t
 for the masking run, and the report. Standard library only.
 
     lib.py value N I                   the value of secret I of set N
-    lib.py gen OUT N                   mappings, bao agent config and env file for set N
+    lib.py gen OUT N ADDR TOKEN [CA]   mappings, bao agent config and env file for set N
     lib.py seed-ass BASE ADMIN N       PUT bench/nN/1..N into the dev server
     lib.py seed-bao ADDR TOKEN N       write secret/bench/nN/k1..kN (KV v2, field `value`)
     lib.py verify N                    exit 0 iff S_1..S_N hold the right values (a child)
     lib.py bigfile PATH MIB N          base64 text with set N's values sprinkled in
-    lib.py report OUT                  bench/out/*.json -> OUT/results.md (markdown)
+    lib.py report OUT                  bench/out/*.json -> OUT/results.md (markdown), OUT/targets.json
+    lib.py check-targets OUT           exit 1 with one line when a target of OUT/targets.json is missed
+    lib.py splice DOC RESULTS VERSIONS put the results between DOC's bench markers
 """
 
 import base64
@@ -19,6 +21,7 @@ import hashlib
 import http.client
 import json
 import os
+import ssl
 import statistics
 import sys
 import threading
@@ -41,7 +44,7 @@ pid_file  = ""
 log_level = "error"
 
 vault {{
-  address = "{addr}"
+  address = "{addr}"{ca_line}
   retry {{
     num_retries = 0
   }}
@@ -75,7 +78,7 @@ env_template "S_{i}" {{
 """
 
 
-def gen(out, n, bao_addr, token_file):
+def gen(out, n, bao_addr, token_file, ca_cert=""):
     n = int(n)
     d = os.path.join(out, f"n{n}")
     os.makedirs(d, exist_ok=True)
@@ -95,7 +98,9 @@ def gen(out, n, bao_addr, token_file):
     verify = [sys.executable, os.path.abspath(__file__), "verify", str(n)]
     for name, command in (("agent.hcl", ["/bin/true"]), ("agent-verify.hcl", verify)):
         with open(os.path.join(d, name), "w") as f:
-            f.write(AGENT_HEAD.format(n=n, addr=bao_addr, token_file=token_file, command=json.dumps(command)))
+            ca_line = f'\n  ca_cert = "{ca_cert}"' if ca_cert else ""
+            f.write(AGENT_HEAD.format(n=n, addr=bao_addr, ca_line=ca_line, token_file=token_file,
+                                      command=json.dumps(command)))
             for i in range(1, n + 1):
                 f.write(AGENT_ENV.format(n=n, i=i))
 
@@ -113,7 +118,13 @@ def _write_all(base, requests, workers=16):
         for attempt in range(3):
             conn = getattr(local, "conn", None)
             if conn is None:
-                conn = local.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+                if u.scheme == "https":
+                    # The dev server's private CA (`vault-run dev --tls` announces it).
+                    ctx = ssl.create_default_context(cafile=os.environ["BENCH_CACERT"])
+                    conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=30, context=ctx)
+                else:
+                    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+                local.conn = conn
             try:
                 conn.request(method, path, body=body, headers=headers)
                 r = conn.getresponse()
@@ -206,7 +217,7 @@ def report(out):
                 if "Maximum resident set size" in line:
                     kb = int(line.rsplit(":", 1)[1])
                     rss[(launcher, int(n))] = max(kb, rss.get((launcher, int(n)), 0))
-    ns = sorted({n for _, n in res})
+    ns = sorted({n for k, n in res if k in dict(LAUNCHERS)})
     lines = []
     w = lines.append
     w("Times in ms: median, with the interquartile range [p25–p75] and the run count; + bare = "
@@ -270,15 +281,150 @@ def report(out):
     elif os.path.exists(os.path.join(out, "mask-skipped")):
         w("**Masking throughput**: not measured (`--mask` is not in this build).")
         w("")
+    remote_table(out, res, cpu, w)
+    tgt = targets(out, res, rss)
+    w("**Targets** (computed by `bench/lib.py targets` from this run's numbers; ratios of medians measured side by side)")
+    w("")
+    w("| target | result | met |")
+    w("|---|---|---|")
+    for name, result, met in tgt:
+        judged = "yes" if met else "no" if met is False else "–" if result == "not measured" else f"– ({result_why(out)})"
+        w(f"| {name} | {result} | {judged} |")
+    w("")
     bp = os.path.join(out, "binary-size")
     if os.path.exists(bp):
         with open(bp) as f:
             size = int(f.read())
         w(f"**Release binary**: {size} bytes ({size / 2**20:.2f} MiB).")
         w("")
+    with open(os.path.join(out, "targets.json"), "w") as f:
+        json.dump(tgt, f)
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
+
+
+REMOTE = [
+    ("vr-ass-tls", "vault-run, dev server, HTTPS"),
+    ("vr-ass-glob-tls", "vault-run, dev server, HTTPS, glob entry"),
+    ("js-sdk-tls", "JS SDK + spawnSync, HTTPS"),
+    ("vr-bao-rtt", "vault-run, `vault://` on OpenBao, HTTPS"),
+    ("bao-agent-rtt", "OpenBao Agent (exec mode), HTTPS"),
+]
+
+
+def _rtt(out):
+    p = os.path.join(out, "rtt-ms")
+    return float(open(p).read()) / 1000 if os.path.exists(p) else None
+
+
+def _counts(out, key, n):
+    p = os.path.join(out, f"conn-{key}-n{n}.json")
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        c = json.load(f)
+    per = lambda x: x / c["launches"] if x is not None else None
+    srv = c.get("server") or {}
+    return {
+        "conns": per(c["proxy_connections"]),
+        # The stats query itself comes over a connection of its own (curl): not a launch's.
+        "tls": per(srv["tls_handshakes"] - c.get("own_connections", 0)) if "tls_handshakes" in srv else None,
+        "reqs": per(srv.get("total_requests")),
+        "h2": per(srv.get("http2_requests")),
+    }
+
+
+def remote_table(out, res, cpu, w):
+    rtt = _rtt(out)
+    if rtt is None:
+        return
+    ns = sorted({n for (k, n) in res if k in dict(REMOTE)})
+    w(f"**A round trip away**: every launcher through `bench/latency-proxy.py` with a {rtt * 1000:.0f} ms "
+      "round trip (half each way, and one round trip to connect). RTTs = median ÷ round trip; per launch: "
+      "TCP connections opened (counted by the proxy), TLS handshakes and API requests (counted by the dev "
+      "server), averaged over the timed and warm-up launches.")
+    w("")
+    for n in ns:
+        w(f"**N = {n}, {rtt * 1000:.0f} ms away**")
+        w("")
+        w("| launcher | median ms | [p25–p75] | runs | RTTs | connections | TLS handshakes | requests | CPU ms |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for key, label in REMOTE:
+            t = res.get((key, n))
+            if not t:
+                continue
+            m = statistics.median(t)
+            q = statistics.quantiles(t, n=4) if len(t) >= 4 else [t[0], m, t[-1]]
+            c = _counts(out, key, n) or {}
+            f = lambda x: "–" if x is None else f"{x:.2f}".rstrip("0").rstrip(".")
+            w(f"| {label} | {_ms(m)} | {_ms(q[0])}–{_ms(q[2])} | {len(t)} | {m / rtt:.2f} | {f(c.get('conns'))} "
+              f"| {f(c.get('tls'))} | {f(c.get('reqs'))} | {_ms(cpu[(key, n)])} |")
+        w("")
+
+
+def result_why(out):
+    return "not judged in `--smoke`: 1–3 runs each" if os.path.exists(os.path.join(out, "smoke")) else "not judged: too small a run"
+
+
+def targets(out, res, rss):
+    """[(target, result, met)]: met is None when the inputs were not measured (or, for the
+    timing targets, in --smoke, where one run under CI load proves nothing)."""
+    smoke = os.path.exists(os.path.join(out, "smoke"))
+    med = lambda k, n: statistics.median(res[(k, n)]) if (k, n) in res else None
+    rows = []
+
+    def ratio(name, num, den, n, op, bound):
+        a, b = med(num, n), med(den, n)
+        if a is None or b is None:
+            rows.append((name, "not measured", None))
+            return
+        r = a / b
+        ok = r <= bound if op == "<=" else r >= bound
+        rows.append((name, f"{r:.2f}× ({_ms(a)} ms ÷ {_ms(b)} ms)", None if smoke else ok))
+
+    ratio("vault-run ÷ bare `/bin/true`, loopback, plain HTTP, N = 10: ≤ 3×", "vr-ass", "bare", 10, "<=", 3.0)
+    ratio("OpenBao Agent ÷ vault-run (`vault://`), N = 10: ≥ 20×", "bao-agent", "vr-bao", 10, ">=", 20.0)
+    ratio("JS SDK ÷ vault-run, N = 10: ≥ 10×", "js-sdk", "vr-ass", 10, ">=", 10.0)
+    r = rss.get(("vr-ass", 1000))
+    rows.append(("peak RSS of vault-run at N = 1000: ≤ 12 MB (11.4 MiB)",
+                 f"{r / 1024:.1f} MiB" if r else "not measured", (r * 1024 <= 12e6) if r else None))
+    mp = os.path.join(out, "mask.json")
+    if os.path.exists(mp):
+        with open(mp) as f:
+            m = json.load(f)
+        t = m["plain"] / m["mask"]
+        # On a small file the launch (token, reads) outweighs the copying: judged at 256 MiB.
+        full = m["mib"] >= 256
+        rows.append(("masking throughput ÷ `cat \\| cat`, 256 MiB file: ≥ 0.5",
+                     f"{t:.2f} ({m['mib']} MiB file)", None if smoke or not full else t >= 0.5))
+    rtt = _rtt(out)
+    for n in (10, 100):
+        m = med("vr-ass-tls", n)
+        if rtt is None or m is None:
+            continue
+        rows.append((f"{rtt * 1000:.0f} ms away, HTTPS, N = {n}: time to child ≤ 5 round trips + 10 ms",
+                     f"{m / rtt:.2f} round trips ({_ms(m)} ms, bound {_ms(5 * rtt + 0.010)} ms)",
+                     None if smoke else m <= 5 * rtt + 0.010))
+        c = _counts(out, "vr-ass-tls", n)
+        if c:
+            # Deterministic, so judged in --smoke too.
+            rows.append((f"{rtt * 1000:.0f} ms away, HTTPS, N = {n}: one connection and one TLS handshake per launch",
+                         f"{c['conns']:.2f} connections, {c['tls']:.2f} handshakes, {c['reqs']:.2f} requests per launch",
+                         abs(c["conns"] - 1) < 1e-9 and abs(c["tls"] - 1) < 1e-9))
+    ratio("OpenBao Agent ÷ vault-run (`vault://`), a round trip away, N = 10: ≥ 10×", "bao-agent-rtt", "vr-bao-rtt", 10, ">=", 10.0)
+    return rows
+
+
+def check_targets(out):
+    """Exit 1 with one line naming every missed target; 0 when none is missed."""
+    p = os.path.join(out, "targets.json")
+    with open(p) as f:
+        rows = json.load(f)
+    missed = [f"{name}: {result}" for name, result, met in rows if met is False]
+    if missed:
+        print(f"bench/run: FAIL: {len(missed)} target(s) missed: " + "; ".join(missed), file=sys.stderr)
+        sys.exit(1)
 
 
 def mask_summary(out, path, runs):
@@ -290,6 +436,23 @@ def mask_summary(out, path, runs):
     with open(os.path.join(out, "mask.json"), "w") as f:
         json.dump({"bytes": size, "mib": size // 2**20, "runs": int(runs), "plain": meds[0], "mask": meds[1],
                    "plain_min": mins[0], "mask_min": mins[1]}, f)
+
+
+def splice(doc, results, versions):
+    """Replaces what lies between the bench markers of `doc` with this run's results."""
+    begin, end = "<!-- bench/run results: begin -->", "<!-- bench/run results: end -->"
+    with open(doc) as f:
+        text = f.read()
+    if begin not in text or end not in text:
+        sys.exit(f"lib.py: {doc} has no {begin} ... {end} markers")
+    with open(results) as f:
+        body = f.read()
+    with open(versions) as f:
+        v = f.read().strip().replace("\n", "  \n")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    with open(doc, "w") as f:
+        f.write(f"{head}{begin}\n\n{v}\n\n{body.rstrip()}\n\n{end}{tail}")
 
 
 def main(argv):
@@ -310,6 +473,10 @@ def main(argv):
         mask_summary(*args)
     elif cmd == "report":
         report(*args)
+    elif cmd == "check-targets":
+        check_targets(*args)
+    elif cmd == "splice":
+        splice(*args)
     else:
         sys.exit(f"lib.py: unknown command {cmd}")
 

@@ -20,8 +20,11 @@ pub struct Settings {
     pub timeout: Duration,
     /// Retries per request.
     pub retries: u32,
-    /// Reads in flight at once.
+    /// Reads in flight at once over HTTP/1.1 (one connection each).
     pub concurrency: usize,
+    /// Reads in flight at once once the server chose HTTP/2, where they share one connection:
+    /// `--concurrency` when given, else far more than over HTTP/1.1.
+    pub concurrency_http2: usize,
     /// Start-up bound, approval waiting excluded.
     pub deadline: Duration,
     /// How long to wait for an approval (zero: fail at once).
@@ -42,6 +45,7 @@ impl Default for Settings {
             timeout: Duration::from_secs(30),
             retries: 3,
             concurrency: 16,
+            concurrency_http2: 256,
             deadline: Duration::from_secs(120),
             approval_timeout: Duration::from_secs(600),
             allow_insecure_http: false,
@@ -93,6 +97,7 @@ impl Settings {
             timeout: opts.timeout.or(file.timeout).map(Duration::from).unwrap_or(d.timeout),
             retries: opts.retries.or(file.retries).unwrap_or(d.retries),
             concurrency: opts.concurrency.or(file.concurrency).unwrap_or(d.concurrency),
+            concurrency_http2: opts.concurrency.or(file.concurrency).unwrap_or(d.concurrency_http2),
             deadline: opts.deadline.or(file.deadline).map(Duration::from).unwrap_or(d.deadline),
             approval_timeout: opts
                 .approval_timeout

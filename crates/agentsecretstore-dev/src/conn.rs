@@ -14,7 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::stats::Stats;
 
 /// The peer of a connection, and the switch that drops it.
 #[derive(Clone, Debug)]
@@ -51,15 +53,29 @@ impl Connected<IncomingStream<'_, KillableListener>> for ConnInfo {
 #[derive(Debug)]
 pub struct KillableListener {
     listener: TcpListener,
+    stats: Arc<Mutex<Stats>>,
     slots: Arc<Semaphore>,
     header_timeout: Duration,
 }
 
 impl KillableListener {
-    /// At most `max_connections` open at once; request heads within `header_timeout`.
-    pub fn new(listener: TcpListener, max_connections: usize, header_timeout: Duration) -> Self {
-        Self { listener, slots: Arc::new(Semaphore::new(max_connections.max(1))), header_timeout }
+    /// At most `max_connections` open at once; request heads within `header_timeout`; each
+    /// accepted connection counted in `stats`.
+    pub fn new(
+        listener: TcpListener,
+        stats: Arc<Mutex<Stats>>,
+        max_connections: usize,
+        header_timeout: Duration,
+    ) -> Self {
+        Self { listener, stats, slots: Arc::new(Semaphore::new(max_connections.max(1))), header_timeout }
     }
+}
+
+/// Wraps a stream the TLS server accepted. Its bytes are encrypted, so no head timer watches
+/// them: the TLS handshake has its own timeout there.
+pub fn killable(inner: TcpStream, peer: SocketAddr) -> (KillableStream, ConnInfo) {
+    let kill = Arc::new(AtomicBool::new(false));
+    (KillableStream { inner, kill: kill.clone(), head: None, _slot: None }, ConnInfo { peer, kill })
 }
 
 impl Listener for KillableListener {
@@ -75,9 +91,11 @@ impl Listener for KillableListener {
             match self.listener.accept().await {
                 Ok((inner, peer)) => {
                     let _ = inner.set_nodelay(true);
+                    self.stats.lock().unwrap_or_else(|e| e.into_inner()).connections_accepted += 1;
                     let kill = Arc::new(AtomicBool::new(false));
                     let head = HeadTimer::new(self.header_timeout);
-                    let stream = KillableStream { inner, kill: kill.clone(), head, _slot: slot };
+                    let stream =
+                        KillableStream { inner, kill: kill.clone(), head: Some(head), _slot: Some(slot) };
                     return (stream, ConnInfo { peer, kill });
                 }
                 Err(e) => {
@@ -146,8 +164,8 @@ impl HeadTimer {
 pub struct KillableStream {
     inner: TcpStream,
     kill: Arc<AtomicBool>,
-    head: HeadTimer,
-    _slot: OwnedSemaphorePermit,
+    head: Option<HeadTimer>,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl KillableStream {
@@ -173,10 +191,12 @@ impl AsyncRead for KillableStream {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                this.head.read(&buf.filled()[before..]);
+                if let Some(head) = this.head.as_mut() {
+                    head.read(&buf.filled()[before..]);
+                }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending if this.head.expired(cx) => {
+            Poll::Pending if this.head.as_mut().is_some_and(|h| h.expired(cx)) => {
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head not received in time")))
             }
             other => other,
@@ -192,7 +212,9 @@ impl AsyncWrite for KillableStream {
         let this = &mut *self;
         let written = Pin::new(&mut this.inner).poll_write(cx, buf);
         if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.head.wrote();
+            if let Some(head) = this.head.as_mut() {
+                head.wrote();
+            }
         }
         written
     }

@@ -16,6 +16,7 @@ mod routes;
 pub mod seed;
 mod state;
 mod stats;
+mod tls;
 
 // The SDK's modules under their old in-crate names, so this crate's code reads as it did inside
 // vault-run and shares the SDK's wire types.
@@ -95,6 +96,12 @@ pub struct DevArgs {
     #[arg(long, value_name = "FRACTION", value_parser = fraction)]
     pub drop_rate: Option<f64>,
 
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with a certificate made at start for
+    /// localhost, 127.0.0.1 and ::1; the CA is written to a file announced as ASS_CACERT=PATH
+    /// and removed on exit.
+    #[arg(long)]
+    pub tls: bool,
+
     /// More logging (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -127,6 +134,8 @@ pub struct DevServerOptions {
     pub max_connections: usize,
     /// How long a request head may take to arrive.
     pub header_timeout: Duration,
+    /// Serve HTTPS with a fresh private CA ([`RunningDevServer::ca_certificate_pem`]).
+    pub tls: bool,
 }
 
 impl Default for DevServerOptions {
@@ -138,6 +147,7 @@ impl Default for DevServerOptions {
             faults: FaultKnobs::default(),
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
+            tls: false,
         }
     }
 }
@@ -168,6 +178,7 @@ impl DevServerOptions {
             faults,
             max_connections: args.max_connections,
             header_timeout: args.header_timeout.get(),
+            tls: args.tls,
         })
     }
 }
@@ -216,14 +227,20 @@ pub struct RunningDevServer {
     local_addr: SocketAddr,
     agent_key: AgentKey,
     admin_key: AdminKey,
+    ca_pem: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl RunningDevServer {
-    /// `http://127.0.0.1:PORT` (no `/v1`).
+    /// `http://127.0.0.1:PORT` (no `/v1`), `https://` with TLS.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// With TLS, the PEM of the CA that signed the server's certificate: what clients trust.
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The bound address.
@@ -290,9 +307,10 @@ pub async fn start(opts: DevServerOptions) -> Result<RunningDevServer, DevServer
     let local_addr =
         listener.local_addr().map_err(|source| DevServerError::Bind { addr: opts.listen, source })?;
     if !local_addr.ip().is_loopback() {
+        let tls = if opts.tls { "" } else { " without TLS" };
         tracing::warn!(
-            "listening on {local_addr}, which is not loopback: this dev server keeps secrets in memory \
-             without TLS; anyone who can reach it with a key can read them"
+            "listening on {local_addr}, which is not loopback: this dev server keeps secrets in memory{tls}; \
+             anyone who can reach it with a key can read them"
         );
     }
     // Bound to every interface: clients on this host still reach it over loopback.
@@ -301,27 +319,45 @@ pub async fn start(opts: DevServerOptions) -> Result<RunningDevServer, DevServer
         IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::from((Ipv6Addr::LOCALHOST, local_addr.port())),
         _ => local_addr,
     };
-    let base_url = format!("http://{url_addr}");
+    let tls = if opts.tls { Some(tls::generate()?) } else { None };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{url_addr}");
     let store = build_store(opts.seed.unwrap_or_default(), opts.approval_ttl)?;
     let agent_key = store.agents()[0].key.clone();
     let admin_key = store.admin_key().clone();
+    let stats: Arc<Mutex<stats::Stats>> = Arc::default();
     let state = routes::AppState {
         store: Arc::new(Mutex::new(store)),
         faults: Arc::new(faults::Faults::new(opts.faults)),
-        stats: Arc::default(),
+        stats: stats.clone(),
         base_url: base_url.as_str().into(),
     };
-    let app = routes::router(state).into_make_service_with_connect_info::<conn::ConnInfo>();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server =
-        axum::serve(conn::KillableListener::new(listener, opts.max_connections, opts.header_timeout), app)
-            .with_graceful_shutdown(async move {
-                // Also fires when the sender is dropped with the RunningDevServer.
-                let _ = stopped.await;
-            });
-    let task = tokio::spawn(async move { server.await });
+    // Also fires when the sender is dropped with the RunningDevServer.
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let task = match tls {
+        Some(tls) => tokio::spawn(tls::serve(listener, tls, routes::router(state), stats, stopped)),
+        None => {
+            let app = routes::router(state).into_make_service_with_connect_info::<conn::ConnInfo>();
+            let listener =
+                conn::KillableListener::new(listener, stats, opts.max_connections, opts.header_timeout);
+            let server = axum::serve(listener, app).with_graceful_shutdown(stopped);
+            tokio::spawn(async move { server.await })
+        }
+    };
     tracing::info!("dev vault server listening on {base_url}");
-    Ok(RunningDevServer { base_url, local_addr, agent_key, admin_key, stop: Some(stop), task: Some(task) })
+    Ok(RunningDevServer {
+        base_url,
+        local_addr,
+        agent_key,
+        admin_key,
+        ca_pem,
+        stop: Some(stop),
+        task: Some(task),
+    })
 }
 
 fn build_store(seed: Seed, approval_ttl: Duration) -> Result<state::Store, DevServerError> {
@@ -388,7 +424,14 @@ pub fn main(args: DevArgs) -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail(&DevServerError::Serve(format!("cannot handle signals: {e}"))),
         };
-        if let Err(e) = announce(&server) {
+        let ca_file = match server.ca_certificate_pem().map(CaFile::write).transpose() {
+            Ok(f) => f,
+            Err(e) => {
+                server.shutdown().await;
+                return fail(&DevServerError::Serve(format!("cannot write the CA certificate: {e}")));
+            }
+        };
+        if let Err(e) = announce(&server, ca_file.as_ref()) {
             // Whoever started us is not listening: nobody can use the keys.
             server.shutdown().await;
             return fail(&DevServerError::Serve(format!("cannot write to stdout: {e}")));
@@ -406,13 +449,49 @@ pub fn main(args: DevArgs) -> ExitCode {
     })
 }
 
-/// The three `KEY=value` lines on stdout, flushed at once so a reader can proceed.
-fn announce(server: &RunningDevServer) -> std::io::Result<()> {
+/// The three `KEY=value` lines on stdout (four with TLS: `ASS_CACERT=PATH`), flushed at once
+/// so a reader can proceed.
+fn announce(server: &RunningDevServer, ca_file: Option<&CaFile>) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "ASS_BASE_URL={}", server.base_url())?;
     writeln!(out, "ASS_AGENT_KEY={}", server.agent_key().expose())?;
     writeln!(out, "ASS_ADMIN_KEY={}", server.admin_key().expose())?;
+    if let Some(ca) = ca_file {
+        writeln!(out, "ASS_CACERT={}", ca.path.display())?;
+    }
     out.flush()
+}
+
+/// The CA certificate in a private temporary directory, removed when the server stops. A path,
+/// not the PEM itself, because that is what every consumer takes: `ASS_CACERT`,
+/// `NODE_EXTRA_CA_CERTS`, `curl --cacert`. Only the public certificate is written; the keys stay
+/// in memory.
+struct CaFile {
+    path: PathBuf,
+}
+
+impl CaFile {
+    fn write(pem: &str) -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!(
+            "vault-run-dev-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, pem)?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for CaFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 /// SIGTERM and SIGINT, registered up front.

@@ -96,7 +96,11 @@ async fn observe(
     let response = if dev_route {
         next.run(req).await
     } else {
-        st.stats().count(&method, &path);
+        {
+            let mut stats = st.stats();
+            stats.count(&method, &path);
+            stats.http2_requests += u64::from(req.version() == axum::http::Version::HTTP_2);
+        }
         let (verdict, latency) = st.faults.decide();
         if let Some(d) = latency {
             tokio::time::sleep(d).await;

@@ -26,6 +26,14 @@ pub struct Stats {
     pub faults_injected: u64,
     /// Connections dropped on purpose.
     pub connections_dropped: u64,
+    /// TCP connections accepted (`/v1/dev/*` ones too): what a client's connection reuse saves.
+    pub connections_accepted: u64,
+    /// TLS handshakes completed (`--tls`).
+    pub tls_handshakes: u64,
+    /// Of those, connections that chose HTTP/2 by ALPN.
+    pub http2_connections: u64,
+    /// API requests (not `/v1/dev/*`) that arrived over HTTP/2.
+    pub http2_requests: u64,
 }
 
 impl Stats {

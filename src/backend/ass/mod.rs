@@ -29,6 +29,7 @@ pub struct AssBackend {
     key_source: key::KeySource,
     ttl: HumanDuration,
     concurrency: usize,
+    concurrency_http2: usize,
     approval_timeout: Duration,
 }
 
@@ -47,13 +48,15 @@ impl AssBackend {
             .retries(settings.retries)
             .rate_limit_patience(settings.deadline)
             .allow_insecure_http(settings.allow_insecure_http)
-            .build()
+            .ca_certificate_from_env()
+            .and_then(|b| b.build())
             .map_err(|e| BackendError::new(FailureKind::Config, e.to_string()))?;
         Ok(Self {
             client,
             key_source,
             ttl: settings.ttl,
             concurrency: settings.concurrency,
+            concurrency_http2: settings.concurrency_http2,
             approval_timeout: settings.approval_timeout,
         })
     }
@@ -208,9 +211,21 @@ impl AssBackend {
         futures_util::future::join_all(lists).await
     }
 
-    /// Reads `paths` with at most `concurrency` requests in flight.
-    async fn read_all(&self, paths: Vec<SecretPath>) -> Vec<Result<SecretValue, BackendError>> {
-        let limit = Arc::new(Semaphore::new(self.concurrency));
+    /// The pool every read of one fetch shares: `concurrency` over HTTP/1.1, where each read in
+    /// flight holds a connection, many more over HTTP/2, where they share one.
+    fn read_limit(&self) -> Arc<Semaphore> {
+        let http2 = self.client.uses_http2();
+        let in_flight = if http2 { self.concurrency_http2 } else { self.concurrency };
+        tracing::debug!(in_flight, http2, "reading");
+        Arc::new(Semaphore::new(in_flight))
+    }
+
+    /// Reads `paths`, each holding a permit of `limit` while in flight.
+    async fn read_all(
+        &self,
+        paths: Vec<SecretPath>,
+        limit: Arc<Semaphore>,
+    ) -> Vec<Result<SecretValue, BackendError>> {
         let mut set = JoinSet::new();
         for (i, path) in paths.into_iter().enumerate() {
             let (client, limit) = (self.client.clone(), limit.clone());
@@ -272,14 +287,18 @@ impl Backend for AssBackend {
             }
             self.token(&scopes, ctx).await?;
 
-            let expanded = self.expand(&wanted.globs).await;
-            // One bounded pool for every read: singles first, then each glob's matches.
-            let mut all = singles.clone();
-            for paths in expanded.iter().flatten() {
-                all.extend(paths.iter().cloned());
-            }
-            let mut values = self.read_all(all).await.into_iter();
-            let singles = values.by_ref().take(singles.len()).collect();
+            // One bounded pool for every read. The singles need no listing: they are read while
+            // the globs are listed; the matches once the listings are in.
+            let limit = self.read_limit();
+            let globbed = async {
+                let expanded = self.expand(&wanted.globs).await;
+                let paths: Vec<SecretPath> = expanded.iter().flatten().flatten().cloned().collect();
+                let values = self.read_all(paths, limit.clone()).await;
+                (expanded, values)
+            };
+            let (singles, (expanded, values)) =
+                futures_util::future::join(self.read_all(singles, limit.clone()), globbed).await;
+            let mut values = values.into_iter();
             let globs = expanded
                 .into_iter()
                 .map(|r| {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod kv;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
@@ -33,6 +34,9 @@ pub struct VaultBackend {
     credential: Credential,
     ttl: HumanDuration,
     concurrency: usize,
+    concurrency_http2: usize,
+    /// Whether the server answered over HTTP/2 (ALPN over TLS): reads then share a connection.
+    http2: AtomicBool,
     /// Tokens to revoke in `finish`.
     to_revoke: Mutex<Vec<Token>>,
 }
@@ -86,6 +90,8 @@ impl VaultBackend {
             credential: auth::discover(settings.vault_token_file.as_deref())?,
             ttl: settings.ttl,
             concurrency: settings.concurrency,
+            concurrency_http2: settings.concurrency_http2,
+            http2: AtomicBool::new(false),
             to_revoke: Mutex::new(Vec::new()),
         })
     }
@@ -103,7 +109,7 @@ impl VaultBackend {
         body: Option<&serde_json::Value>,
     ) -> Result<transport::Body, ClientError> {
         let url = format!("{}/v1/{api_path}", self.addr);
-        transport::send(&self.http, &self.retry, method, &url, |mut r| {
+        let reply = transport::send(&self.http, &self.retry, method, &url, |mut r| {
             if let Some(t) = token {
                 r = r.header("X-Vault-Token", t.expose());
             }
@@ -124,7 +130,9 @@ impl VaultBackend {
                 ),
             },
             other => other,
-        })
+        })?;
+        self.http2.store(reply.version == reqwest::Version::HTTP_2, Ordering::Relaxed);
+        Ok(reply)
     }
 
     /// The token to start from: the given one, or an AppRole login (revoked in `finish`).
@@ -266,24 +274,33 @@ impl Backend for VaultBackend {
             paths.dedup();
 
             let parent = self.parent_token().await?;
-            let mut mounts: Vec<kv::Mount> = Vec::new();
-            let mut mount_for: HashMap<&str, Result<kv::Mount, BackendError>> = HashMap::new();
-            for p in &paths {
-                let known = mounts.iter().find(|m| p.starts_with(m.path.as_str())).cloned();
-                let m = match known {
-                    Some(m) => Ok(m),
-                    None => self.mount_of(&parent, p).await,
-                };
-                if let Ok(m) = &m {
-                    mounts.push(m.clone());
+            let lookups = async {
+                let mut mounts: Vec<kv::Mount> = Vec::new();
+                let mut mount_for: HashMap<&str, Result<kv::Mount, BackendError>> = HashMap::new();
+                for p in &paths {
+                    let known = mounts.iter().find(|m| p.starts_with(m.path.as_str())).cloned();
+                    let m = match known {
+                        Some(m) => Ok(m),
+                        None => self.mount_of(&parent, p).await,
+                    };
+                    if let Ok(m) = &m {
+                        mounts.push(m.clone());
+                    }
+                    mount_for.insert(p, m);
                 }
-                mount_for.insert(p, m);
-            }
-            let readable = mount_for.values().filter(|m| m.is_ok()).count();
-            // One use per read, one for the revoke.
-            let token = self.child_token(&parent, readable + 1).await?;
+                mount_for
+            };
+            // The child token does not depend on the mounts, so it is made while they are
+            // looked up (a round trip saved). One use per read, one for the revoke; a path
+            // whose mount lookup fails leaves its use unspent, and the token is revoked anyway.
+            let (mount_for, token) =
+                futures_util::future::join(lookups, self.child_token(&parent, paths.len() + 1)).await;
+            let token = token?;
 
-            let limit = Arc::new(Semaphore::new(self.concurrency));
+            let http2 = self.http2.load(Ordering::Relaxed);
+            let in_flight = if http2 { self.concurrency_http2 } else { self.concurrency };
+            tracing::debug!(reads = paths.len(), in_flight, http2, "reading");
+            let limit = Arc::new(Semaphore::new(in_flight));
             let reads = paths.iter().map(|p| {
                 let (limit, token, mount) = (limit.clone(), &token, &mount_for[p]);
                 async move {

@@ -12,6 +12,7 @@ mod error;
 mod token;
 pub mod transport;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,7 @@ pub struct AgentVaultBuilder {
     retry: RetryPolicy,
     allow_insecure_http: bool,
     approval_poll_interval: Duration,
+    ca_certificate: Option<Vec<u8>>,
 }
 
 impl Default for AgentVaultBuilder {
@@ -110,22 +112,44 @@ impl Default for AgentVaultBuilder {
             retry: RetryPolicy::default(),
             allow_insecure_http: false,
             approval_poll_interval: Duration::from_secs(2),
+            ca_certificate: None,
         }
     }
 }
 
 impl AgentVaultBuilder {
     /// A builder with the agent key from `ASS_AGENT_KEY` and, when set, the base URL from
-    /// `ASS_BASE_URL`.
+    /// `ASS_BASE_URL` and the private CA from `ASS_CACERT` (a PEM file).
     pub fn from_env() -> Result<Self> {
         let key = std::env::var("ASS_AGENT_KEY").map_err(|_| Error::Config {
             message: "ASS_AGENT_KEY is not set; export the agent key (ass_…)".into(),
         })?;
-        let b = Self::default().agent_key(AgentKey::new(key));
+        let b = Self::default().agent_key(AgentKey::new(key)).ca_certificate_from_env()?;
         Ok(match std::env::var("ASS_BASE_URL") {
             Ok(url) => b.base_url(url),
             Err(_) => b,
         })
+    }
+
+    /// Trusts a CA (PEM, one or more certificates) besides the built-in roots: a private CA,
+    /// or the one `vault-run dev --tls` prints.
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificate = Some(pem.into());
+        self
+    }
+
+    /// [`AgentVaultBuilder::ca_certificate`] from the file named by `ASS_CACERT`, when set.
+    pub fn ca_certificate_from_env(self) -> Result<Self> {
+        let Some(path) = std::env::var_os("ASS_CACERT").filter(|p| !p.is_empty()) else {
+            return Ok(self);
+        };
+        let pem = std::fs::read(&path).map_err(|e| Error::Config {
+            message: format!(
+                "cannot read ASS_CACERT {}: {e}; point it at the CA certificate (PEM) or unset it",
+                std::path::Path::new(&path).display()
+            ),
+        })?;
+        Ok(self.ca_certificate(pem))
     }
 
     /// The agent key (`ass_…`).
@@ -202,6 +226,23 @@ impl AgentVaultBuilder {
             // could not reach our loopback anyway): a loopback server is always dialled directly.
             http = http.no_proxy();
         }
+        if base_url.starts_with("http://") {
+            // Redirects are never followed, so TLS is never used: loading the built-in roots
+            // would only slow every start down.
+            http = http.tls_built_in_root_certs(false);
+        } else if let Some(pem) = &self.ca_certificate {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error::Config {
+                message: format!("the CA certificate (ASS_CACERT) is not valid PEM: {e}"),
+            })?;
+            if certs.is_empty() {
+                return Err(Error::Config {
+                    message: "the CA certificate (ASS_CACERT) holds no PEM certificate".into(),
+                });
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
         let http =
             http.build().map_err(|e| Error::Config { message: format!("cannot build HTTP client: {e}") })?;
         Ok(AgentVault {
@@ -213,6 +254,7 @@ impl AgentVaultBuilder {
                 retry: self.retry,
                 approval_poll_interval: self.approval_poll_interval,
                 token: Mutex::new(None),
+                http2: AtomicBool::new(false),
             }),
         })
     }
@@ -273,6 +315,8 @@ struct Inner {
     // A tokio mutex held across the token request: concurrent callers wait for one token
     // instead of each asking for their own.
     token: Mutex<Option<CachedToken>>,
+    // Whether the last token answer came over HTTP/2, i.e. later requests share its connection.
+    http2: AtomicBool,
 }
 
 impl std::fmt::Debug for AgentVault {
@@ -347,6 +391,7 @@ impl AgentVault {
             |r| r.bearer_auth(key.expose()).json(&body),
         )
         .await?;
+        self.inner.http2.store(resp.version == reqwest::Version::HTTP_2, Ordering::Relaxed);
         let reply: TokenReply = resp.json("token response")?;
         if reply.requires_approval {
             let approval_id =
@@ -381,6 +426,12 @@ impl AgentVault {
             expires_at: issued.expires_at,
         });
         Ok(issued.token)
+    }
+
+    /// Whether the server answered the last token request over HTTP/2: requests then share one
+    /// connection, so many more may be in flight than over HTTP/1.1.
+    pub fn uses_http2(&self) -> bool {
+        self.inner.http2.load(Ordering::Relaxed)
     }
 
     /// Whether the cached token covers `scopes` with more than a few seconds left.

@@ -67,6 +67,8 @@ fn jitter(max: Duration) -> Duration {
 pub struct Body {
     /// HTTP status.
     pub status: StatusCode,
+    /// The protocol the answer came over (HTTP/2 when ALPN chose it).
+    pub version: reqwest::Version,
     /// The bytes.
     pub bytes: Zeroizing<Vec<u8>>,
 }
@@ -131,6 +133,7 @@ async fn once(
     let started = std::time::Instant::now();
     let resp = build(client.request(method.clone(), url)).send().await.map_err(network)?;
     let status = resp.status();
+    let version = resp.version();
     let retry_after = resp
         .headers()
         .get(reqwest::header::RETRY_AFTER)
@@ -144,7 +147,7 @@ async fn once(
         ms = started.elapsed().as_millis() as u64, "request"
     );
     if status.is_success() {
-        return Ok(Body { status, bytes });
+        return Ok(Body { status, version, bytes });
     }
     if status.is_redirection() {
         return Err(Error::InvalidResponse {
