@@ -178,8 +178,11 @@ async fn over_http1_connections_are_reused_up_to_the_cap() {
     let server = start(DevServerOptions::default()).await.unwrap();
     let stats = launch(&server, 40, &["--concurrency", "4"]).await;
     let opened = stats["connections_accepted"].as_u64().unwrap();
-    // The token's connection is reused for reads, and never more than 4 reads are in flight.
-    assert!((1..=4).contains(&opened), "{opened} connections for 41 requests with --concurrency 4: {stats}");
+    // Never more than 4 reads are in flight, so at most 4 connections carry reads; the token's
+    // connection is reused when hyper has put it back in the pool before the reads start (it
+    // does so from a task of its own, so on a loaded machine a fifth may open). Without reuse
+    // it would be one connection per read: 41.
+    assert!((1..=5).contains(&opened), "{opened} connections for 41 requests with --concurrency 4: {stats}");
     assert_eq!(stats["http2_requests"], 0, "{stats}");
     assert_eq!(stats["total_requests"], 41, "{stats}");
     server.shutdown().await;
