@@ -40,6 +40,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of the largest variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Resolve and fetch everything like a run, start nothing, and print what would be injected.
@@ -147,6 +149,10 @@ pub struct RunOptions {
     /// Supervise mode.
     #[command(flatten)]
     pub supervise: crate::supervise::SuperviseArgs,
+
+    /// Agent-safe mode (entries with hosts).
+    #[command(flatten)]
+    pub proxy: crate::proxy::ProxyArgs,
 }
 
 /// A duration flag that must not be zero (a zero TTL, timeout or deadline can only fail).

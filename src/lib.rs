@@ -21,6 +21,7 @@ pub mod exit;
 pub mod logging;
 pub mod mask;
 pub mod notify;
+pub mod proxy;
 pub mod resolve;
 pub mod settings;
 pub mod supervise;
