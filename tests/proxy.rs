@@ -165,6 +165,16 @@ impl Upstream {
     }
 }
 
+/// Kills vault-run (and so its child) if the test fails half-way.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn require_tools() {
     for tool in ["curl", "python3"] {
         let ok =
@@ -379,7 +389,8 @@ done"#,
     cmd.args(["--watch", "--watch-interval", "1s", "--", "sh", "-c", &script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    let child = &mut child.0;
     let wait_for = |value: &str| {
         let start = Instant::now();
         while !up.at("/tick").iter().any(|s| s.authorization == format!("Bearer {value}")) {

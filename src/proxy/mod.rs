@@ -267,6 +267,19 @@ impl Proxy {
         hosts.sort();
         hosts.dedup();
         let ca = RunCa::new(&hosts)?;
+        let user_no_proxy = no_proxy(inherited);
+        for h in &hosts {
+            let covers = |n: &str| {
+                let n = n.trim_start_matches('.');
+                n == "*" || n == h || h.ends_with(&format!(".{n}"))
+            };
+            if user_no_proxy.split(',').any(covers) {
+                tracing::warn!(host = h, "NO_PROXY covers a listed host: the child will send it the placeholder, not through the proxy");
+            }
+        }
+        if inherited.iter().any(|(k, _)| k.eq_ignore_ascii_case("https_proxy")) {
+            tracing::warn!("the inherited HTTPS_PROXY is replaced for the child; vault-run's proxy connects directly (an upstream proxy is not supported)");
+        }
         let native = rustls_native_certs::load_native_certs();
         let bundle = bundle(ca.cert_pem(), &native.certs, inherited)?;
         let mut roots = rustls::RootCertStore::empty();

@@ -22,6 +22,9 @@ use super::Shared;
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Body = BoxBody<Bytes, BoxError>;
 
+/// How long the proxy waits for a TCP connection to a host.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The largest request body buffered for `body = true` substitution.
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
@@ -410,10 +413,15 @@ async fn forward_plain(
 
 /// Connects to `host:port`, or to the `--resolve` address pinned for it.
 pub(super) async fn dial(pins: &[super::Pin], host: &str, port: u16) -> std::io::Result<TcpStream> {
-    let stream = match pins.iter().find(|p| p.host == host && p.port == port) {
-        Some(p) => TcpStream::connect(p.addr).await?,
-        None => TcpStream::connect((host, port)).await?,
+    let connect = async {
+        match pins.iter().find(|p| p.host == host && p.port == port) {
+            Some(p) => TcpStream::connect(p.addr).await,
+            None => TcpStream::connect((host, port)).await,
+        }
     };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     let _ = stream.set_nodelay(true);
     Ok(stream)
 }
