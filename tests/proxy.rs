@@ -440,3 +440,90 @@ async fn hosts_on_a_glob_or_file_entry_is_a_config_error() {
         assert!(stderr_of(&out).contains(expect), "{entry}: {}", stderr_of(&out));
     }
 }
+
+/// A plain HTTP server on 127.0.0.1 that records each request head and answers 200.
+fn plain_recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let record = heads.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            record.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
+            );
+        }
+    });
+    (port, heads)
+}
+
+#[tokio::test]
+async fn plain_http_gets_the_value_only_for_a_listed_loopback_host() {
+    require_tools();
+    let dev = DevServer::start();
+    dev.put("production/app/API_KEY", SECRET).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vault-run.toml"),
+        "[env]\nAPI_KEY = { path = \"production/app/API_KEY\", hosts = [\"localhost\", \"api.example.test\"] }\n",
+    )
+    .unwrap();
+    let (port, heads) = plain_recorder();
+    // localhost is listed, so it is left out of NO_PROXY and goes through the proxy; the
+    // listed but non-loopback api.example.test (pinned to the same server) gets the placeholder.
+    let script = format!(
+        r#"echo "NO_PROXY=$NO_PROXY"
+curl -sS --fail -H "Authorization: Bearer $API_KEY" "http://localhost:{port}/loopback"
+curl -sS --fail -H "Authorization: Bearer $API_KEY" "http://api.example.test:{port}/remote""#
+    );
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(["--resolve", &format!("api.example.test:{port}:127.0.0.1"), "--", "sh", "-c", &script]);
+    let out = output_within(&mut cmd, T);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
+    assert!(!var(&stdout, "NO_PROXY").split(',').any(|h| h == "localhost"), "{stdout}");
+    let heads = heads.lock().unwrap().clone();
+    let loopback = heads.iter().find(|h| h.starts_with("GET /loopback ")).expect("loopback request");
+    assert!(loopback.contains(&format!("Bearer {SECRET}")), "{loopback}");
+    assert!(
+        !loopback.to_ascii_lowercase().contains("proxy-authorization"),
+        "the proxy password leaked upstream: {loopback}"
+    );
+    let remote = heads.iter().find(|h| h.starts_with("GET /remote ")).expect("remote request");
+    assert!(!remote.contains(SECRET), "the value went over plain http to a non-loopback host: {remote}");
+    assert!(remote.contains("Bearer vault-run-placeholder-"), "{remote}");
+}
+
+#[tokio::test]
+async fn the_bundle_is_the_run_ca_plus_the_childs_own_ssl_cert_file() {
+    let (dev, dir) = setup().await;
+    let up = Upstream::start(dir.path(), &[b"http/1.1"]);
+    let own = std::fs::read_to_string(&up.ca_file).unwrap();
+    let mut cmd = up.vault_run(&dev, dir.path());
+    cmd.env("SSL_CERT_FILE", &up.ca_file).args([
+        "--",
+        "sh",
+        "-c",
+        r#"for v in SSL_CERT_FILE REQUESTS_CA_BUNDLE CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS; do eval "echo $v=\$$v"; done; cat "$SSL_CERT_FILE""#,
+    ]);
+    let out = output_within(&mut cmd, T);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
+    assert_eq!(stdout.matches("-----BEGIN CERTIFICATE-----").count(), 2, "{stdout}");
+    assert!(stdout.ends_with(&own), "the child's own SSL_CERT_FILE is not in the bundle:\n{stdout}");
+    for name in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"] {
+        assert!(var(&stdout, name).starts_with("/dev/fd/"), "{name}: {stdout}");
+    }
+    assert!(!stdout.contains("PRIVATE KEY"));
+}

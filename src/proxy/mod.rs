@@ -234,6 +234,8 @@ impl Shared {
 /// The running proxy. [`Proxy::shutdown`] stops it and wipes the CA key.
 pub struct Proxy {
     addr: SocketAddr,
+    /// Every listed host.
+    hosts: Vec<String>,
     password: Zeroizing<String>,
     shared: Arc<Shared>,
     bundle: String,
@@ -267,7 +269,7 @@ impl Proxy {
         hosts.sort();
         hosts.dedup();
         let ca = RunCa::new(&hosts)?;
-        let user_no_proxy = no_proxy(inherited);
+        let user_no_proxy = no_proxy(inherited, &[]);
         for h in &hosts {
             let covers = |n: &str| {
                 let n = n.trim_start_matches('.');
@@ -348,6 +350,7 @@ impl Proxy {
         tracing::info!(%addr, hosts = hosts.len(), "agent-safe proxy listening");
         Ok(Proxy {
             addr,
+            hosts,
             password,
             shared,
             bundle,
@@ -401,7 +404,7 @@ impl Proxy {
         for name in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
             add(&mut out, name, url.clone(), Delivery::Env);
         }
-        let no_proxy = no_proxy(inherited);
+        let no_proxy = no_proxy(inherited, &self.hosts);
         for name in ["NO_PROXY", "no_proxy"] {
             add(&mut out, name, no_proxy.clone(), Delivery::Env);
         }
@@ -431,15 +434,16 @@ impl Drop for Proxy {
     }
 }
 
-/// The user's `NO_PROXY` (or `no_proxy`) plus loopback, which never goes through the proxy.
-fn no_proxy(inherited: &[(OsString, OsString)]) -> String {
+/// The user's `NO_PROXY` (or `no_proxy`) plus loopback, which never goes through the proxy —
+/// except a loopback name listed in `hosts`, which must (plain `http://` injection).
+fn no_proxy(inherited: &[(OsString, OsString)], listed: &[String]) -> String {
     let user = ["NO_PROXY", "no_proxy"]
         .iter()
         .find_map(|n| inherited.iter().find(|(k, _)| k == n).and_then(|(_, v)| v.to_str()))
         .unwrap_or("");
     let mut items: Vec<&str> = user.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     for l in ["localhost", "127.0.0.1", "::1"] {
-        if !items.contains(&l) {
+        if !items.contains(&l) && !listed.iter().any(|h| h == l) {
             items.push(l);
         }
     }
@@ -499,8 +503,9 @@ mod tests {
     #[test]
     fn no_proxy_keeps_the_users_list_and_adds_loopback() {
         let inherited = vec![(OsString::from("no_proxy"), OsString::from("corp.example, localhost"))];
-        assert_eq!(no_proxy(&inherited), "corp.example,localhost,127.0.0.1,::1");
-        assert_eq!(no_proxy(&[]), "localhost,127.0.0.1,::1");
+        assert_eq!(no_proxy(&inherited, &[]), "corp.example,localhost,127.0.0.1,::1");
+        assert_eq!(no_proxy(&[], &[]), "localhost,127.0.0.1,::1");
+        assert_eq!(no_proxy(&[], &["localhost".into()]), "127.0.0.1,::1");
     }
 
     #[test]
