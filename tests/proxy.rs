@@ -527,3 +527,24 @@ async fn the_bundle_is_the_run_ca_plus_the_childs_own_ssl_cert_file() {
     }
     assert!(!stdout.contains("PRIVATE KEY"));
 }
+
+#[tokio::test]
+async fn the_host_header_cannot_steer_the_value_elsewhere() {
+    require_tools();
+    let (dev, dir) = setup().await;
+    // HTTP/1.1 only, so that the upstream sees the Host header itself.
+    let up = Upstream::start(dir.path(), &[b"http/1.1"]);
+    let port = up.port;
+    // Behind a shared front end, Host picks the site: the child must not pick another one
+    // while its request carries the value meant for the listed host.
+    let script = format!(
+        r#"curl -sS --fail --http1.1 -o /dev/null -H "Host: {OTHER}:{port}" -H "Authorization: Bearer $API_KEY" "https://{HOST}:{port}/fronting""#
+    );
+    let mut cmd = up.vault_run(&dev, dir.path());
+    cmd.args(["--", "sh", "-c", &script]);
+    let out = output_within(&mut cmd, T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let seen = up.at("/fronting");
+    assert_eq!(seen[0].host, format!("{HOST}:{port}"), "{seen:?}");
+    assert_eq!(seen[0].authorization, format!("Bearer {SECRET}"));
+}

@@ -226,11 +226,11 @@ impl Upstream {
             Sender::H1(mut s) => {
                 parts.version = Version::HTTP_11;
                 parts.uri = path.parse().map_err(Failure::other)?;
-                if !parts.headers.contains_key(header::HOST) {
-                    parts
-                        .headers
-                        .insert(header::HOST, HeaderValue::from_str(&authority).map_err(Failure::other)?);
-                }
+                // Always the tunnel's host: behind a shared front end, a Host of the child's
+                // choosing would route the value to another site.
+                parts
+                    .headers
+                    .insert(header::HOST, HeaderValue::from_str(&authority).map_err(Failure::other)?);
                 let resp = s.send_request(Request::from_parts(parts, body)).await.map_err(Failure::other)?;
                 // Back in the slot for the next request (which waits until this body is done).
                 let mut slot = self.slot.lock().await;
@@ -346,6 +346,16 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// `host[:port]` for a Host header or URL (IPv6 in brackets), the port left out when default.
+fn authority(host: &str, port: u16, default_port: u16) -> String {
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+    if port == default_port {
+        host
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
@@ -394,10 +404,9 @@ async fn forward_plain(
         parts.uri = uri;
     }
     let body = request_body(&mut parts.headers, body, swaps).await?;
-    if !parts.headers.contains_key(header::HOST) {
-        let authority = parts.uri.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
-        parts.headers.insert(header::HOST, HeaderValue::from_str(&authority).map_err(Failure::other)?);
-    }
+    // The URL's host, whatever Host the child wrote (see `Upstream::try_forward`).
+    let authority = authority(host, port, 80);
+    parts.headers.insert(header::HOST, HeaderValue::from_str(&authority).map_err(Failure::other)?);
     parts.uri = parts.uri.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(Failure::other)?;
     parts.version = Version::HTTP_11;
     let tcp = shared.dial(host, port).await.map_err(Failure::other)?;
