@@ -254,7 +254,7 @@ head -c 100 "$SSL_CERT_FILE"; echo
     assert!(environ.contains(&format!("API_KEY={placeholder}")), "{environ}");
     assert!(environ.contains("HTTPS_PROXY=http://vault-run:"), "{environ}");
     assert!(var(&stdout, "NO_PROXY").contains("127.0.0.1"), "{stdout}");
-    assert!(var(&stdout, "SSL_CERT_FILE").starts_with("/dev/fd/"), "{stdout}");
+    assert!(var(&stdout, "SSL_CERT_FILE").starts_with("/proc/"), "{stdout}");
     assert!(
         stdout.contains("-----BEGIN CERTIFICATE-----"),
         "the bundle is not readable in the child:\n{stdout}"
@@ -523,9 +523,28 @@ async fn the_bundle_is_the_run_ca_plus_the_childs_own_ssl_cert_file() {
     assert_eq!(stdout.matches("-----BEGIN CERTIFICATE-----").count(), 2, "{stdout}");
     assert!(stdout.ends_with(&own), "the child's own SSL_CERT_FILE is not in the bundle:\n{stdout}");
     for name in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"] {
-        assert!(var(&stdout, name).starts_with("/dev/fd/"), "{name}: {stdout}");
+        assert!(var(&stdout, name).starts_with("/proc/"), "{name}: {stdout}");
     }
     assert!(!stdout.contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
+async fn a_tool_the_child_starts_with_its_descriptors_closed_still_gets_through() {
+    require_tools();
+    let (dev, dir) = setup().await;
+    let up = Upstream::start(dir.path(), &[b"http/1.1"]);
+    // Python's subprocess closes every descriptor but stdio (close_fds=True), as agents'
+    // tool runners do: the bundle path must not depend on an inherited descriptor.
+    let script = format!(
+        r#"import subprocess
+subprocess.run(["sh", "-c", 'curl -sS --fail -H "Authorization: Bearer $API_KEY" https://{HOST}:{}/grandchild'], check=True)"#,
+        up.port
+    );
+    let mut cmd = up.vault_run(&dev, dir.path());
+    cmd.args(["--", "python3", "-c", &script]);
+    let out = output_within(&mut cmd, T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(up.at("/grandchild")[0].authorization, format!("Bearer {SECRET}"));
 }
 
 #[tokio::test]

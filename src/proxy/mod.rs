@@ -7,6 +7,7 @@
 //! The child trusts the run CA through a bundle in an in-memory file.
 
 mod ca;
+mod holder;
 mod inject;
 mod server;
 
@@ -238,7 +239,8 @@ pub struct Proxy {
     hosts: Vec<String>,
     password: Zeroizing<String>,
     shared: Arc<Shared>,
-    bundle: String,
+    /// The child's CA bundle, in a memfd held open by a helper process.
+    bundle: holder::Holder,
     stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -284,6 +286,8 @@ impl Proxy {
         }
         let native = rustls_native_certs::load_native_certs();
         let bundle = bundle(ca.cert_pem(), &native.certs, inherited)?;
+        let bundle = holder::Holder::new(bundle.as_bytes())
+            .map_err(|e| ProxyError::Io(format!("cannot make the in-memory CA bundle: {e}")))?;
         let mut roots = rustls::RootCertStore::empty();
         let (added, _) = roots.add_parsable_certificates(native.certs);
         for path in &args.upstream_ca {
@@ -409,7 +413,7 @@ impl Proxy {
             add(&mut out, name, no_proxy.clone(), Delivery::Env);
         }
         for name in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"] {
-            add(&mut out, name, self.bundle.clone(), Delivery::File);
+            add(&mut out, name, self.bundle.path().to_owned(), Delivery::Env);
         }
         out
     }
