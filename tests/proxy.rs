@@ -83,9 +83,13 @@ impl Upstream {
                     let record = record.clone();
                     tokio::spawn(async move {
                         let Ok(tls) = acceptor.accept(tcp).await else { return };
-                        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                             let record = record.clone();
                             async move {
+                                let upgrade = req
+                                    .headers()
+                                    .contains_key("upgrade")
+                                    .then(|| hyper::upgrade::on(&mut req));
                                 let (parts, body) = req.into_parts();
                                 let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                                 let authorization = parts
@@ -117,6 +121,30 @@ impl Upstream {
                                     authorization: authorization.clone(),
                                     body: String::from_utf8_lossy(&body).into_owned(),
                                 });
+                                if let Some(upgrade) = upgrade {
+                                    // A WebSocket-like echo: whatever comes after the switch goes back prefixed.
+                                    tokio::spawn(async move {
+                                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                                        let Ok(up) = upgrade.await else { return };
+                                        let mut io = TokioIo::new(up);
+                                        let mut buf = [0u8; 1024];
+                                        while let Ok(n @ 1..) = io.read(&mut buf).await {
+                                            let mut out = b"echo:".to_vec();
+                                            out.extend_from_slice(&buf[..n]);
+                                            if io.write_all(&out).await.is_err() {
+                                                break;
+                                            }
+                                        }
+                                    });
+                                    let resp = hyper::Response::builder()
+                                        .status(101)
+                                        .header("connection", "upgrade")
+                                        .header("upgrade", "websocket")
+                                        .header("x-echo", authorization.as_str())
+                                        .body(Full::new(Bytes::new()))
+                                        .unwrap();
+                                    return Ok::<_, Infallible>(resp);
+                                }
                                 let mut resp = hyper::Response::new(Full::new(Bytes::from(format!(
                                     "upstream ok {}\n",
                                     parts.uri.path()
@@ -128,7 +156,7 @@ impl Upstream {
                             }
                         });
                         let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(tls), svc)
+                            .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                             .await;
                     });
                 }
@@ -566,4 +594,37 @@ async fn the_host_header_cannot_steer_the_value_elsewhere() {
     let seen = up.at("/fronting");
     assert_eq!(seen[0].host, format!("{HOST}:{port}"), "{seen:?}");
     assert_eq!(seen[0].authorization, format!("Bearer {SECRET}"));
+}
+
+#[tokio::test]
+async fn a_websocket_handshake_gets_the_value_and_the_stream_flows() {
+    require_tools();
+    let (dev, dir) = setup().await;
+    let up = Upstream::start(dir.path(), &[b"h2", b"http/1.1"]);
+    let script = format!(
+        r#"import base64, http.client, os, ssl, urllib.parse
+p = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+c = http.client.HTTPSConnection(p.hostname, p.port, context=ssl.create_default_context())
+auth = base64.b64encode(f"{{p.username}}:{{p.password}}".encode()).decode()
+c.set_tunnel("{HOST}", {port}, headers={{"Proxy-Authorization": "Basic " + auth}})
+c.putrequest("GET", "/ws")
+c.putheader("Connection", "Upgrade")
+c.putheader("Upgrade", "websocket")
+c.putheader("Authorization", "Bearer " + os.environ["API_KEY"])
+c.endheaders()
+r = c.getresponse()
+print("status", r.status, r.headers.get("x-echo"))
+c.sock.sendall(b"hello")
+print("got", c.sock.recv(100).decode())"#,
+        port = up.port
+    );
+    let mut cmd = up.vault_run(&dev, dir.path());
+    cmd.args(["--", "python3", "-c", &script]);
+    let out = output_within(&mut cmd, T);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
+    assert!(stdout.contains("status 101 Bearer "), "{stdout}");
+    assert!(!stdout.contains(SECRET), "{stdout}");
+    assert!(stdout.contains("got echo:hello"), "{stdout}");
+    assert_eq!(up.at("/ws")[0].authorization, format!("Bearer {SECRET}"));
 }

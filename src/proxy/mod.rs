@@ -175,6 +175,8 @@ pub(crate) struct Shared {
     /// Taken (and so wiped) at shutdown.
     ca: std::sync::Mutex<Option<RunCa>>,
     upstream: Arc<rustls::ClientConfig>,
+    /// The same, offering only HTTP/1.1 (upgrades such as WebSocket).
+    upstream_h1: Arc<rustls::ClientConfig>,
     pins: Vec<Pin>,
     deny_other: bool,
     allow: Vec<String>,
@@ -313,6 +315,8 @@ impl Proxy {
             .map_err(|e| ProxyError::Ca(format!("TLS versions: {e}")))?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        let mut upstream_h1 = upstream.clone();
+        upstream_h1.alpn_protocols = vec![b"http/1.1".to_vec()];
         upstream.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
 
         let password = Zeroizing::new(random_token(32));
@@ -322,6 +326,7 @@ impl Proxy {
             values: RwLock::new(HashMap::new()),
             ca: std::sync::Mutex::new(Some(ca)),
             upstream: Arc::new(upstream),
+            upstream_h1: Arc::new(upstream_h1),
             pins: args.resolve.clone(),
             deny_other: args.deny_other_hosts,
             allow: args.allow_host.clone(),

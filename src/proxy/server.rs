@@ -166,7 +166,7 @@ async fn intercept(
         async move { Ok::<_, Infallible>(u.forward(req).await) }
     });
     hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-        .serve_connection(TokioIo::new(tls), svc)
+        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
         .await
 }
 
@@ -203,8 +203,10 @@ impl Upstream {
         }
     }
 
-    async fn try_forward(&self, req: Request<Incoming>) -> Result<Response<Body>, Failure> {
+    async fn try_forward(&self, mut req: Request<Incoming>) -> Result<Response<Body>, Failure> {
         let swaps = self.shared.swaps(&self.host);
+        let upgrade = upgrade_of(req.headers());
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         inject::headers(&mut parts.headers, &swaps, true);
@@ -212,9 +214,11 @@ impl Upstream {
             parts.uri = uri;
         }
         let body = request_body(&mut parts.headers, body, &swaps).await?;
+        if let (Some(protocol), Some(client_upgrade)) = (upgrade, client_upgrade) {
+            return self.upgrade(parts, body, protocol, client_upgrade, &swaps).await;
+        }
         let sender = self.sender().await?;
-        let authority =
-            if self.port == 443 { self.host.clone() } else { format!("{}:{}", self.host, self.port) };
+        let authority = authority(&self.host, self.port, 443);
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         let resp = match sender {
             Sender::H2(mut s) => {
@@ -243,6 +247,62 @@ impl Upstream {
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         inject::headers(&mut parts.headers, &swaps, false);
+        Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed()))
+    }
+
+    /// An HTTP/1.1 upgrade (WebSocket): the handshake substituted like any request, on a
+    /// connection of its own; after `101` the bytes are spliced both ways untouched.
+    async fn upgrade(
+        &self,
+        mut parts: http::request::Parts,
+        body: Body,
+        protocol: HeaderValue,
+        client_upgrade: hyper::upgrade::OnUpgrade,
+        swaps: &[Swap],
+    ) -> Result<Response<Body>, Failure> {
+        let tcp = self.shared.dial(&self.host, self.port).await.map_err(Failure::other)?;
+        let name = ServerName::try_from(self.host.clone()).map_err(Failure::other)?;
+        let tls = TlsConnector::from(self.shared.upstream_h1.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(Failure::other)?;
+        let (mut s, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(Failure::other)?;
+        tokio::spawn(conn.with_upgrades());
+        let authority = authority(&self.host, self.port, 443);
+        parts.version = Version::HTTP_11;
+        parts.uri = parts.uri.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(Failure::other)?;
+        parts.headers.insert(header::HOST, HeaderValue::from_str(&authority).map_err(Failure::other)?);
+        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, protocol);
+        let mut resp = s.send_request(Request::from_parts(parts, body)).await.map_err(Failure::other)?;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            let host = self.host.clone();
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let _ = tokio::io::copy_bidirectional(
+                            &mut TokioIo::new(client),
+                            &mut TokioIo::new(upstream),
+                        )
+                        .await;
+                    }
+                    Err(e) => tracing::debug!(host, "proxy: upgrade failed: {e}"),
+                }
+            });
+        }
+        let (mut parts, body) = resp.into_parts();
+        let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        let (connection, upgrade) =
+            (parts.headers.remove(header::CONNECTION), parts.headers.remove(header::UPGRADE));
+        strip_hop_by_hop(&mut parts.headers);
+        if switching {
+            // These two belong to the switch the child asked for.
+            parts.headers.extend(connection.map(|v| (header::CONNECTION, v)));
+            parts.headers.extend(upgrade.map(|v| (header::UPGRADE, v)));
+        }
+        inject::headers(&mut parts.headers, swaps, false);
         Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed()))
     }
 
@@ -314,6 +374,17 @@ async fn request_body(headers: &mut HeaderMap, body: Incoming, swaps: &[Swap]) -
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(replaced.len()));
     Ok(full(Bytes::copy_from_slice(&replaced)))
+}
+
+/// The protocol an HTTP/1.1 request asks to switch to (`Connection: upgrade` + `Upgrade`).
+fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(header::UPGRADE).cloned()).flatten()
 }
 
 /// Removes the headers that describe one hop, not the message (RFC 9110 §7.6.1).
