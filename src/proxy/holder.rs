@@ -36,9 +36,19 @@ impl Holder {
             .process_group(0)
             .spawn();
         let (child, path) = match spawned {
-            Ok(child) => {
+            Ok(mut child) => {
                 let path = format!("/proc/{}/fd/{n}", child.id());
-                (Some(child), path)
+                // No /proc (or hidepid): the holder is no use; fall back to the inherited descriptor.
+                match std::fs::File::open(&path) {
+                    Ok(_) => (Some(child), path),
+                    Err(e) => {
+                        tracing::warn!("cannot open {path} ({e}); the child's SSL_CERT_FILE is /dev/fd/{n}, which programs it starts may not have");
+                        drop(child.stdin.take());
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        (None, format!("/dev/fd/{n}"))
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(
