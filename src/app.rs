@@ -64,7 +64,14 @@ pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
 /// Starts the agent-safe proxy when an entry has `hosts` (and everything was fetched).
 fn start_proxy(opts: &RunOptions, session: &Session) -> Result<Option<Arc<Proxy>>, AppError> {
     let routes = crate::proxy::routes(session.resolver.mapping());
-    if routes.is_empty() || !session.resolution.errors.is_empty() {
+    if routes.is_empty() {
+        let a = &opts.proxy;
+        if a.deny_other_hosts || !a.upstream_ca.is_empty() || !a.resolve.is_empty() {
+            tracing::warn!("--deny-other-hosts, --upstream-ca and --resolve apply only to entries with hosts; there are none, so no proxy runs");
+        }
+        return Ok(None);
+    }
+    if !session.resolution.errors.is_empty() {
         return Ok(None);
     }
     match Proxy::start(routes, &opts.proxy, &session.inherited) {

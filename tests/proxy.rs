@@ -628,3 +628,19 @@ print("got", c.sock.recv(100).decode())"#,
     assert!(stdout.contains("got echo:hello"), "{stdout}");
     assert_eq!(up.at("/ws")[0].authorization, format!("Bearer {SECRET}"));
 }
+
+#[tokio::test]
+async fn an_unreadable_upstream_ca_is_a_config_error() {
+    let (dev, dir) = setup().await;
+    let missing = dir.path().join("missing.pem");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    for file in [&missing, &empty] {
+        let mut cmd = vault_run(&dev, dir.path());
+        cmd.args(["--upstream-ca", &file.display().to_string(), "--", "true"]);
+        let out = output_within(&mut cmd, T);
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(78), "{stderr}");
+        assert!(stderr.contains("--upstream-ca") && stderr.lines().count() == 1, "{stderr}");
+    }
+}
