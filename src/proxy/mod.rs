@@ -26,9 +26,8 @@ use zeroize::Zeroizing;
 use crate::mapping::{check_host, Delivery, Mapping, Target, RANDOM_MARKER};
 use crate::resolve::ResolvedVar;
 use crate::secret::SecretString;
-
-pub use ca::RunCa;
-pub use inject::{replace, Swap};
+use ca::RunCa;
+use inject::Swap;
 
 /// Agent-safe mode flags.
 #[derive(Debug, Clone, Default, clap::Args)]
