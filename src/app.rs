@@ -16,7 +16,8 @@ use crate::exit::{self, AppError};
 use crate::mapping::Mapping;
 use crate::notify::notify;
 use crate::privilege::{self, RunAs};
-use crate::resolve::{AlreadySet, Resolution, Resolver};
+use crate::proxy::{Proxy, ProxyError};
+use crate::resolve::{AlreadySet, Resolution, Resolver, Row};
 use crate::settings::Settings;
 use crate::supervise::{Launch, Refresh};
 
@@ -34,26 +35,59 @@ pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return exit::report(&e),
     };
-    let launch = match session.launch(&opts, &command) {
+    let proxy = match start_proxy(&opts, &session) {
+        Ok(p) => p,
+        Err(e) => return exit::report(&e),
+    };
+    let launch = match session.launch(&opts, &command, proxy.as_deref()) {
         Ok(l) => l,
         Err(e) => return exit::report(&e),
     };
     // The terminal is the child's from now on: a --watch fetch must not draw over its output.
     crate::status_line::enable(false);
-    if let Some(why) = opts.supervise.reason() {
+    let why = opts.supervise.reason().or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON));
+    if let Some(why) = why {
         tracing::info!("supervise mode: {why}");
         // Only --watch needs the session (and the agent key in it) while the child runs.
         let refresh = if opts.supervise.watch {
-            Some(session.into_refresh(opts.clone(), command.clone(), &launch))
+            Some(session.into_refresh(opts.clone(), command.clone(), &launch, proxy.clone()))
         } else {
             drop(session);
             None
         };
-        return crate::supervise::run(&command, launch, &opts.supervise, &core, refresh);
+        // The proxy thread started before supervise wipes vault-run's environment; it cannot
+        // race with that: no child exists yet to send it a request.
+        let code = crate::supervise::run(&command, launch, &opts.supervise, &core, refresh);
+        if let Some(p) = &proxy {
+            p.shutdown();
+        }
+        return code;
     }
     drop(session);
     let user = launch.user.clone();
     exit::report(&AppError::from(exec::exec(&command, launch.env, &core, user.as_deref())))
+}
+
+/// Starts the agent-safe proxy when an entry has `hosts` (and everything was fetched).
+fn start_proxy(opts: &RunOptions, session: &Session) -> Result<Option<Arc<Proxy>>, AppError> {
+    let routes = crate::proxy::routes(session.resolver.mapping());
+    if routes.is_empty() {
+        let a = &opts.proxy;
+        if a.deny_other_hosts || !a.upstream_ca.is_empty() || !a.resolve.is_empty() {
+            tracing::warn!("--deny-other-hosts, --upstream-ca and --resolve apply only to entries with hosts; there are none, so no proxy runs");
+        }
+        return Ok(None);
+    }
+    if !session.resolution.errors.is_empty() {
+        return Ok(None);
+    }
+    match Proxy::start(routes, &opts.proxy, &session.inherited) {
+        Ok(p) => Ok(Some(Arc::new(p))),
+        Err(e @ (ProxyError::UpstreamCa { .. } | ProxyError::Bundle { .. })) => {
+            Err(AppError::Config(e.to_string()))
+        }
+        Err(e) => Err(AppError::Internal(e.to_string())),
+    }
 }
 
 /// `vault-run check`: fetch like a run, print the table (or JSON), start nothing; exit as the
@@ -77,6 +111,19 @@ pub fn check(opts: RunOptions, format: CheckFormat) -> ExitCode {
             return exit::report(&e);
         }
     };
+    let mapping = session.resolver.mapping();
+    let rows: Vec<Row> = session
+        .resolution
+        .rows
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if let Some(note) = crate::proxy::describe(mapping, &r.name) {
+                r.reference = format!("{}  {note}", r.reference);
+            }
+            r
+        })
+        .collect();
     let result = first_error(&session.resolution).map_or(Ok(()), Err).and_then(|()| {
         environment::build(&session.inherited, &session.resolution.vars, &session.env_options(&opts), 0)
             .map(drop)
@@ -84,7 +131,7 @@ pub fn check(opts: RunOptions, format: CheckFormat) -> ExitCode {
     });
     let report = Report {
         file: session.file.as_deref(),
-        rows: &session.resolution.rows,
+        rows: &rows,
         literals: &session.literals,
         error: result.as_ref().err().map(|e| (e.to_string(), exit::code(e))),
     };
@@ -134,11 +181,21 @@ impl Session {
     }
 
     /// The child's environment, or the first reason the child must not start.
-    fn launch(&self, opts: &RunOptions, command: &[OsString]) -> Result<Launch, AppError> {
+    /// With the proxy, its entries get placeholders (the proxy gets the values).
+    fn launch(
+        &self,
+        opts: &RunOptions,
+        command: &[OsString],
+        proxy: Option<&Proxy>,
+    ) -> Result<Launch, AppError> {
         if let Some(e) = first_error(&self.resolution) {
             return Err(e);
         }
         tracing::info!(variables = self.resolution.vars.len(), "secrets fetched; starting the command");
+        let vars = match proxy {
+            Some(p) => std::borrow::Cow::Owned(p.child_vars(&self.resolution.vars, &self.inherited)),
+            None => std::borrow::Cow::Borrowed(&self.resolution.vars),
+        };
         let adjusted;
         let inherited = match &self.user {
             Some(user) => {
@@ -147,18 +204,16 @@ impl Session {
             }
             None => &self.inherited,
         };
-        let env = environment::build(
-            inherited,
-            &self.resolution.vars,
-            &self.env_options(opts),
-            exec::argv_bytes(command),
-        )?;
+        let env = environment::build(inherited, &vars, &self.env_options(opts), exec::argv_bytes(command))?;
+        // A proxied value never reaches the child: nothing to mask, and its rotation needs no restart.
+        let in_child = |name: &str| !proxy.is_some_and(|p| p.handles(name));
         Ok(Launch {
             env,
             secrets: self
                 .resolution
                 .vars
                 .iter()
+                .filter(|v| in_child(&v.name))
                 .map(|v| (v.name.clone(), v.value.clone()))
                 .chain(self.resolution.template_parts.iter().cloned())
                 .collect(),
@@ -168,13 +223,19 @@ impl Session {
 
     /// A closure for `--watch`: fetches again, and returns a new launch when any value changed.
     /// A failed fetch is an error (the supervisor keeps the running child and tries later).
-    fn into_refresh(self, opts: RunOptions, command: Vec<OsString>, first: &Launch) -> Refresh {
+    fn into_refresh(
+        self,
+        opts: RunOptions,
+        command: Vec<OsString>,
+        first: &Launch,
+        proxy: Option<Arc<Proxy>>,
+    ) -> Refresh {
         let mut current = first.secrets.clone();
         let mut session = self;
         Box::new(move || {
             session.resolution = session.rt.block_on(session.resolver.resolve(&on_event));
             crate::status_line::stop();
-            let launch = session.launch(&opts, &command)?;
+            let launch = session.launch(&opts, &command, proxy.as_deref())?;
             if launch.secrets == current {
                 return Ok(None);
             }

@@ -206,6 +206,10 @@ pub struct RunOptions {
     /// Supervise mode.
     #[command(flatten)]
     pub supervise: crate::supervise::SuperviseArgs,
+
+    /// Agent-safe mode (entries with hosts).
+    #[command(flatten)]
+    pub proxy: crate::proxy::ProxyArgs,
 }
 
 /// A duration flag that must not be zero (a zero TTL, timeout or deadline can only fail).

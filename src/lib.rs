@@ -25,6 +25,7 @@ pub mod logging;
 pub mod mask;
 pub mod notify;
 pub mod privilege;
+pub mod proxy;
 pub mod resolve;
 pub mod settings;
 pub mod status_line;

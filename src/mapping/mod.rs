@@ -8,6 +8,7 @@ mod error;
 mod file;
 mod glob;
 mod name;
+mod proxy;
 mod reference;
 mod schema;
 mod template;
@@ -18,6 +19,7 @@ use std::path::Path;
 pub use error::{check_collisions, MappingError, Origin};
 pub use glob::{parse_glob_reference, AssGlob, GlobRef};
 pub use name::{check_name, EnvName, GlobName, NameError};
+pub use proxy::{check_host, ProxySpec, RANDOM_MARKER};
 pub use reference::{parse_reference, Reference, ReferenceError, VaultRef};
 pub use template::{Template, TemplateError, TemplatePart};
 
@@ -111,6 +113,8 @@ pub struct Entry {
     pub delivery: Delivery,
     /// Where the entry was written.
     pub origin: Origin,
+    /// Agent-safe mode (`hosts = [...]`): the child gets a placeholder, the proxy the value.
+    pub proxy: Option<ProxySpec>,
 }
 
 /// The checked mapping: settings from `[vault]` and the entries, file order first (a flag that
@@ -216,6 +220,7 @@ impl Mapping {
                 default: None,
                 delivery: Delivery::Env,
                 origin,
+                proxy: None,
             });
         }
         Ok(Mapping { settings, entries })

@@ -9,6 +9,7 @@ use zeroize::Zeroize;
 use super::file::{Document, EntryValue, Fields, Locator};
 use super::glob::parse_glob_reference;
 use super::name::{EnvName, GlobName};
+use super::proxy::ProxySpec;
 use super::reference::parse_reference;
 use super::template::Template;
 use super::{Delivery, Entry, FileSettings, MappingError, Origin, Source, Target};
@@ -16,7 +17,7 @@ use crate::duration::HumanDuration;
 use crate::expand::{expand, expand_placeholders, ExpandError, Lookup};
 use crate::secret::SecretString;
 
-const ENTRY_FIELDS: &str = "path, template, optional, default, as";
+const ENTRY_FIELDS: &str = "path, template, optional, default, as, hosts, placeholder, body";
 const VAULT_FIELDS: &str =
     "base_url, ttl, timeout, deadline, approval_timeout, retries, concurrency, env_refs";
 
@@ -72,7 +73,7 @@ pub(crate) fn simple(
     let target = target(key, &origin)?;
     let reference = expanded(reference, vars, key, &at, false)?;
     let source = source(&target, key, &reference, at)?;
-    Ok(Entry { target, source, optional: false, default: None, delivery: Delivery::Env, origin })
+    Ok(Entry { target, source, optional: false, default: None, delivery: Delivery::Env, origin, proxy: None })
 }
 
 /// Checks the whole document.
@@ -184,6 +185,9 @@ fn table_entry(
     let mut optional: Option<(bool, Origin)> = None;
     let mut default: Option<(SecretString, Origin)> = None;
     let mut delivery = Delivery::Env;
+    let mut hosts: Option<(Vec<String>, Origin)> = None;
+    let mut placeholder: Option<(String, Origin)> = None;
+    let mut body: Option<(bool, Origin)> = None;
     for (field, value) in fields {
         let field_at = loc.of(&field);
         let span = value.span();
@@ -253,12 +257,52 @@ fn table_entry(
                     }
                 }
             }
+            "hosts" => hosts = Some((super::proxy::hosts(loc, value, name)?, field_at)),
+            "placeholder" => {
+                let raw = text(loc, value, "placeholder", name)?;
+                placeholder = Some((super::proxy::placeholder(field_at.clone(), raw, name)?, field_at));
+            }
+            "body" => match value.into_inner() {
+                Value::Boolean(b) => body = Some((b, field_at)),
+                _ => {
+                    return Err(schema(
+                        loc.at(span.start),
+                        format!("body in entry {name} must be true or false"),
+                    ))
+                }
+            },
             other => {
                 let message = format!("unknown field {other:?} in entry {name}; expected {ENTRY_FIELDS}");
                 return Err(schema(field_at, message));
             }
         }
     }
+    let proxy = match hosts {
+        Some((hosts, at)) => {
+            // The proxy swaps one known placeholder for one value: a glob has many values, a
+            // file delivery never puts the value in a header.
+            if !matches!(target, Target::Name(_)) || template.is_some() || delivery != Delivery::Env {
+                let message = format!(
+                    "entry {name}: hosts works only for one variable with path = \"…\" delivered in the environment (no '*', template or as = \"file\")"
+                );
+                return Err(schema(at, message));
+            }
+            if optional.as_ref().is_some_and(|o| o.0) || default.is_some() {
+                let message = format!(
+                    "entry {name}: an entry with hosts is always required; remove optional and default"
+                );
+                return Err(schema(at, message));
+            }
+            Some(ProxySpec { hosts, placeholder: placeholder.map(|p| p.0), body: body.is_some_and(|b| b.0) })
+        }
+        None => {
+            if let Some((_, at)) = placeholder.map(|p| ((), p.1)).or(body.map(|b| ((), b.1))) {
+                let message = format!("entry {name}: placeholder and body need hosts = [\"…\"] (the hosts that get the real value)");
+                return Err(schema(at, message));
+            }
+            None
+        }
+    };
     if let Some((template, _)) = template {
         if let Some(at) = optional.map(|o| o.1).or(default.map(|d| d.1)) {
             let message = format!(
@@ -273,6 +317,7 @@ fn table_entry(
             default: None,
             delivery,
             origin,
+            proxy: None,
         });
     }
     let Some((reference, span)) = path else {
@@ -289,5 +334,5 @@ fn table_entry(
     let reference = expanded(&reference, vars, name, &loc.at(span.start), false)?;
     let source = source(&target, name, &reference, loc.at(span.start))?;
     let optional = default.is_some() || optional.is_some_and(|o| o.0);
-    Ok(Entry { target, source, optional, default: default.map(|d| d.0), delivery, origin })
+    Ok(Entry { target, source, optional, default: default.map(|d| d.0), delivery, origin, proxy })
 }
