@@ -63,3 +63,34 @@ async fn mask_on_a_terminal_hides_a_multi_line_secret() {
     }
     assert!(seen.contains("[REDACTED:K]"), "{seen:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A hostile server's approval id went unfiltered into log lines and systemd's STATUS=: with a
+// newline it forged vault-run log lines and sd_notify assignments (`READY=1`, `MAINPID=`).
+
+#[test]
+fn a_servers_approval_id_cannot_forge_log_lines_or_notify_systemd() {
+    let forged = r#"{"requires_approval":true,"approval_id":"apr_1\nvault-run: error: FORGED\nREADY=1\nMAINPID=1","expires_at":"2030-01-01T00:00:00Z"}"#;
+    let url = common::raw_server(common::http_json("202 Accepted", forged));
+    let dir = tmp();
+    let socket_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    notify.set_nonblocking(true).unwrap();
+    let out = output_within(
+        common::bare_vault_run(dir.path())
+            .env("ASS_BASE_URL", &url)
+            .env("ASS_AGENT_KEY", "ass_review_key_0123456789")
+            .env("NOTIFY_SOCKET", &socket_path)
+            .args(["--approval-timeout", "0", "--retries", "0", "-e", "A=production/app/A", "--", "true"]),
+        T,
+    );
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("FORGED"), "{err}");
+    assert!(err.lines().all(|l| l.starts_with("vault-run: ")), "{err}");
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = notify.recv(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(!msg.contains('\n'), "forged sd_notify message: {msg:?}");
+    }
+}
