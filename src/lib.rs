@@ -22,3 +22,4 @@ pub mod privilege;
 pub mod resolve;
 pub mod settings;
 pub mod supervise;
+pub mod tty_guard;

@@ -119,6 +119,7 @@ impl RunAs {
         if !self.switch {
             return Ok(());
         }
+        crate::tty_guard::forbid_terminal_injection();
         nix::unistd::setgroups(&self.groups)?;
         nix::unistd::setgid(self.gid)?;
         nix::unistd::setuid(self.uid)?;
@@ -136,6 +137,7 @@ impl RunAs {
         if !self.switch {
             return;
         }
+        crate::tty_guard::forbid_terminal_injection();
         let groups: Vec<libc::gid_t> = self.groups.iter().map(|g| g.as_raw()).collect();
         let (uid, gid) = (self.uid.as_raw(), self.gid.as_raw());
         // SAFETY: runs between fork and exec; only raw system calls, no allocation (the group

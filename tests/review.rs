@@ -94,3 +94,61 @@ fn a_servers_approval_id_cannot_forge_log_lines_or_notify_systemd() {
         assert!(!msg.contains('\n'), "forged sd_notify message: {msg:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// --user: the child, dropped to an unprivileged user, shared root's terminal and could push
+// input into it with ioctl(TIOCSTI), which root's shell would read and run after vault-run
+// exits (the su/runuser TIOCSTI class).
+
+const STI: &str = r#"
+import fcntl, termios
+try:
+    with open("/dev/tty", "rb") as tty:
+        for c in b"echo INJECTED\n":
+            fcntl.ioctl(tty, termios.TIOCSTI, bytes([c]))
+    print("sti-allowed")
+except OSError as e:
+    print("sti-refused", e.errno)
+"#;
+
+#[tokio::test]
+async fn user_child_cannot_type_into_the_terminal_it_shares_with_root() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("not root: --user switching cannot be exercised here");
+        return;
+    }
+    let python = ["/usr/bin/python3", "/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if !common::require(python.is_some(), "python3 in /usr/bin, /bin or /usr/local/bin") {
+        return;
+    }
+    let python = python.unwrap();
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a-0001").await;
+    let dir = tmp();
+    for mode in [None, Some("--supervise")] {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let mut cmd = vault_run(&dev, dir.path());
+        cmd.args(["--user", "nobody"]).args(mode).args(["-e", "A=production/app/A", "--", python, "-c", STI]);
+        let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
+        // vault-run runs with the terminal as its controlling terminal, as from a root shell.
+        // SAFETY: only setsid(2) and ioctl(2) between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::setsid() < 0 || libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = output_within(&mut cmd, T);
+        drop(pty);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{mode:?}: {}{stdout}", stderr_of(&out));
+        assert!(
+            stdout.starts_with("sti-refused"),
+            "{mode:?}: the child typed into root's terminal: {stdout}"
+        );
+    }
+}
