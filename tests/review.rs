@@ -152,3 +152,23 @@ async fn user_child_cannot_type_into_the_terminal_it_shares_with_root() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A credential "file" that is a FIFO made vault-run wait forever in open(2), past --deadline.
+
+#[test]
+fn an_agent_key_file_that_is_a_fifo_is_refused_at_once() {
+    let dir = tmp();
+    let fifo = dir.path().join("agent-key");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let out = output_within(
+        common::bare_vault_run(dir.path())
+            .env("ASS_BASE_URL", "http://127.0.0.1:9")
+            .env("ASS_AGENT_KEY_FILE", &fifo)
+            .args(["--deadline", "5s", "-e", "A=production/app/A", "--", "true"]),
+        Duration::from_secs(20),
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}
