@@ -172,3 +172,40 @@ fn an_agent_key_file_that_is_a_fifo_is_refused_at_once() {
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(err.contains("not a regular file"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// ./vault-run.toml planted by another user (a shared directory, another user's checkout) chose
+// the child's variables for whoever ran vault-run there: `GIT_EDITOR`, `EDITOR`, … through
+// `default`, which a `git commit` in the child then runs. As git does for repositories, a file
+// found by looking must be the caller's or root's; naming it with -f still works.
+
+#[tokio::test]
+async fn a_mapping_file_found_in_the_directory_but_owned_by_another_user_is_refused() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("not root: cannot give a file to another user here");
+        return;
+    }
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a-0001").await;
+    let dir = tmp();
+    let file = write(
+        dir.path(),
+        "vault-run.toml",
+        "[env]\nA = \"production/app/A\"\nGIT_EDITOR = { path = \"none/x/Y\", default = \"sh -c planted\" }\n",
+    );
+    std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+    let out = output_within(vault_run(&dev, dir.path()).args(["--", "sh", "-c", "echo \"$GIT_EDITOR\""]), T);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("planted"));
+    assert!(err.contains("owned by uid 65534") && err.contains("-f"), "{err}");
+    // Named explicitly, it is the caller's choice.
+    let out = output_within(
+        vault_run(&dev, dir.path()).args(["-f", "vault-run.toml", "--", "sh", "-c", "echo \"$GIT_EDITOR\""]),
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // `check` looks the same way.
+    let out = output_within(vault_run(&dev, dir.path()).arg("check"), T);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+}
