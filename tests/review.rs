@@ -209,3 +209,43 @@ async fn a_mapping_file_found_in_the_directory_but_owned_by_another_user_is_refu
     let out = output_within(vault_run(&dev, dir.path()).arg("check"), T);
     assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Names missing from the dangerous list: editors and askpass helpers name commands programs run
+// (`git commit` runs $GIT_EDITOR), and some variables turn TLS verification off or write TLS
+// keys out. A `default` in a mapping sets any of them to a chosen command.
+
+#[test]
+fn names_that_run_a_command_or_turn_tls_checks_off_are_refused() {
+    let dir = tmp();
+    for name in [
+        "EDITOR",
+        "VISUAL",
+        "GIT_EDITOR",
+        "GIT_SEQUENCE_EDITOR",
+        "SUDO_ASKPASS",
+        "MANPAGER",
+        "SYSTEMD_PAGER",
+        "BROWSER",
+        "NODE_TLS_REJECT_UNAUTHORIZED",
+        "GIT_SSL_NO_VERIFY",
+        "PYTHONHTTPSVERIFY",
+        "SSLKEYLOGFILE",
+    ] {
+        write(
+            dir.path(),
+            "vault-run.toml",
+            &format!("[env]\n{name} = {{ path = \"none/x/Y\", default = \"sh -c planted\" }}\n"),
+        );
+        let out = output_within(
+            common::bare_vault_run(dir.path())
+                .env("ASS_BASE_URL", "http://127.0.0.1:9")
+                .env("ASS_AGENT_KEY", "ass_review_key_0123456789")
+                .args(["--", "true"]),
+            T,
+        );
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(78), "{name}: {err}");
+        assert!(err.contains(&format!("refusing to set {name}")), "{err}");
+    }
+}
