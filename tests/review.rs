@@ -249,3 +249,27 @@ fn names_that_run_a_command_or_turn_tls_checks_off_are_refused() {
         assert!(err.contains(&format!("refusing to set {name}")), "{err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// VAULT_CACERT was read whole with no bound: a FIFO hung the start past --deadline, and
+// /dev/zero ate memory until the process died.
+
+#[test]
+fn a_vault_cacert_that_is_not_a_regular_file_is_refused_at_once() {
+    let dir = tmp();
+    let fifo = dir.path().join("ca.pem");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for ca in [fifo.as_path(), Path::new("/dev/zero")] {
+        let out = output_within(
+            common::bare_vault_run(dir.path())
+                .env("VAULT_ADDR", "http://127.0.0.1:9")
+                .env("VAULT_TOKEN", "hvs.review-token-0123456789")
+                .env("VAULT_CACERT", ca)
+                .args(["--deadline", "5s", "-e", "A=vault://secret/app#a", "--", "true"]),
+            Duration::from_secs(20),
+        );
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(78), "{}: {err}", ca.display());
+        assert!(err.contains("VAULT_CACERT") && err.contains("regular file"), "{err}");
+    }
+}
