@@ -273,3 +273,37 @@ fn a_vault_cacert_that_is_not_a_regular_file_is_refused_at_once() {
         assert!(err.contains("VAULT_CACERT") && err.contains("regular file"), "{err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// `.`/`..` segments in a reference: URLs resolve them, so a mapping could send the scoped token
+// (or the Vault token) to another API path than a secret read: `vault://secret/../auth/token/
+// lookup-self#id` read the token's own id into the child's environment from a server that
+// answered the mount lookup.
+
+#[test]
+fn references_with_dot_segments_are_refused_before_any_request() {
+    let dir = tmp();
+    for reference in [
+        "production/../../tokens/X",
+        "ass://production/./app/KEY",
+        "vault://secret/../auth/token/lookup-self#id",
+        "vault://secret/app/..#id",
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let out = output_within(
+            common::bare_vault_run(dir.path())
+                .env("ASS_BASE_URL", &url)
+                .env("ASS_AGENT_KEY", "ass_review_key_0123456789")
+                .env("VAULT_ADDR", &url)
+                .env("VAULT_TOKEN", "hvs.review-token-0123456789")
+                .args(["-e", &format!("A={reference}"), "--", "true"]),
+            T,
+        );
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(78), "{reference}: {err}");
+        assert!(err.contains("'..' segment"), "{reference}: {err}");
+        assert!(listener.accept().is_err(), "{reference}: a request was made");
+    }
+}
