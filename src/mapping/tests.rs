@@ -165,7 +165,7 @@ fn vault_settings() {
 fn vault_settings_errors() {
     assert_eq!(
         err("[vault]\nttl = \"5m\"\nbase = \"x\"\n"),
-        "vault-run.toml:3:1: unknown field \"base\" in [vault]; expected base_url, ttl, timeout, deadline, approval_timeout, retries, concurrency"
+        "vault-run.toml:3:1: unknown field \"base\" in [vault]; expected base_url, ttl, timeout, deadline, approval_timeout, retries, concurrency, env_refs"
     );
     assert_eq!(
         err("[vault]\nttl = \"5x\"\n"),
