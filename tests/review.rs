@@ -307,3 +307,46 @@ fn references_with_dot_segments_are_refused_before_any_request() {
         assert!(listener.accept().is_err(), "{reference}: a request was made");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A server (or a gateway before it) whose error message repeats the credential it was sent put
+// the agent key or the Vault token on stderr with the message.
+
+#[test]
+fn a_server_error_that_echoes_the_credential_does_not_print_it() {
+    let dir = tmp();
+    let key = "ass_review_key_SECRET_0123456789";
+    let body = format!(
+        r#"{{"error":{{"code":"UNAUTHORIZED","message":"invalid agent key {key} for this tenant"}}}}"#
+    );
+    let url = common::raw_server(common::http_json("401 Unauthorized", &body));
+    let out = output_within(
+        common::bare_vault_run(dir.path()).env("ASS_BASE_URL", &url).env("ASS_AGENT_KEY", key).args([
+            "-e",
+            "A=production/app/A",
+            "--",
+            "true",
+        ]),
+        T,
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    assert!(!err.contains(key), "{err}");
+    assert!(err.contains("invalid agent key [REDACTED] for this tenant"), "{err}");
+
+    let token = "hvs.review-token-SECRET-0123456789";
+    let body = format!(r#"{{"errors":["permission denied for token {token}"]}}"#);
+    let url = common::raw_server(common::http_json("403 Forbidden", &body));
+    let out = output_within(
+        common::bare_vault_run(dir.path()).env("VAULT_ADDR", &url).env("VAULT_TOKEN", token).args([
+            "-e",
+            "A=vault://secret/app#a",
+            "--",
+            "true",
+        ]),
+        T,
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    assert!(!err.contains(token), "{err}");
+}
