@@ -175,9 +175,9 @@ fn an_agent_key_file_that_is_a_fifo_is_refused_at_once() {
 
 // ---------------------------------------------------------------------------------------------
 // ./vault-run.toml planted by another user (a shared directory, another user's checkout) chose
-// the child's variables for whoever ran vault-run there: `GIT_EDITOR`, `EDITOR`, … through
-// `default`, which a `git commit` in the child then runs. As git does for repositories, a file
-// found by looking must be the caller's or root's; naming it with -f still works.
+// the child's variables (any name off the dangerous list, set through `default`) and the
+// secrets fetched, for whoever ran vault-run there. As git does for repositories, a file found
+// by looking must be the caller's or root's; naming it with -f still works.
 
 #[tokio::test]
 async fn a_mapping_file_found_in_the_directory_but_owned_by_another_user_is_refused() {
@@ -191,17 +191,17 @@ async fn a_mapping_file_found_in_the_directory_but_owned_by_another_user_is_refu
     let file = write(
         dir.path(),
         "vault-run.toml",
-        "[env]\nA = \"production/app/A\"\nGIT_EDITOR = { path = \"none/x/Y\", default = \"sh -c planted\" }\n",
+        "[env]\nA = \"production/app/A\"\nPLANTED = { path = \"none/x/Y\", default = \"sh -c planted\" }\n",
     );
     std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
-    let out = output_within(vault_run(&dev, dir.path()).args(["--", "sh", "-c", "echo \"$GIT_EDITOR\""]), T);
+    let out = output_within(vault_run(&dev, dir.path()).args(["--", "sh", "-c", "echo \"$PLANTED\""]), T);
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("planted"));
     assert!(err.contains("owned by uid 65534") && err.contains("-f"), "{err}");
     // Named explicitly, it is the caller's choice.
     let out = output_within(
-        vault_run(&dev, dir.path()).args(["-f", "vault-run.toml", "--", "sh", "-c", "echo \"$GIT_EDITOR\""]),
+        vault_run(&dev, dir.path()).args(["-f", "vault-run.toml", "--", "sh", "-c", "echo \"$PLANTED\""]),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
