@@ -65,7 +65,8 @@ fn program() -> Vec<libc::sock_filter> {
 /// Installs the filter on every thread of vault-run (once), so that the child, forked or
 /// exec'd later, inherits it. Must run while vault-run is still root: without `CAP_SYS_ADMIN`
 /// the kernel asks for `no_new_privs`, which would change what the child's set-uid programs do.
-/// A failure is logged (when there is a terminal to protect) and the run goes on.
+/// A failure is logged (when there is a terminal and a shell behind it to protect) and the run
+/// goes on.
 pub fn forbid_terminal_injection() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
@@ -84,7 +85,9 @@ pub fn forbid_terminal_injection() {
             )
         };
         let error = std::io::Error::last_os_error();
-        if rc != 0 && std::fs::File::open("/dev/tty").is_ok() {
+        // As PID 1 (a container's entrypoint, where root often lacks CAP_SYS_ADMIN) no shell
+        // waits behind vault-run to read what the child would type.
+        if rc != 0 && std::process::id() != 1 && std::fs::File::open("/dev/tty").is_ok() {
             tracing::warn!(
                 %error,
                 "--user: cannot stop the child from typing into this terminal (TIOCSTI); run vault-run without a controlling terminal (setsid) or with CAP_SYS_ADMIN"
