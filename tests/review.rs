@@ -350,3 +350,42 @@ fn a_server_error_that_echoes_the_credential_does_not_print_it() {
     assert_eq!(out.status.code(), Some(77), "{err}");
     assert!(!err.contains(token), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// --user --supervise: vault-run (root) looked the command up on PATH before the fork, so a PATH
+// entry only root can enter (`/root/.local/bin`, a pyenv shim) won, and the child, as the user,
+// failed with 126 where exec mode (which searches after switching) ran the next one.
+
+#[tokio::test]
+async fn user_supervised_command_is_looked_up_as_the_user() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("not root: --user switching cannot be exercised here");
+        return;
+    }
+    let dev = DevServer::start();
+    dev.put("production/app/A", "value-a-0001").await;
+    let dir = tmp();
+    let private = dir.path().join("root-only");
+    std::fs::create_dir(&private).unwrap();
+    write(&private, "sh", "#!/bin/sh\necho root-only-sh\n");
+    std::fs::set_permissions(private.join("sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", private.display());
+    for mode in [None, Some("--supervise")] {
+        let out = output_within(
+            vault_run(&dev, dir.path()).env("PATH", &path).args(["--user", "nobody"]).args(mode).args([
+                "-e",
+                "A=production/app/A",
+                "--",
+                "sh",
+                "-c",
+                "echo ran-as-$(id -u)",
+            ]),
+            T,
+        );
+        assert!(out.status.success(), "{mode:?}: {}", stderr_of(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ran-as-65534\n", "{mode:?}");
+    }
+}
