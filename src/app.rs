@@ -299,7 +299,7 @@ fn load(opts: &RunOptions, inherited: &[InheritedVar]) -> Result<Loaded, AppErro
         tracing::info!("mapping file: {}", path.display());
     }
     let text = match &file {
-        Some(path) => Some(read_mapping_file(path)?),
+        Some(path) => Some(read_mapping_file(path, opts.file.is_none())?),
         None => None,
     };
     let utf8: Vec<(&str, &str)> =
@@ -333,17 +333,29 @@ fn load(opts: &RunOptions, inherited: &[InheritedVar]) -> Result<Loaded, AppErro
 /// device that never ends) would only stall the start.
 pub const MAX_MAPPING_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
-fn read_mapping_file(path: &Path) -> Result<String, AppError> {
+/// `discovered`: found by looking (not named with `-f`/`VAULT_RUN_FILE`). Such a file must be
+/// the caller's or root's, as git asks of a repository: in a shared directory (`/tmp`, a
+/// colleague's checkout) another user could have planted it to choose the child's variables
+/// (`GIT_EDITOR`, `EDITOR`, … through `default`) and the secrets fetched.
+fn read_mapping_file(path: &Path, discovered: bool) -> Result<String, AppError> {
     use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
     let cannot = |e: std::io::Error| {
         AppError::Config(format!("cannot read mapping file {}: {e}; check -f/VAULT_RUN_FILE", path.display()))
     };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    if discovered {
+        let me = nix::unistd::Uid::effective().as_raw();
+        let owner = file.metadata().map_err(cannot)?.uid();
+        if owner != me && owner != 0 {
+            return Err(AppError::Config(format!(
+                "mapping file {} is owned by uid {owner}, not by you (uid {me}) or root, so it may have been planted; check it and name it with -f (or VAULT_RUN_FILE) to use it",
+                path.display()
+            )));
+        }
+    }
     let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(cannot)?
-        .take(MAX_MAPPING_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(cannot)?;
+    file.take(MAX_MAPPING_FILE_BYTES + 1).read_to_string(&mut text).map_err(cannot)?;
     if text.len() as u64 > MAX_MAPPING_FILE_BYTES {
         return Err(AppError::Config(format!(
             "mapping file {} is larger than {} MiB; a mapping lists names and references, split it or check -f/VAULT_RUN_FILE",

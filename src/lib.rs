@@ -30,3 +30,4 @@ pub mod resolve;
 pub mod settings;
 pub mod status_line;
 pub mod supervise;
+pub mod tty_guard;

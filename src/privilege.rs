@@ -119,6 +119,7 @@ impl RunAs {
         if !self.switch {
             return Ok(());
         }
+        crate::tty_guard::forbid_terminal_injection();
         nix::unistd::setgroups(&self.groups)?;
         nix::unistd::setgid(self.gid)?;
         nix::unistd::setuid(self.uid)?;
@@ -129,6 +130,30 @@ impl RunAs {
         Ok(())
     }
 
+    /// Whether the user could execute `path`: search permission on every directory above it
+    /// and execute permission on the file, from the mode bits (ACLs aside). A supervised child's
+    /// command is looked up by vault-run (root) before the fork; without this a `PATH` entry only
+    /// root can enter (`/root/.local/bin`) would be chosen and the exec would fail.
+    pub fn may_execute(&self, path: &std::path::Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        if !self.switch || self.uid.is_root() {
+            return true;
+        }
+        path.ancestors().filter(|p| !p.as_os_str().is_empty()).all(|p| {
+            let Ok(meta) = std::fs::metadata(p) else { return false };
+            let mode = meta.mode();
+            let bits = if meta.uid() == self.uid.as_raw() {
+                mode >> 6
+            } else if self.groups.iter().any(|g| g.as_raw() == meta.gid()) || self.gid.as_raw() == meta.gid()
+            {
+                mode >> 3
+            } else {
+                mode
+            };
+            bits & 1 != 0
+        })
+    }
+
     /// Makes a supervised child switch between fork and exec. Must be registered before any
     /// `pre_exec` that sets `PR_SET_PDEATHSIG`, which a credential change clears.
     pub fn apply_to(&self, cmd: &mut std::process::Command) {
@@ -136,6 +161,7 @@ impl RunAs {
         if !self.switch {
             return;
         }
+        crate::tty_guard::forbid_terminal_injection();
         let groups: Vec<libc::gid_t> = self.groups.iter().map(|g| g.as_raw()).collect();
         let (uid, gid) = (self.uid.as_raw(), self.gid.as_raw());
         // SAFETY: runs between fork and exec; only raw system calls, no allocation (the group

@@ -60,9 +60,18 @@ pub fn check(file: &File, path: &Path, what: &str) -> Result<(), PrivateFileErro
 pub fn read(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, BackendError> {
     let config = |m: String| BackendError::new(FailureKind::Config, m);
     let shown = path.display();
-    let mut f = File::open(path).map_err(|e| {
-        config(format!("cannot open {what} file {shown}: {e}; check the path and permissions"))
-    })?;
+    // Non-blocking: opening a FIFO with no writer would otherwise wait forever, past --deadline.
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+    }
+    .map_err(|e| config(format!("cannot open {what} file {shown}: {e}; check the path and permissions")))?;
+    // A FIFO, socket or device is not a file someone wrote a key into (and /dev/zero never ends).
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(config(format!(
+            "{what} file {shown} is not a regular file; point it at the file holding the credential"
+        )));
+    }
     check(&f, path, what).map_err(|e| config(e.to_string()))?;
     let mut buf = Zeroizing::new(Vec::with_capacity(256));
     f.by_ref()

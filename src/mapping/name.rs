@@ -111,6 +111,21 @@ const DANGEROUS_NAMES: &[(&str, &str)] = &[
     ("CURL_CA_BUNDLE", TRUST),
     ("GIT_SSL_CAINFO", TRUST),
     ("GIT_SSL_CAPATH", TRUST),
+    ("NODE_TLS_REJECT_UNAUTHORIZED", TRUST),
+    ("GIT_SSL_NO_VERIFY", TRUST),
+    ("PYTHONHTTPSVERIFY", TRUST),
+    (
+        "SSLKEYLOGFILE",
+        "it makes TLS libraries write their session keys to a file, so the traffic can be read",
+    ),
+    ("EDITOR", COMMAND),
+    ("VISUAL", COMMAND),
+    ("GIT_EDITOR", COMMAND),
+    ("GIT_SEQUENCE_EDITOR", COMMAND),
+    ("SUDO_ASKPASS", COMMAND),
+    ("MANPAGER", COMMAND),
+    ("SYSTEMD_PAGER", COMMAND),
+    ("BROWSER", COMMAND),
 ];
 
 /// Names refused in any case: programs read both `HTTPS_PROXY` and `https_proxy`.

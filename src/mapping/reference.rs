@@ -121,6 +121,12 @@ pub(crate) fn check_vault_path(whole: &str, path: &str) -> Result<(), ReferenceE
     if path.chars().any(char::is_control) {
         return err("contains a control character");
     }
+    // URLs resolve `.` and `..`: the token would be sent to another API path than the KV read.
+    if path.split('/').any(|p| p == "." || p == "..") {
+        return err(
+            "has a '.' or '..' segment, which would reach another API path; name the secret without them",
+        );
+    }
     if path.split('/').count() < 2 || path.split('/').any(str::is_empty) {
         return err(
             "needs a path of the form MOUNT/PATH without empty segments, like vault://secret/app/db#password",

@@ -89,7 +89,8 @@ impl Spawner {
         if command.iter().any(|a| a.as_bytes().contains(&0)) {
             return Err(ExecError::Nul);
         }
-        let program = lookup(&command[0]).ok_or_else(|| ExecError::NotFound(shown.clone()))?;
+        let program =
+            lookup(&command[0], launch.user.as_deref()).ok_or_else(|| ExecError::NotFound(shown.clone()))?;
         self.remember(&launch.secrets);
         let mut cmd = Command::new(program);
         cmd.arg0(&command[0]).args(&command[1..]).env_clear().envs(launch.env.pairs());
@@ -222,7 +223,7 @@ pub fn reap(main: Pid) -> Option<Change> {
 /// Finds `name` on vault-run's own `PATH` as `execvp` would (so `--pristine` does not break
 /// the lookup); a name with a `/` is used as it is. A file found but not executable is returned
 /// too, so that the spawn reports "not executable".
-fn lookup(name: &OsStr) -> Option<PathBuf> {
+fn lookup(name: &OsStr, user: Option<&crate::privilege::RunAs>) -> Option<PathBuf> {
     if name.as_bytes().contains(&b'/') {
         return Some(PathBuf::from(name));
     }
@@ -234,7 +235,10 @@ fn lookup(name: &OsStr) -> Option<PathBuf> {
     for dir in std::env::split_paths(&path) {
         let candidate = dir.join(name);
         let Ok(meta) = std::fs::metadata(&candidate) else { continue };
-        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+        if meta.is_file()
+            && meta.permissions().mode() & 0o111 != 0
+            && user.map_or(true, |u| u.may_execute(&candidate))
+        {
             return Some(candidate);
         }
         found = found.or(Some(candidate));

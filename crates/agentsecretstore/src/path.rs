@@ -23,6 +23,9 @@ pub enum PathError {
     /// An empty segment (`a//b`, a trailing `/`).
     #[error("secret path {0:?} has an empty segment; remove the doubled or trailing '/'")]
     EmptySegment(String),
+    /// A `.` or `..` segment: URLs resolve them, so the request would go to another endpoint.
+    #[error("secret path {0:?} has a '.' or '..' segment; name the secret without them")]
+    DotSegment(String),
     /// Control characters or `*` in a plain path.
     #[error("secret path {0:?} contains a character that is not allowed (control character or '*')")]
     BadChar(String),
@@ -78,6 +81,9 @@ fn check_segments(s: &str, allow_star: bool) -> Result<(), PathError> {
     }
     if segments.iter().any(|p| p.is_empty()) {
         return Err(PathError::EmptySegment(s.to_owned()));
+    }
+    if segments.iter().any(|p| *p == "." || *p == "..") {
+        return Err(PathError::DotSegment(s.to_owned()));
     }
     Ok(())
 }

@@ -25,6 +25,21 @@ use crate::secret::Token;
 use crate::settings::Settings;
 use auth::Credential;
 
+/// A CA bundle: a regular file (a FIFO would block forever, `/dev/zero` never end), at most 4 MiB.
+fn read_ca_file(path: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    const MAX: u64 = 4 << 20;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > MAX {
+        return Err(std::io::Error::other("not a regular file of at most 4 MiB"));
+    }
+    let mut pem = Vec::new();
+    file.take(MAX).read_to_end(&mut pem)?;
+    Ok(pem)
+}
+
 /// Reads from Vault or OpenBao.
 pub struct VaultBackend {
     http: reqwest::Client,
@@ -71,8 +86,7 @@ impl VaultBackend {
             http = http.no_proxy();
         }
         if let Some(ca) = var(&["VAULT_CACERT", "BAO_CACERT"]) {
-            let pem =
-                std::fs::read(&ca).map_err(|e| config(format!("cannot read VAULT_CACERT {ca}: {e}")))?;
+            let pem = read_ca_file(&ca).map_err(|e| config(format!("cannot read VAULT_CACERT {ca}: {e}")))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| config(format!("VAULT_CACERT {ca} is not a PEM certificate: {e}")))?;
             http = http.add_root_certificate(cert);

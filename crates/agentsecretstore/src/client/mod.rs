@@ -395,14 +395,15 @@ impl AgentVault {
         let reply: TokenReply = resp.json("token response")?;
         if reply.requires_approval {
             let approval_id =
-                reply.approval_id.filter(|id| !id.is_empty()).ok_or_else(|| Error::InvalidResponse {
-                    message: "approval required but the response has no approval_id".into(),
+                reply.approval_id.filter(|id| is_plain_id(id)).ok_or_else(|| Error::InvalidResponse {
+                    message: "approval required but the response has no usable approval_id (1 to 128 letters, digits, '_', '-', '.')".into(),
                 })?;
             return Err(Error::ApprovalRequired { approval_id, expires_at: reply.expires_at });
         }
         match (reply.token, reply.expires_at) {
             (Some(token), Some(expires_at)) if !token.expose().is_empty() => {
-                let token_id = reply.token_id.unwrap_or_default();
+                // Logged: a made-up id must not forge log lines.
+                let token_id = reply.token_id.filter(|id| is_plain_id(id)).unwrap_or_default();
                 tracing::debug!(token_id = %token_id, scopes = scopes.len(), "token issued");
                 Ok(TokenResponse { token, token_id, expires_at })
             }
@@ -569,7 +570,7 @@ impl AgentVault {
                 ApprovalState::Denied => {
                     return Err(Error::ApprovalDenied {
                         approval_id: Some(approval_id.to_owned()),
-                        reason: status.reason,
+                        reason: status.reason.as_deref().map(transport::one_line),
                     })
                 }
                 ApprovalState::Expired => {
@@ -604,6 +605,12 @@ fn check_namespace(namespace: &str) -> Result<&str> {
         return Err(Error::Validation { message: format!("invalid namespace {namespace:?}") });
     }
     Ok(ns)
+}
+
+/// An id the server hands out (`apr_…`, `tok_…`) that is safe to print in a log line and to
+/// send to systemd (`STATUS=`): a hostile server's id with a newline could forge either.
+fn is_plain_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
 #[cfg(test)]

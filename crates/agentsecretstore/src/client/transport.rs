@@ -131,7 +131,17 @@ async fn once(
     build: &impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
 ) -> Result<Body> {
     let started = std::time::Instant::now();
-    let resp = build(client.request(method.clone(), url)).send().await.map_err(network)?;
+    let request = build(client.request(method.clone(), url)).build().map_err(network)?;
+    // The credentials this request carries, to keep out of a server's error message: a gateway
+    // or a server answering "invalid key ass_…" would otherwise put the key on stderr.
+    let sent: Vec<Zeroizing<String>> = [reqwest::header::AUTHORIZATION.as_str(), "x-vault-token"]
+        .iter()
+        .filter_map(|h| request.headers().get(*h)?.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+        .filter(|v| !v.is_empty())
+        .map(|v| Zeroizing::new(v.to_owned()))
+        .collect();
+    let resp = client.execute(request).await.map_err(network)?;
     let status = resp.status();
     let version = resp.version();
     let retry_after = resp
@@ -161,7 +171,7 @@ async fn once(
     let message = parsed
         .message()
         .or_else(|| vault_errors(&bytes))
-        .map(|m| one_line(&m))
+        .map(|m| one_line(&sent.iter().fold(m, |m, c| m.replace(c.as_str(), "[REDACTED]"))))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("request failed").to_owned());
     Err(Error::from_status(status.as_u16(), parsed.code(), message, retry_after))
 }
