@@ -208,7 +208,7 @@ pub fn print_table(rows: &[Row]) {
                 r.name.clone(),
                 format!("<- {}", r.reference),
                 r.version.map_or_else(|| "-".to_owned(), |v| v.to_string()),
-                r.tier.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                r.tier.as_ref().map_or_else(|| "-".to_owned(), |t| t.to_string()),
                 r.requirement.to_string(),
                 r.status.to_string(),
             ]

@@ -332,7 +332,7 @@ fn assemble(
                 name,
                 reference,
                 version: v.and_then(|v| v.version),
-                tier: v.and_then(|v| v.tier),
+                tier: v.and_then(|v| v.tier.clone()),
                 requirement: req,
                 status,
             })
@@ -420,7 +420,7 @@ fn assemble(
                             name: target.clone(),
                             reference,
                             version,
-                            tier: values.iter().filter_map(|v| v.tier).max(),
+                            tier: values.iter().filter_map(|v| v.tier.clone()).max(),
                             requirement: req,
                             status: Status::Ok,
                         });

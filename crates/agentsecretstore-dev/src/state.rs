@@ -150,10 +150,10 @@ impl Access {
     }
 
     /// Whether a secret of `tier` may be written.
-    pub fn may_write(&self, tier: AccessTier) -> bool {
+    pub fn may_write(&self, tier: &AccessTier) -> bool {
         match self {
             Access::Admin => true,
-            Access::Token { tier: granted, .. } => tier <= *granted,
+            Access::Token { tier: granted, .. } => tier <= granted,
         }
     }
 
@@ -296,7 +296,7 @@ impl Store {
             }
         }
         t.uses += 1;
-        Ok(Access::Token { scopes: t.scopes.clone(), tier: t.tier })
+        Ok(Access::Token { scopes: t.scopes.clone(), tier: t.tier.clone() })
     }
 
     /// The highest tier among existing secrets that the `read`, `write` and `*` scopes reach
@@ -307,12 +307,12 @@ impl Store {
             // An exact scope names one secret: look it up instead of matching every secret.
             let exact = if s.pattern().contains('*') { None } else { s.pattern().parse::<SecretPath>().ok() };
             let found = match exact {
-                Some(path) => self.secrets.get(&path).map(|sec| sec.access_tier),
+                Some(path) => self.secrets.get(&path).map(|sec| sec.access_tier.clone()),
                 None => self
                     .secrets
                     .iter()
                     .filter(|(p, _)| s.reaches(s.action(), p))
-                    .map(|(_, sec)| sec.access_tier)
+                    .map(|(_, sec)| sec.access_tier.clone())
                     .max(),
             };
             tier = tier.max(found.unwrap_or_default());
@@ -340,8 +340,8 @@ impl Store {
             key: path.key().to_owned(),
             value: s.value.clone(),
             version: s.version,
-            secret_type: s.secret_type,
-            access_tier: s.access_tier,
+            secret_type: s.secret_type.clone(),
+            access_tier: s.access_tier.clone(),
             metadata: s.metadata.clone(),
             created_at: Some(s.created_at),
             updated_at: Some(s.updated_at),
@@ -360,7 +360,9 @@ impl Store {
         if !access.reaches(Action::Write, path) {
             return Err(scope_denied(path.scope(Action::Write)));
         }
-        self.check_write_tier(access, path, req.access_tier)?;
+        check_known_kinds(req.secret_type.as_ref(), req.access_tier.as_ref())
+            .map_err(ApiError::Validation)?;
+        self.check_write_tier(access, path, req.access_tier.as_ref())?;
         let expires_at = secret_expiry(req.ttl, now)?;
         Ok(self.write(path, req, expires_at, now))
     }
@@ -371,10 +373,10 @@ impl Store {
         &self,
         access: &Access,
         path: &SecretPath,
-        requested: Option<AccessTier>,
+        requested: Option<&AccessTier>,
     ) -> Result<(), ApiError> {
-        let existing = self.secrets.get(path).map(|s| s.access_tier).unwrap_or_default();
-        let effective = existing.max(requested.unwrap_or_default());
+        let existing = self.secrets.get(path).map(|s| &s.access_tier).unwrap_or(&AccessTier::Standard);
+        let effective = existing.max(requested.unwrap_or(&AccessTier::Standard));
         if access.may_write(effective) {
             Ok(())
         } else {
@@ -407,8 +409,8 @@ impl Store {
         });
         s.value = req.value;
         s.version += 1;
-        s.secret_type = req.secret_type.unwrap_or(s.secret_type);
-        s.access_tier = req.access_tier.unwrap_or(s.access_tier);
+        s.secret_type = req.secret_type.unwrap_or_else(|| s.secret_type.clone());
+        s.access_tier = req.access_tier.unwrap_or_else(|| s.access_tier.clone());
         if let Some(m) = req.metadata {
             s.metadata = m;
         }
@@ -419,8 +421,8 @@ impl Store {
             namespace: path.namespace().to_owned(),
             key: path.key().to_owned(),
             version: s.version,
-            secret_type: s.secret_type,
-            access_tier: s.access_tier,
+            secret_type: s.secret_type.clone(),
+            access_tier: s.access_tier.clone(),
             metadata: s.metadata.clone(),
             created_at: Some(s.created_at),
             updated_at: Some(s.updated_at),
@@ -470,8 +472,8 @@ impl Store {
                 namespace: p.namespace().to_owned(),
                 key: p.key().to_owned(),
                 version: s.version,
-                secret_type: s.secret_type,
-                access_tier: s.access_tier,
+                secret_type: s.secret_type.clone(),
+                access_tier: s.access_tier.clone(),
                 metadata: s.metadata.clone(),
                 created_at: Some(s.created_at),
                 updated_at: Some(s.updated_at),
@@ -518,6 +520,8 @@ impl Store {
         if !access.covers(&wanted) {
             return Err(ApiError::ScopeDenied(format!("importing into {ns} needs scope {wanted}")));
         }
+        check_known_kinds(req.secret_type.as_ref(), req.access_tier.as_ref())
+            .map_err(ApiError::Validation)?;
         let pairs = crate::wire::parse_dotenv(req.content.expose());
         let mut paths = Vec::with_capacity(pairs.len());
         for (key, _) in &pairs {
@@ -526,15 +530,15 @@ impl Store {
                     "import line with key {key:?}: not a valid secret key (no '/', '*' or control characters)"
                 ))
             })?;
-            self.check_write_tier(access, &path, req.access_tier)?;
+            self.check_write_tier(access, &path, req.access_tier.as_ref())?;
             paths.push(path);
         }
         let mut imported = Vec::with_capacity(pairs.len());
         for ((key, value), path) in pairs.into_iter().zip(paths) {
             let write = SecretWriteRequest {
                 value,
-                secret_type: req.secret_type,
-                access_tier: req.access_tier,
+                secret_type: req.secret_type.clone(),
+                access_tier: req.access_tier.clone(),
                 metadata: req.metadata.clone(),
                 ttl: None,
             };
@@ -581,6 +585,24 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     }
+}
+
+/// The SDK keeps words it does not know; the server only stores the contract's words, so a
+/// client sending another one gets told which are allowed.
+pub(crate) fn check_known_kinds(
+    secret_type: Option<&SecretType>,
+    access_tier: Option<&AccessTier>,
+) -> Result<(), String> {
+    if let Some(t) = secret_type.filter(|t| !t.is_known()) {
+        return Err(format!(
+            "secret_type {:?}: use api_key, oauth_token, db_credential, ssh_key, certificate or custom",
+            t.as_str()
+        ));
+    }
+    if let Some(t) = access_tier.filter(|t| !t.is_known()) {
+        return Err(format!("access_tier {:?}: use standard, sensitive or critical", t.as_str()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

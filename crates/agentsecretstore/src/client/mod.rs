@@ -27,8 +27,8 @@ use crate::path::{encode_segment, Action, Scope, ScopeSet, SecretPath};
 use crate::secret::{AgentKey, SecretString, Token};
 use crate::wire::{
     AccessTier, ApprovalState, ApprovalStatus, Health, ImportRequest, ImportResponse, Metadata,
-    SecretListResponse, SecretResponse, SecretType, SecretWriteRequest, SecretWriteResponse, TokenReply,
-    TokenRequest, TokenResponse,
+    SecretListResponse, SecretResponse, SecretType, SecretWriteRequest, SecretWriteResponse, Timestamp,
+    TokenReply, TokenRequest, TokenResponse,
 };
 
 /// The hosted service.
@@ -355,13 +355,17 @@ impl AgentVault {
                 })?;
             return Err(Error::ApprovalRequired { approval_id, expires_at: reply.expires_at });
         }
-        match (reply.token, reply.expires_at) {
-            (Some(token), Some(expires_at)) if !token.expose().is_empty() => {
+        match reply.token {
+            Some(token) if !token.expose().is_empty() => {
                 let token_id = reply.token_id.unwrap_or_default();
+                // The seed SDK's TokenResponse makes expires_at optional: without it, the token
+                // lives as long as we asked for.
+                let ttl = body.ttl.unwrap_or(self.inner.default_ttl);
+                let expires_at = reply.expires_at.unwrap_or_else(|| Timestamp::after(ttl.into()));
                 tracing::debug!(token_id = %token_id, scopes = scopes.len(), "token issued");
                 Ok(TokenResponse { token, token_id, expires_at })
             }
-            _ => Err(Error::InvalidResponse { message: "token response lacks token or expires_at".into() }),
+            _ => Err(Error::InvalidResponse { message: "token response lacks a token".into() }),
         }
     }
 
@@ -433,7 +437,15 @@ impl AgentVault {
         let path = path.to_secret_path()?;
         let url = format!("/v1/secrets/{}", path.url_path());
         let body = self.with_token(path.scope(Action::Read), Method::GET, &url, |r| r).await?;
-        body.json("secret response")
+        let mut secret: SecretResponse = body.json("secret response")?;
+        // The seed SDK's shape has no namespace/key: they are the path we asked for.
+        if secret.namespace.is_empty() {
+            secret.namespace = path.namespace().to_owned();
+        }
+        if secret.key.is_empty() {
+            secret.key = path.key().to_owned();
+        }
+        Ok(secret)
     }
 
     /// Writes a secret (a new version when it exists).
@@ -453,7 +465,14 @@ impl AgentVault {
         };
         let url = format!("/v1/secrets/{}", path.url_path());
         let resp = self.with_token(path.scope(Action::Write), Method::PUT, &url, |r| r.json(&body)).await?;
-        resp.json("write response")
+        let mut written: SecretWriteResponse = resp.json("write response")?;
+        if written.namespace.is_empty() {
+            written.namespace = path.namespace().to_owned();
+        }
+        if written.key.is_empty() {
+            written.key = path.key().to_owned();
+        }
+        Ok(written)
     }
 
     /// Deletes a secret. Sensitive and critical secrets answer [`Error::HumanAuthRequired`].
@@ -470,7 +489,18 @@ impl AgentVault {
         let url = format!("/v1/secrets?namespace={}", encode_segment(namespace));
         let scope = Scope::new(Action::Read, format!("{namespace}/*"));
         let body = self.with_token(scope, Method::GET, &url, |r| r).await?;
-        body.json("list response")
+        let mut list: SecretListResponse = body.json("list response")?;
+        // Servers that leave out the item's namespace list one namespace: the one asked for.
+        if list.namespace.is_empty() {
+            namespace.clone_into(&mut list.namespace);
+        }
+        for item in list.items.iter_mut().filter(|i| i.namespace.is_empty()) {
+            namespace.clone_into(&mut item.namespace);
+        }
+        if list.total == 0 {
+            list.total = list.items.len() as u64;
+        }
+        Ok(list)
     }
 
     /// Imports a `.env` file's content into `namespace`.
@@ -490,7 +520,14 @@ impl AgentVault {
         };
         let scope = Scope::new(Action::Write, format!("{namespace}/*"));
         let resp = self.with_token(scope, Method::POST, "/v1/secrets/import", |r| r.json(&body)).await?;
-        resp.json("import response")
+        let mut imported: ImportResponse = resp.json("import response")?;
+        if imported.namespace.is_empty() {
+            namespace.clone_into(&mut imported.namespace);
+        }
+        if imported.imported_count == 0 {
+            imported.imported_count = imported.imported.len() as u64;
+        }
+        Ok(imported)
     }
 
     /// The status of an approval (agent key).
@@ -524,7 +561,8 @@ impl AgentVault {
                 ApprovalState::Expired => {
                     return Err(Error::ApprovalExpired { approval_id: Some(approval_id.to_owned()) })
                 }
-                ApprovalState::Pending => {}
+                // A status word this SDK does not know is not a decision: keep waiting.
+                _ => {}
             }
             let waited = started.elapsed();
             if waited >= timeout {
