@@ -367,16 +367,17 @@ impl Store {
         Ok(self.write(path, req, expires_at, now))
     }
 
-    /// Refuses a write whose effective tier (the higher of the existing and the requested one)
-    /// is above what `access` may write.
+    /// Refuses a write above what `access` may write. The contract's §4 "Writes": creating a
+    /// secret of any tier needs no approval (the seed SDK's own examples do it with a plain
+    /// agent key), overwriting an existing secret (its value or its tier) follows that
+    /// secret's tier. The requested tier only matters for a new secret, where it is free.
     fn check_write_tier(
         &self,
         access: &Access,
         path: &SecretPath,
-        requested: Option<&AccessTier>,
+        _requested: Option<&AccessTier>,
     ) -> Result<(), ApiError> {
-        let existing = self.secrets.get(path).map(|s| &s.access_tier).unwrap_or(&AccessTier::Standard);
-        let effective = existing.max(requested.unwrap_or(&AccessTier::Standard));
+        let effective = self.secrets.get(path).map(|s| &s.access_tier).unwrap_or(&AccessTier::Standard);
         if access.may_write(effective) {
             Ok(())
         } else {
@@ -680,8 +681,15 @@ mod tests {
         let mut s = store();
         let t = token(&["secrets:*:*"]);
         assert!(s.put(&t, &p("a/K"), req("v", None), ts(0)).is_ok());
-        let e = s.put(&t, &p("a/S"), req("v", Some(AccessTier::Sensitive)), ts(0)).unwrap_err();
+        // Creating a sensitive or critical secret needs no approval (contract §4 "Writes")...
+        s.put(&t, &p("a/N"), req("v", Some(AccessTier::Sensitive)), ts(0)).unwrap();
+        assert_eq!(s.secrets[&p("a/N")].access_tier, AccessTier::Sensitive);
+        // ...but overwriting it, value or tier, follows its tier.
+        let e = s.put(&t, &p("a/N"), req("w", Some(AccessTier::Standard)), ts(0)).unwrap_err();
         assert!(matches!(e, ApiError::HumanAuthRequired(_)));
+        // Raising a standard secret's tier is a write to a standard secret.
+        s.put(&t, &p("a/K"), req("v2", Some(AccessTier::Critical)), ts(0)).unwrap();
+        assert!(matches!(s.put(&t, &p("a/K"), req("v3", None), ts(0)), Err(ApiError::HumanAuthRequired(_))));
         s.put(&Access::Admin, &p("a/S"), req("v", Some(AccessTier::Critical)), ts(0)).unwrap();
         // Omitting the tier keeps critical: still above a standard token.
         assert!(matches!(s.put(&t, &p("a/S"), req("w", None), ts(0)), Err(ApiError::HumanAuthRequired(_))));
@@ -692,8 +700,9 @@ mod tests {
         assert!(s.put(&approved, &p("a/S"), req("w", None), ts(0)).is_ok());
         // Deletes of non-standard secrets need the admin key whatever the token.
         assert!(matches!(s.delete(&approved, &p("a/S")), Err(ApiError::HumanAuthRequired(_))));
-        assert!(s.delete(&t, &p("a/K")).is_ok());
-        assert!(matches!(s.delete(&t, &p("a/K")), Err(ApiError::SecretNotFound(_))));
+        s.put(&t, &p("a/D"), req("v", None), ts(0)).unwrap();
+        assert!(s.delete(&t, &p("a/D")).is_ok());
+        assert!(matches!(s.delete(&t, &p("a/D")), Err(ApiError::SecretNotFound(_))));
         assert!(s.delete(&Access::Admin, &p("a/S")).is_ok());
     }
 
