@@ -240,12 +240,10 @@ async fn the_whole_sdk_surface_reads_seed_shapes() {
     assert_eq!((full.secret_type, full.access_tier), (SecretType::ApiKey, AccessTier::Standard));
     assert!(full.metadata.is_empty(), "null metadata reads as empty");
 
-    let opts = agentsecretstore::client::WriteOptions {
-        access_tier: Some(AccessTier::Sensitive),
-        metadata: Some(json!({"owner": "payments"}).as_object().unwrap().clone()),
-        ..Default::default()
-    };
-    let written = vault.set_secret("staging/app/NEW_KEY", "new-value-0006", opts).await.unwrap();
+    let opts = agentsecretstore::WriteOptions::new()
+        .access_tier(AccessTier::Sensitive)
+        .metadata(json!({"owner": "payments"}));
+    let written = vault.set_secret_with("staging/app/NEW_KEY", "new-value-0006", opts).await.unwrap();
     assert_eq!((written.version, written.access_tier.clone()), (1, AccessTier::Sensitive));
     assert_eq!((written.namespace.as_str(), written.key.as_str()), ("staging/app", "NEW_KEY"));
     assert_eq!(vault.get_secret("staging/app/NEW_KEY").await.unwrap().expose(), "new-value-0006");
@@ -259,8 +257,7 @@ async fn the_whole_sdk_surface_reads_seed_shapes() {
     assert_eq!((imported.imported_count, imported.namespace.as_str()), (2, "staging/env"));
     assert_eq!(vault.get_secret("staging/env/B").await.unwrap().expose(), "2");
 
-    let scope: agentsecretstore::path::Scope = "secrets:read:production/*".parse().unwrap();
-    let token = vault.request_token(&[scope], None).await.unwrap();
+    let token = vault.request_token(["secrets:read:production/*"], "5m").await.unwrap();
     assert!(!token.expires_at.is_past(), "a zone-less Python timestamp reads as UTC");
 
     vault.delete_secret("staging/env/A").await.unwrap();
@@ -270,8 +267,7 @@ async fn the_whole_sdk_surface_reads_seed_shapes() {
     let e = vault.get_secret("production/app/NOPE").await.unwrap_err();
     assert_eq!(e.code(), "SECRET_NOT_FOUND", "{e}");
 
-    let pending: agentsecretstore::path::Scope = "secrets:read:needs-approval/X".parse().unwrap();
-    let e = vault.request_token(&[pending], None).await.unwrap_err();
+    let e = vault.request_token(["secrets:read:needs-approval/X"], None).await.unwrap_err();
     let Error::ApprovalRequired { approval_id, .. } = e else { panic!("{e:?}") };
     let status = vault.wait_for_approval(&approval_id, Duration::from_secs(5)).await.unwrap();
     assert_eq!(status.status, agentsecretstore::wire::ApprovalState::Approved);

@@ -21,4 +21,14 @@ pub mod path;
 pub mod secret;
 pub mod wire;
 
-pub use client::{AgentVault, AgentVaultBuilder, Error, Result};
+pub use client::{
+    AgentVault, AgentVaultBuilder, ApprovalCallback, Error, ErrorSource, ImportOptions, IntoMetadata,
+    IntoTtl, Result, RetryPolicy, ToScope, ToSecretPath, TokenOptions, WriteOptions, DEFAULT_BASE_URL,
+};
+pub use duration::{DurationError, HumanDuration};
+pub use path::{Action, PathError, Scope, ScopeError, ScopeSet, SecretPath};
+pub use secret::{AgentKey, SecretString, Token};
+pub use wire::{
+    AccessTier, ApprovalState, ApprovalStatus, Health, ImportResponse, Metadata, SecretListItem,
+    SecretListResponse, SecretResponse, SecretType, SecretWriteResponse, Timestamp, TokenResponse,
+};
