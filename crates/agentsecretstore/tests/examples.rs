@@ -84,5 +84,14 @@ async fn the_seed_examples_do_what_the_seed_shows() {
     assert!(e.contains("production/app/LOG_LEVEL: ok (5 characters)"), "{e}");
     assert!(e.contains("production/app/DOES_NOT_EXIST: SECRET_NOT_FOUND"), "{e}");
     assert!(e.contains("not-a-path: VALIDATION_ERROR"), "{e}");
+    // ASS_CACERT names the private CA's PEM file; one that cannot be read is a clear error.
+    let out = Command::new(examples_dir().join("quickstart"))
+        .env("ASS_BASE_URL", d.base_url())
+        .env("ASS_AGENT_KEY", d.agent_key().expose())
+        .env("ASS_CACERT", "/nonexistent/ca.pem")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("ASS_CACERT=/nonexistent/ca.pem: cannot read"), "{stderr}");
     dev.shutdown().await;
 }
