@@ -92,6 +92,9 @@ async fn the_seed_examples_do_what_the_seed_shows() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("ASS_CACERT=/nonexistent/ca.pem: cannot read"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("ASS_CACERT=/nonexistent/ca.pem: cannot read"),
+        "{stderr}"
+    );
     dev.shutdown().await;
 }
