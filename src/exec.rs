@@ -60,9 +60,10 @@ pub enum ExecError {
 /// `vault-run -v check` runs a command named `check`: options go after a subcommand.
 fn subcommand_hint(command: &str) -> String {
     match command {
-        "check" | "dev" => {
+        "check" | "dev" if command != "dev" || cfg!(feature = "dev-server") => {
             format!(" (for the subcommand, put options after it: vault-run {command} [OPTIONS])")
         }
+        "dev" => " (this vault-run was built without the dev server: cargo feature dev-server)".to_owned(),
         _ => String::new(),
     }
 }
