@@ -60,6 +60,9 @@ pub enum ExecError {
 /// `vault-run -v check` runs a command named `check`: options go after a subcommand.
 fn subcommand_hint(command: &str) -> String {
     match command {
+        "dev" if !cfg!(feature = "dev-server") => {
+            " (this vault-run was built without the dev server: cargo feature dev-server)".to_owned()
+        }
         "check" | "dev" | "completions" | "man" => {
             format!(" (for the subcommand, put options after it: vault-run {command} [OPTIONS])")
         }

@@ -42,14 +42,10 @@ async fn every_method_round_trips() {
     let mut meta = serde_json::Map::new();
     meta.insert("owner".into(), json!("team-a"));
     let written = v
-        .set_secret(
+        .set_secret_with(
             "production/app/API_KEY",
             "sk-live-123456",
-            WriteOptions {
-                secret_type: Some(SecretType::ApiKey),
-                metadata: Some(meta),
-                ..WriteOptions::default()
-            },
+            WriteOptions::new().secret_type(SecretType::ApiKey).metadata(meta),
         )
         .await
         .unwrap();
@@ -58,8 +54,7 @@ async fn every_method_round_trips() {
     assert_eq!(written.namespace, "production/app");
 
     assert_eq!(v.get_secret("production/app/API_KEY").await.unwrap().expose(), "sk-live-123456");
-    let again =
-        v.set_secret("production/app/API_KEY", "sk-live-654321", WriteOptions::default()).await.unwrap();
+    let again = v.set_secret("production/app/API_KEY", "sk-live-654321").await.unwrap();
     assert_eq!(again.version, 2);
     let full = v.get_secret_with_metadata("production/app/API_KEY").await.unwrap();
     assert_eq!(full.value.expose(), "sk-live-654321");
@@ -72,7 +67,7 @@ async fn every_method_round_trips() {
         .import_env(
             "# comment\nexport DB_HOST=db.internal\nDB_PASS='p@ss w0rd'\n\nnot a pair\n",
             "production/db",
-            WriteOptions::default(),
+            Default::default(),
         )
         .await
         .unwrap();
@@ -93,7 +88,7 @@ async fn every_method_round_trips() {
 async fn paths_with_special_characters_survive_encoding() {
     let dev = DevServer::start();
     let v = client(&dev);
-    v.set_secret("team a/sub ns/KEY%1", "x-value-1", WriteOptions::default()).await.unwrap();
+    v.set_secret("team a/sub ns/KEY%1", "x-value-1").await.unwrap();
     assert_eq!(v.get_secret("team a/sub ns/KEY%1").await.unwrap().expose(), "x-value-1");
     let list = v.list_secrets("team a").await.unwrap();
     assert_eq!(list.items.len(), 1);
@@ -106,15 +101,13 @@ async fn token_is_cached_while_it_covers_the_request() {
     dev.put("prod/a/ONE", "one-value").await;
     dev.put("prod/a/TWO", "two-value").await;
     let v = client(&dev);
-    v.request_token(&["secrets:read:prod/a/*".parse().unwrap()], Some(HumanDuration::from_secs(120)))
-        .await
-        .unwrap();
+    v.request_token(["secrets:read:prod/a/*"], Some(HumanDuration::from_secs(120))).await.unwrap();
     let before = dev.count("POST /v1/tokens").await;
     assert_eq!(v.get_secret("prod/a/ONE").await.unwrap().expose(), "one-value");
     assert_eq!(v.get_secret("prod/a/TWO").await.unwrap().expose(), "two-value");
     assert_eq!(dev.count("POST /v1/tokens").await, before, "covered reads reuse the token");
     // A write is not covered by a read token: exactly one new token, for exactly that scope.
-    v.set_secret("prod/a/THREE", "three-value", WriteOptions::default()).await.unwrap();
+    v.set_secret("prod/a/THREE", "three-value").await.unwrap();
     assert_eq!(dev.count("POST /v1/tokens").await, before + 1);
     let stats = dev.stats().await;
     assert_eq!(
@@ -135,10 +128,7 @@ async fn error_classes_map_to_variants_with_codes() {
 
     let e = v.get_secret("JUSTAKEY").await.unwrap_err();
     assert_eq!(e.code(), "VALIDATION_ERROR");
-    let e = v
-        .request_token(&["secrets:read:a/b".parse().unwrap()], Some(HumanDuration::from_secs(90_000)))
-        .await
-        .unwrap_err();
+    let e = v.request_token(["secrets:read:a/b"], Some(HumanDuration::from_secs(90_000))).await.unwrap_err();
     assert!(matches!(e, Error::Validation { .. }), "server refuses a TTL above 24h: {e:?}");
 
     let bad = client_with_key(&dev, "ass_not_a_real_key");
@@ -162,13 +152,7 @@ async fn error_classes_map_to_variants_with_codes() {
     assert!(approval_id.starts_with("apr_"));
     assert_eq!(e.code(), "APPROVAL_REQUIRED");
 
-    v.set_secret(
-        "prod/tmp/SHORT",
-        "short-lived",
-        WriteOptions { ttl: Some(HumanDuration::from_secs(1)), ..Default::default() },
-    )
-    .await
-    .unwrap();
+    v.set_secret_with("prod/tmp/SHORT", "short-lived", WriteOptions::new().ttl("1s").unwrap()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let e = v.get_secret("prod/tmp/SHORT").await.unwrap_err();
     assert!(matches!(e, Error::SecretExpired { .. }), "{e:?}");
@@ -269,7 +253,7 @@ async fn approval_flow_end_to_end() {
     let dev = DevServer::start();
     dev.put_tier("prod/pay/STRIPE_KEY", "sk-stripe-999", "critical").await;
     let v = client(&dev);
-    let scopes = ["secrets:read:prod/pay/STRIPE_KEY".parse().unwrap()];
+    let scopes = ["secrets:read:prod/pay/STRIPE_KEY"];
 
     let Err(Error::ApprovalRequired { approval_id, .. }) = v.request_token(&scopes, None).await else {
         panic!("critical secret needs approval")
@@ -302,7 +286,7 @@ async fn denied_and_expired_approvals() {
     dev.put_tier("prod/y/S", "sensitive-value", "sensitive").await;
     let v = client(&dev);
 
-    let x = ["secrets:read:prod/x/S".parse().unwrap()];
+    let x = ["secrets:read:prod/x/S"];
     let Err(Error::ApprovalRequired { approval_id, .. }) = v.request_token(&x, None).await else { panic!() };
     dev.deny(&approval_id, "not today").await;
     let e = v.wait_for_approval(&approval_id, Duration::from_secs(5)).await.unwrap_err();
@@ -312,7 +296,7 @@ async fn denied_and_expired_approvals() {
     assert!(matches!(e, Error::ApprovalDenied { .. }), "re-request after denial: {e:?}");
     assert_eq!(e.code(), "APPROVAL_DENIED");
 
-    let y = ["secrets:read:prod/y/S".parse().unwrap()];
+    let y = ["secrets:read:prod/y/S"];
     let Err(Error::ApprovalRequired { approval_id, .. }) = v.request_token(&y, None).await else { panic!() };
     let e = v.wait_for_approval(&approval_id, Duration::from_secs(10)).await.unwrap_err();
     assert!(matches!(e, Error::ApprovalExpired { .. }), "{e:?}");
@@ -357,14 +341,14 @@ fn blocking_twin_has_the_same_surface() {
         .build()
         .unwrap();
     assert_eq!(v.health().unwrap().status, "ok");
-    v.set_secret("dev/app/TOKEN", "blocking-value", WriteOptions::default()).unwrap();
+    v.set_secret("dev/app/TOKEN", "blocking-value").unwrap();
     assert_eq!(v.get_secret("dev/app/TOKEN").unwrap().expose(), "blocking-value");
     assert_eq!(v.get_secret_with_metadata("dev/app/TOKEN").unwrap().version, 1);
-    assert_eq!(v.import_env("A=1\nB=2\n", "dev/env", WriteOptions::default()).unwrap().imported_count, 2);
+    assert_eq!(v.import_env("A=1\nB=2\n", "dev/env", Default::default()).unwrap().imported_count, 2);
     assert_eq!(v.list_secrets("dev").unwrap().total, 3);
     v.delete_secret("dev/env/A").unwrap();
     assert!(matches!(v.get_secret("dev/env/A"), Err(Error::NotFound { .. })));
-    let t = v.request_token(&["secrets:read:dev/*".parse().unwrap()], None).unwrap();
+    let t = v.request_token(["secrets:read:dev/*"], None).unwrap();
     assert!(!t.token_id.is_empty());
     assert!(matches!(v.approval_status("apr_unknown"), Err(Error::NotFound { .. })));
     assert!(matches!(v.wait_for_approval("apr_unknown", Duration::ZERO), Err(Error::NotFound { .. })));
@@ -378,9 +362,9 @@ fn debug_output_never_shows_credentials_or_values() {
         .base_url(&dev.base_url)
         .build()
         .unwrap();
-    v.set_secret("dev/app/PW", "pw-1234567890", WriteOptions::default()).unwrap();
+    v.set_secret("dev/app/PW", "pw-1234567890").unwrap();
     let secret = v.get_secret_with_metadata("dev/app/PW").unwrap();
-    let t = v.request_token(&["secrets:read:dev/*".parse().unwrap()], None).unwrap();
+    let t = v.request_token(["secrets:read:dev/*"], None).unwrap();
     let shown = format!("{v:?} {secret:?} {t:?} {}", secret.value);
     assert!(!shown.contains("pw-1234567890"), "{shown}");
     assert!(!shown.contains(&dev.agent_key), "{shown}");

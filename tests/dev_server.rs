@@ -493,14 +493,19 @@ async fn secret_crud_versions_tiers_and_expiry() {
     assert!(a.body["error"]["message"].as_str().unwrap().contains("POST /v1/tokens"));
     assert_eq!(dev.stats().await["agent_key_on_secrets"], 1);
 
-    // Tiers: a standard token writes standard only; the admin key writes anything.
+    // Tiers (contract §4 "Writes"): a standard token creates secrets of any tier, as the seed
+    // SDK's example does, but overwrites only standard ones; the admin key writes anything.
     let a = dev
         .call(
             "PUT",
-            "/v1/secrets/prod/app/S",
+            "/v1/secrets/prod/app/NEW_SENSITIVE",
             Some(&t),
             Some(json!({"value": "v", "access_tier": "sensitive"})),
         )
+        .await;
+    assert_eq!((a.status, a.body["access_tier"].as_str()), (201, Some("sensitive")), "{}", a.body);
+    let a = dev
+        .call("PUT", "/v1/secrets/prod/app/NEW_SENSITIVE", Some(&t), Some(json!({"value": "overwrite"})))
         .await;
     assert_error(&a, 403, "HUMAN_AUTH_REQUIRED");
     dev.put("prod/app/S", "sensitive-v", "sensitive").await;
@@ -689,8 +694,17 @@ async fn import_dotenv() {
             "POST",
             "/v1/secrets/import",
             Some(&t),
-            Some(json!({"namespace": "env", "content": "A=1", "access_tier": "critical"})),
+            Some(json!({"namespace": "env/new", "content": "A=1", "access_tier": "critical"})),
         )
+        .await;
+    assert_eq!(
+        (a.status, a.body["imported_count"].as_u64()),
+        (200, Some(1)),
+        "new secrets of any tier: {}",
+        a.body
+    );
+    let a = dev
+        .call("POST", "/v1/secrets/import", Some(&t), Some(json!({"namespace": "env/new", "content": "A=2"})))
         .await;
     assert_error(&a, 403, "HUMAN_AUTH_REQUIRED");
     let a = dev.call("POST", "/v1/secrets/import", Some(&t), Some(json!({"content": "A=1"}))).await;

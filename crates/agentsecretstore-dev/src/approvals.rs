@@ -76,7 +76,7 @@ impl Approval {
             status: self.state(now),
             expires_at: Some(self.expires_at),
             scopes: Some(self.scopes.iter().map(Scope::to_string).collect()),
-            access_tier: Some(self.tier),
+            access_tier: Some(self.tier.clone()),
             reason: self.reason.clone(),
             token: None,
             token_expires_at: None,
@@ -187,7 +187,7 @@ impl Store {
             match a.decision {
                 Decision::Approved if !a.used && !a.expired(now) && a.tier >= tier => {
                     a.used = true;
-                    let (granted, id) = (a.tier, a.id.clone());
+                    let (granted, id) = (a.tier.clone(), a.id.clone());
                     return Ok(self.issue(v, granted, Some(id), now));
                 }
                 Decision::Pending if !a.expired(now) => {
@@ -213,7 +213,7 @@ impl Store {
             id: format!("apr_{}", random_hex(8)),
             agent_id: agent_id.to_owned(),
             scopes: set,
-            tier,
+            tier: tier.clone(),
             created_at: now,
             expires_at,
             decision: Decision::Pending,
@@ -312,7 +312,7 @@ impl Store {
     pub fn approvals(&self, state: Option<ApprovalState>, now: Timestamp) -> Vec<serde_json::Value> {
         self.approvals
             .iter()
-            .filter(|a| state.map_or(true, |s| a.state(now) == s))
+            .filter(|a| state.as_ref().map_or(true, |s| a.state(now) == *s))
             .map(|a| {
                 let mut v = serde_json::to_value(a.status(now)).unwrap_or_default();
                 if let Some(obj) = v.as_object_mut() {

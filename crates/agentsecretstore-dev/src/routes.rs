@@ -320,7 +320,7 @@ async fn list_approvals(State(st): State<AppState>, headers: HeaderMap, uri: Uri
     auth::admin_only(&store, &headers)?;
     let state = match query_param(&uri, "status").as_deref() {
         None | Some("") | Some("all") => None,
-        Some(s) => Some(serde_json::from_value::<ApprovalState>(s.into()).map_err(|_| {
+        Some(s) => Some(Some(ApprovalState::from(s)).filter(ApprovalState::is_known).ok_or_else(|| {
             ApiError::Validation(format!("status {s:?}: use pending, approved, denied, expired or all"))
         })?),
     };

@@ -167,6 +167,7 @@ impl Seed {
             if s.ttl.is_some_and(HumanDuration::is_zero) {
                 return Err(at("ttl must be greater than zero".into()));
             }
+            crate::state::check_known_kinds(s.secret_type.as_ref(), s.access_tier.as_ref()).map_err(at)?;
             let write = SecretWriteRequest {
                 value: s.value,
                 secret_type: s.secret_type,

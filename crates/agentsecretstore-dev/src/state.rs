@@ -150,10 +150,10 @@ impl Access {
     }
 
     /// Whether a secret of `tier` may be written.
-    pub fn may_write(&self, tier: AccessTier) -> bool {
+    pub fn may_write(&self, tier: &AccessTier) -> bool {
         match self {
             Access::Admin => true,
-            Access::Token { tier: granted, .. } => tier <= *granted,
+            Access::Token { tier: granted, .. } => tier <= granted,
         }
     }
 
@@ -307,7 +307,7 @@ impl Store {
             }
         }
         t.uses += 1;
-        Ok(Access::Token { scopes: t.scopes.clone(), tier: t.tier })
+        Ok(Access::Token { scopes: t.scopes.clone(), tier: t.tier.clone() })
     }
 
     /// The highest tier among existing secrets that the `read`, `write` and `*` scopes reach
@@ -318,12 +318,12 @@ impl Store {
             // An exact scope names one secret: look it up instead of matching every secret.
             let exact = if s.pattern().contains('*') { None } else { s.pattern().parse::<SecretPath>().ok() };
             let found = match exact {
-                Some(path) => self.secrets.get(&path).map(|sec| sec.access_tier),
+                Some(path) => self.secrets.get(&path).map(|sec| sec.access_tier.clone()),
                 None => self
                     .secrets
                     .iter()
                     .filter(|(p, _)| s.reaches(s.action(), p))
-                    .map(|(_, sec)| sec.access_tier)
+                    .map(|(_, sec)| sec.access_tier.clone())
                     .max(),
             };
             tier = tier.max(found.unwrap_or_default());
@@ -351,8 +351,8 @@ impl Store {
             key: path.key().to_owned(),
             value: s.value.clone(),
             version: s.version,
-            secret_type: s.secret_type,
-            access_tier: s.access_tier,
+            secret_type: s.secret_type.clone(),
+            access_tier: s.access_tier.clone(),
             metadata: s.metadata.clone(),
             created_at: Some(s.created_at),
             updated_at: Some(s.updated_at),
@@ -371,21 +371,24 @@ impl Store {
         if !access.reaches(Action::Write, path) {
             return Err(scope_denied(path.scope(Action::Write)));
         }
-        self.check_write_tier(access, path, req.access_tier)?;
+        check_known_kinds(req.secret_type.as_ref(), req.access_tier.as_ref())
+            .map_err(ApiError::Validation)?;
+        self.check_write_tier(access, path, req.access_tier.as_ref())?;
         let expires_at = secret_expiry(req.ttl, now)?;
         Ok(self.write(path, req, expires_at, now))
     }
 
-    /// Refuses a write whose effective tier (the higher of the existing and the requested one)
-    /// is above what `access` may write.
+    /// Refuses a write above what `access` may write. The contract's §4 "Writes": creating a
+    /// secret of any tier needs no approval (the seed SDK's own examples do it with a plain
+    /// agent key), overwriting an existing secret (its value or its tier) follows that
+    /// secret's tier. The requested tier only matters for a new secret, where it is free.
     fn check_write_tier(
         &self,
         access: &Access,
         path: &SecretPath,
-        requested: Option<AccessTier>,
+        _requested: Option<&AccessTier>,
     ) -> Result<(), ApiError> {
-        let existing = self.secrets.get(path).map(|s| s.access_tier).unwrap_or_default();
-        let effective = existing.max(requested.unwrap_or_default());
+        let effective = self.secrets.get(path).map(|s| &s.access_tier).unwrap_or(&AccessTier::Standard);
         if access.may_write(effective) {
             Ok(())
         } else {
@@ -418,8 +421,8 @@ impl Store {
         });
         s.value = req.value;
         s.version += 1;
-        s.secret_type = req.secret_type.unwrap_or(s.secret_type);
-        s.access_tier = req.access_tier.unwrap_or(s.access_tier);
+        s.secret_type = req.secret_type.unwrap_or_else(|| s.secret_type.clone());
+        s.access_tier = req.access_tier.unwrap_or_else(|| s.access_tier.clone());
         if let Some(m) = req.metadata {
             s.metadata = m;
         }
@@ -430,8 +433,8 @@ impl Store {
             namespace: path.namespace().to_owned(),
             key: path.key().to_owned(),
             version: s.version,
-            secret_type: s.secret_type,
-            access_tier: s.access_tier,
+            secret_type: s.secret_type.clone(),
+            access_tier: s.access_tier.clone(),
             metadata: s.metadata.clone(),
             created_at: Some(s.created_at),
             updated_at: Some(s.updated_at),
@@ -481,8 +484,8 @@ impl Store {
                 namespace: p.namespace().to_owned(),
                 key: p.key().to_owned(),
                 version: s.version,
-                secret_type: s.secret_type,
-                access_tier: s.access_tier,
+                secret_type: s.secret_type.clone(),
+                access_tier: s.access_tier.clone(),
                 metadata: s.metadata.clone(),
                 created_at: Some(s.created_at),
                 updated_at: Some(s.updated_at),
@@ -529,6 +532,8 @@ impl Store {
         if !access.covers(&wanted) {
             return Err(ApiError::ScopeDenied(format!("importing into {ns} needs scope {wanted}")));
         }
+        check_known_kinds(req.secret_type.as_ref(), req.access_tier.as_ref())
+            .map_err(ApiError::Validation)?;
         let pairs = crate::wire::parse_dotenv(req.content.expose());
         let mut paths = Vec::with_capacity(pairs.len());
         for (key, _) in &pairs {
@@ -537,15 +542,15 @@ impl Store {
                     "import line with key {key:?}: not a valid secret key (no '/', '*' or control characters)"
                 ))
             })?;
-            self.check_write_tier(access, &path, req.access_tier)?;
+            self.check_write_tier(access, &path, req.access_tier.as_ref())?;
             paths.push(path);
         }
         let mut imported = Vec::with_capacity(pairs.len());
         for ((key, value), path) in pairs.into_iter().zip(paths) {
             let write = SecretWriteRequest {
                 value,
-                secret_type: req.secret_type,
-                access_tier: req.access_tier,
+                secret_type: req.secret_type.clone(),
+                access_tier: req.access_tier.clone(),
                 metadata: req.metadata.clone(),
                 ttl: None,
             };
@@ -599,6 +604,24 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
 pub fn same_secret(presented: &str, stored: &str) -> bool {
     use subtle::ConstantTimeEq;
     presented.len() == stored.len() && bool::from(presented.as_bytes().ct_eq(stored.as_bytes()))
+}
+
+/// The SDK keeps words it does not know; the server only stores the contract's words, so a
+/// client sending another one gets told which are allowed.
+pub(crate) fn check_known_kinds(
+    secret_type: Option<&SecretType>,
+    access_tier: Option<&AccessTier>,
+) -> Result<(), String> {
+    if let Some(t) = secret_type.filter(|t| !t.is_known()) {
+        return Err(format!(
+            "secret_type {:?}: use api_key, oauth_token, db_credential, ssh_key, certificate or custom",
+            t.as_str()
+        ));
+    }
+    if let Some(t) = access_tier.filter(|t| !t.is_known()) {
+        return Err(format!("access_tier {:?}: use standard, sensitive or critical", t.as_str()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -688,8 +711,15 @@ mod tests {
         let mut s = store();
         let t = token(&["secrets:*:*"]);
         assert!(s.put(&t, &p("a/K"), req("v", None), ts(0)).is_ok());
-        let e = s.put(&t, &p("a/S"), req("v", Some(AccessTier::Sensitive)), ts(0)).unwrap_err();
+        // Creating a sensitive or critical secret needs no approval (contract §4 "Writes")...
+        s.put(&t, &p("a/N"), req("v", Some(AccessTier::Sensitive)), ts(0)).unwrap();
+        assert_eq!(s.secrets[&p("a/N")].access_tier, AccessTier::Sensitive);
+        // ...but overwriting it, value or tier, follows its tier.
+        let e = s.put(&t, &p("a/N"), req("w", Some(AccessTier::Standard)), ts(0)).unwrap_err();
         assert!(matches!(e, ApiError::HumanAuthRequired(_)));
+        // Raising a standard secret's tier is a write to a standard secret.
+        s.put(&t, &p("a/K"), req("v2", Some(AccessTier::Critical)), ts(0)).unwrap();
+        assert!(matches!(s.put(&t, &p("a/K"), req("v3", None), ts(0)), Err(ApiError::HumanAuthRequired(_))));
         s.put(&Access::Admin, &p("a/S"), req("v", Some(AccessTier::Critical)), ts(0)).unwrap();
         // Omitting the tier keeps critical: still above a standard token.
         assert!(matches!(s.put(&t, &p("a/S"), req("w", None), ts(0)), Err(ApiError::HumanAuthRequired(_))));
@@ -700,8 +730,9 @@ mod tests {
         assert!(s.put(&approved, &p("a/S"), req("w", None), ts(0)).is_ok());
         // Deletes of non-standard secrets need the admin key whatever the token.
         assert!(matches!(s.delete(&approved, &p("a/S")), Err(ApiError::HumanAuthRequired(_))));
-        assert!(s.delete(&t, &p("a/K")).is_ok());
-        assert!(matches!(s.delete(&t, &p("a/K")), Err(ApiError::SecretNotFound(_))));
+        s.put(&t, &p("a/D"), req("v", None), ts(0)).unwrap();
+        assert!(s.delete(&t, &p("a/D")).is_ok());
+        assert!(matches!(s.delete(&t, &p("a/D")), Err(ApiError::SecretNotFound(_))));
         assert!(s.delete(&Access::Admin, &p("a/S")).is_ok());
     }
 

@@ -78,52 +78,103 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-/// What kind of credential a secret is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SecretType {
-    /// `api_key`
-    ApiKey,
-    /// `oauth_token`
-    OauthToken,
-    /// `db_credential`
-    DbCredential,
-    /// `ssh_key`
-    SshKey,
-    /// `certificate`
-    Certificate,
-    /// `custom` (the default)
-    #[default]
-    Custom,
-}
-
-/// Who must agree before a token for the secret is issued.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AccessTier {
-    /// No one.
-    #[default]
-    Standard,
-    /// One human approval.
-    Sensitive,
-    /// One approval by the owner.
-    Critical,
-}
-
-impl AccessTier {
-    /// The wire word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessTier::Standard => "standard",
-            AccessTier::Sensitive => "sensitive",
-            AccessTier::Critical => "critical",
+/// Declares a wire enum that reads tolerantly: the known words map to variants, any other
+/// string is kept in `Unknown` (the real service may add words before this SDK knows them).
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $word:literal,)+ }) => {
+        $(#[$meta])*
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+            /// A word this SDK does not know yet, kept as sent.
+            Unknown(String),
         }
+
+        impl $name {
+            /// The wire word.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $word,)+
+                    $name::Unknown(s) => s,
+                }
+            }
+
+            /// Whether this is a word the SDK knows (not [`Self::Unknown`]).
+            pub fn is_known(&self) -> bool {
+                !matches!(self, $name::Unknown(_))
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                match s {
+                    $($word => $name::$variant,)+
+                    other => $name::Unknown(other.to_owned()),
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = std::convert::Infallible;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Ok(Self::from(s))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                Ok(Self::from(&*s))
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// What kind of credential a secret is.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+    SecretType {
+        /// `api_key`
+        ApiKey => "api_key",
+        /// `oauth_token`
+        OauthToken => "oauth_token",
+        /// `db_credential`
+        DbCredential => "db_credential",
+        /// `ssh_key`
+        SshKey => "ssh_key",
+        /// `certificate`
+        Certificate => "certificate",
+        /// `custom` (the default)
+        #[default]
+        Custom => "custom",
     }
 }
 
-impl fmt::Display for AccessTier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+wire_enum! {
+    /// Who must agree before a token for the secret is issued. Ordered from least to most
+    /// guarded; an unknown tier sorts above `critical`, so it is never taken for a lesser one.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    AccessTier {
+        /// No one.
+        #[default]
+        Standard => "standard",
+        /// One human approval.
+        Sensitive => "sensitive",
+        /// One approval by the owner.
+        Critical => "critical",
     }
 }
 
@@ -175,16 +226,21 @@ pub struct TokenResponse {
     pub expires_at: Timestamp,
 }
 
-/// `GET /v1/secrets/{ns}/{key}` answer.
+/// `GET /v1/secrets/{ns}/{key}` answer. Only `value` is required (contract §3, tolerant
+/// reader): the seed SDK's shape has no `namespace` or `key`, so the client fills those from
+/// the path it asked for when the server leaves them out.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SecretResponse {
     /// Namespace.
+    #[serde(default)]
     pub namespace: String,
     /// Key.
+    #[serde(default)]
     pub key: String,
     /// The value.
     pub value: SecretString,
-    /// Version, from 1.
+    /// Version, from 1 (0 when the server does not say).
+    #[serde(default)]
     pub version: u64,
     /// Kind.
     #[serde(default)]
@@ -225,16 +281,20 @@ pub struct SecretWriteRequest {
     pub ttl: Option<HumanDuration>,
 }
 
-/// `PUT` answer: the secret's metadata, no value.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// `PUT` answer: the secret's metadata, no value. Every field is optional on the wire.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SecretWriteResponse {
     /// Stable id.
+    #[serde(default)]
     pub id: String,
     /// Namespace.
+    #[serde(default)]
     pub namespace: String,
     /// Key.
+    #[serde(default)]
     pub key: String,
-    /// The new version.
+    /// The new version (0 when the server does not say).
+    #[serde(default)]
     pub version: u64,
     /// Kind.
     #[serde(default)]
@@ -256,14 +316,18 @@ pub struct SecretWriteResponse {
     pub expires_at: Option<Timestamp>,
 }
 
-/// One secret in a listing (never its value).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One secret in a listing (never its value). Every field is optional on the wire; the client
+/// fills a missing `namespace` with the one it listed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SecretListItem {
     /// Namespace of this item (listing is recursive).
+    #[serde(default)]
     pub namespace: String,
     /// Key.
+    #[serde(default)]
     pub key: String,
-    /// Version.
+    /// Version (0 when the server does not say).
+    #[serde(default)]
     pub version: u64,
     /// Kind.
     #[serde(default)]
@@ -285,12 +349,14 @@ pub struct SecretListItem {
     pub expired: bool,
 }
 
-/// `GET /v1/secrets?namespace=` answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// `GET /v1/secrets?namespace=` answer. Every field is optional on the wire.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SecretListResponse {
     /// The namespace asked for.
+    #[serde(default)]
     pub namespace: String,
     /// Every secret at or below it.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub items: Vec<SecretListItem>,
     /// Number of items.
     #[serde(default)]
@@ -315,32 +381,72 @@ pub struct ImportRequest {
     pub metadata: Option<Metadata>,
 }
 
-/// `POST /v1/secrets/import` answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// `POST /v1/secrets/import` answer. Every field is optional on the wire; when the server
+/// gives only the keys or only the count, the client fills the count from the keys.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(from = "ImportWire")]
 pub struct ImportResponse {
     /// Namespace.
     pub namespace: String,
-    /// Keys written.
+    /// Keys written (empty when the server answers only with a count).
     pub imported: Vec<String>,
     /// How many.
     pub imported_count: u64,
 }
 
-/// State of an approval.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalState {
-    /// Waiting for a human.
-    Pending,
-    /// Approved: request the token again.
-    Approved,
-    /// Denied.
-    Denied,
-    /// Timed out before anyone decided.
-    Expired,
+/// What servers send for an import: `imported` is a list of keys in the contract, a bare
+/// number in some shapes; either may come without `imported_count`.
+#[derive(Deserialize)]
+struct ImportWire {
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    imported: Option<KeysOrCount>,
+    #[serde(default)]
+    imported_count: Option<u64>,
 }
 
-/// `GET /v1/approvals/agent/{id}` answer.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum KeysOrCount {
+    Keys(Vec<String>),
+    Count(u64),
+}
+
+impl From<ImportWire> for ImportResponse {
+    fn from(w: ImportWire) -> Self {
+        let (imported, count) = match w.imported {
+            Some(KeysOrCount::Keys(k)) => {
+                let n = k.len() as u64;
+                (k, n)
+            }
+            Some(KeysOrCount::Count(n)) => (Vec::new(), n),
+            None => (Vec::new(), 0),
+        };
+        Self {
+            namespace: w.namespace.unwrap_or_default(),
+            imported,
+            imported_count: w.imported_count.unwrap_or(count),
+        }
+    }
+}
+
+wire_enum! {
+    /// State of an approval.
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    ApprovalState {
+        /// Waiting for a human.
+        Pending => "pending",
+        /// Approved: request the token again.
+        Approved => "approved",
+        /// Denied.
+        Denied => "denied",
+        /// Timed out before anyone decided.
+        Expired => "expired",
+    }
+}
+
+/// `GET /v1/approvals/agent/{id}` answer. Only `status` is required.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ApprovalStatus {
     /// The approval id.
@@ -376,10 +482,11 @@ pub struct DenyRequest {
     pub reason: Option<String>,
 }
 
-/// `GET /v1/health` answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// `GET /v1/health` answer. Every field is optional on the wire.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Health {
     /// `ok`
+    #[serde(default)]
     pub status: String,
     /// Server version.
     #[serde(default)]
@@ -449,6 +556,10 @@ impl ErrorBody {
             None => None,
         }
     }
+}
+
+fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Metadata, D::Error> {
@@ -524,6 +635,64 @@ mod tests {
         let b: ErrorBody = serde_json::from_str(r#"{"detail":"gone"}"#).unwrap();
         assert_eq!(b.code(), None);
         assert_eq!(b.message().as_deref(), Some("gone"));
+    }
+
+    #[test]
+    fn seed_sdk_shapes_read() {
+        // Python SDK `SecretResponse`: no namespace, key, timestamps.
+        let r: SecretResponse = serde_json::from_str(
+            r#"{"value":"v","secret_type":"api_key","access_tier":"sensitive","metadata":null,"version":3}"#,
+        )
+        .unwrap();
+        assert_eq!((r.value.expose(), r.version, r.namespace.as_str()), ("v", 3, ""));
+        assert_eq!((r.secret_type, r.access_tier), (SecretType::ApiKey, AccessTier::Sensitive));
+        // Only `value` is required; unknown fields are ignored.
+        let r: SecretResponse = serde_json::from_str(r#"{"value":"v","rotation":{"every":"30d"}}"#).unwrap();
+        assert_eq!((r.version, r.access_tier), (0, AccessTier::Standard));
+        assert!(serde_json::from_str::<SecretResponse>(r#"{"version":1}"#).is_err());
+        // Python SDK `TokenResponse` dumps every optional field as null.
+        let t: TokenReply = serde_json::from_str(
+            r#"{"token":"t","token_id":null,"expires_at":null,"requires_approval":false,"approval_id":null}"#,
+        )
+        .unwrap();
+        assert!(t.token.is_some() && t.expires_at.is_none());
+        let l: SecretListResponse =
+            serde_json::from_str(r#"{"items":[{"key":"A","version":1,"created_at":null}]}"#).unwrap();
+        assert_eq!((l.items[0].key.as_str(), l.items[0].namespace.as_str()), ("A", ""));
+        let empty: SecretListResponse = serde_json::from_str("{}").unwrap();
+        assert!(empty.items.is_empty());
+        let w: SecretWriteResponse = serde_json::from_str(r#"{"version":2}"#).unwrap();
+        assert_eq!(w.version, 2);
+    }
+
+    #[test]
+    fn unknown_words_are_kept() {
+        let r: SecretResponse = serde_json::from_str(
+            r#"{"value":"v","secret_type":"jwt_signing_key","access_tier":"top_secret"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.secret_type, SecretType::Unknown("jwt_signing_key".into()));
+        assert_eq!(r.access_tier.as_str(), "top_secret");
+        assert!(!r.access_tier.is_known());
+        // Never taken for a lesser tier.
+        assert!(r.access_tier > AccessTier::Critical);
+        assert_eq!(serde_json::to_string(&r.secret_type).unwrap(), r#""jwt_signing_key""#);
+        let s: ApprovalStatus = serde_json::from_str(r#"{"status":"escalated"}"#).unwrap();
+        assert_eq!(s.status, ApprovalState::Unknown("escalated".into()));
+        assert_eq!("sensitive".parse::<AccessTier>().unwrap(), AccessTier::Sensitive);
+    }
+
+    #[test]
+    fn import_answers_in_every_shape() {
+        let full: ImportResponse =
+            serde_json::from_str(r#"{"namespace":"n","imported":["A","B"],"imported_count":2}"#).unwrap();
+        assert_eq!((full.imported.len(), full.imported_count), (2, 2));
+        let keys: ImportResponse = serde_json::from_str(r#"{"imported":["A","B","C"]}"#).unwrap();
+        assert_eq!(keys.imported_count, 3);
+        let count: ImportResponse = serde_json::from_str(r#"{"imported":4}"#).unwrap();
+        assert_eq!((count.imported.len(), count.imported_count), (0, 4));
+        let only: ImportResponse = serde_json::from_str(r#"{"imported_count":5,"extra":true}"#).unwrap();
+        assert_eq!(only.imported_count, 5);
     }
 
     #[test]

@@ -140,7 +140,7 @@ impl AssBackend {
     fn token_error(&self, e: ClientError, scopes: &[Scope]) -> BackendError {
         let url = self.client.base_url();
         let answer = match &e {
-            ClientError::Network { message } => {
+            ClientError::Network { message, .. } => {
                 return BackendError::new(
                     FailureKind::Temporary,
                     format!(

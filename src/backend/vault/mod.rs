@@ -137,7 +137,8 @@ impl VaultBackend {
         })
         .await
         .map_err(|e| match e {
-            ClientError::Network { message } => ClientError::Network {
+            ClientError::Network { message, source } => ClientError::Network {
+                source,
                 message: format!(
                     "cannot reach Vault/OpenBao at {} ({message}); check VAULT_ADDR (or BAO_ADDR) and that the server is running",
                     self.addr

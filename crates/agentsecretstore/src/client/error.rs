@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::wire::Timestamp;
 
+/// The underlying cause of an [`Error`], shared so that `Error` stays `Clone`.
+pub type ErrorSource = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong talking to Agent Secret Store.
 ///
 /// Messages come from the server (trimmed to one line) or from the client; neither ever holds a
@@ -107,8 +110,11 @@ pub enum Error {
     /// Connect, timeout or reset, after all retries.
     #[error("network error: {message}")]
     Network {
-        /// What failed (never includes credentials).
+        /// What failed, with its causes on one line (never includes credentials).
         message: String,
+        /// The transport's error.
+        #[source]
+        source: Option<ErrorSource>,
     },
     /// A 2xx body that does not parse, lacks fields, is too large, or a redirect.
     #[error("invalid response from server: {message}")]
@@ -164,7 +170,15 @@ impl Error {
         })
     }
 
-    /// Whether trying again later could succeed (network, 5xx, rate limit, approval timeout).
+    /// Whether trying the same call again later can help: network failures, 5xx, rate limits
+    /// (after `Retry-After`), and an approval wait that timed out (a human may still decide).
+    /// Everything else (validation, auth, scope, human-only operations, denial, not found,
+    /// invalid responses, configuration) fails the same way until something changes.
+    pub fn is_retryable(&self) -> bool {
+        self.is_temporary()
+    }
+
+    /// Same as [`Error::is_retryable`] (the name the launcher uses).
     pub fn is_temporary(&self) -> bool {
         matches!(
             self,
@@ -204,6 +218,18 @@ impl Error {
 
 /// Convenience alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::path::ScopeError> for Error {
+    fn from(e: crate::path::ScopeError) -> Self {
+        Error::Validation { message: e.to_string() }
+    }
+}
+
+impl From<crate::duration::DurationError> for Error {
+    fn from(e: crate::duration::DurationError) -> Self {
+        Error::Validation { message: e.to_string() }
+    }
+}
 
 impl From<crate::path::PathError> for Error {
     fn from(e: crate::path::PathError) -> Self {

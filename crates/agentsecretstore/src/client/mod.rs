@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use tokio::sync::Mutex;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorSource, Result};
 pub use token::CachedToken;
 pub use transport::RetryPolicy;
 
@@ -28,8 +28,8 @@ use crate::path::{encode_segment, Action, Scope, ScopeSet, SecretPath};
 use crate::secret::{AgentKey, SecretString, Token};
 use crate::wire::{
     AccessTier, ApprovalState, ApprovalStatus, Health, ImportRequest, ImportResponse, Metadata,
-    SecretListResponse, SecretResponse, SecretType, SecretWriteRequest, SecretWriteResponse, TokenReply,
-    TokenRequest, TokenResponse,
+    SecretListResponse, SecretResponse, SecretType, SecretWriteRequest, SecretWriteResponse, Timestamp,
+    TokenReply, TokenRequest, TokenResponse,
 };
 
 /// The hosted service.
@@ -65,17 +65,229 @@ impl<T: ToSecretPath + ?Sized> ToSecretPath for &T {
     }
 }
 
-/// Options for [`AgentVault::set_secret`] and [`AgentVault::import_env`].
+/// Anything that names scopes: a parsed [`Scope`] or a scope string
+/// (`"secrets:read:production/*"`), owned or borrowed.
+pub trait ToScope {
+    /// Parses or clones the scope.
+    ///
+    /// # Errors
+    /// [`Error::Validation`] when the string is not a scope.
+    fn to_scope(&self) -> Result<Scope>;
+}
+
+impl ToScope for Scope {
+    fn to_scope(&self) -> Result<Scope> {
+        Ok(self.clone())
+    }
+}
+
+impl ToScope for str {
+    fn to_scope(&self) -> Result<Scope> {
+        Ok(self.parse::<Scope>()?)
+    }
+}
+
+impl ToScope for String {
+    fn to_scope(&self) -> Result<Scope> {
+        self.as_str().to_scope()
+    }
+}
+
+impl<T: ToScope + ?Sized> ToScope for &T {
+    fn to_scope(&self) -> Result<Scope> {
+        (**self).to_scope()
+    }
+}
+
+fn to_scopes<S: ToScope>(scopes: impl IntoIterator<Item = S>) -> Result<Vec<Scope>> {
+    scopes.into_iter().map(|s| s.to_scope()).collect()
+}
+
+/// A lifetime given as a [`Duration`], a [`HumanDuration`], or text like `"5m"` / `"1h"`;
+/// `None` (of `Option<HumanDuration>`) means "the default".
+pub trait IntoTtl {
+    /// The lifetime, or `None` for the default.
+    ///
+    /// # Errors
+    /// [`Error::Validation`] when the text is not a duration.
+    fn into_ttl(self) -> Result<Option<HumanDuration>>;
+}
+
+impl IntoTtl for Option<HumanDuration> {
+    fn into_ttl(self) -> Result<Option<HumanDuration>> {
+        Ok(self)
+    }
+}
+
+impl IntoTtl for HumanDuration {
+    fn into_ttl(self) -> Result<Option<HumanDuration>> {
+        Ok(Some(self))
+    }
+}
+
+impl IntoTtl for Duration {
+    fn into_ttl(self) -> Result<Option<HumanDuration>> {
+        Ok(Some(HumanDuration(self)))
+    }
+}
+
+impl IntoTtl for &str {
+    fn into_ttl(self) -> Result<Option<HumanDuration>> {
+        Ok(Some(self.parse::<HumanDuration>()?))
+    }
+}
+
+impl IntoTtl for String {
+    fn into_ttl(self) -> Result<Option<HumanDuration>> {
+        self.as_str().into_ttl()
+    }
+}
+
+/// Metadata from a JSON object ([`serde_json::Value`] or [`Metadata`]) or a map of strings.
+pub trait IntoMetadata {
+    /// The metadata as JSON; anything but an object (or `null`, read as empty) is refused
+    /// when the write is sent.
+    fn into_metadata(self) -> serde_json::Value;
+}
+
+impl IntoMetadata for serde_json::Value {
+    fn into_metadata(self) -> serde_json::Value {
+        self
+    }
+}
+
+impl IntoMetadata for Metadata {
+    fn into_metadata(self) -> serde_json::Value {
+        serde_json::Value::Object(self)
+    }
+}
+
+impl<K: Into<String>, V: Into<serde_json::Value>> IntoMetadata for std::collections::HashMap<K, V> {
+    fn into_metadata(self) -> serde_json::Value {
+        serde_json::Value::Object(self.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+impl<K: Into<String>, V: Into<serde_json::Value>> IntoMetadata for std::collections::BTreeMap<K, V> {
+    fn into_metadata(self) -> serde_json::Value {
+        serde_json::Value::Object(self.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+fn metadata_object(m: Option<serde_json::Value>) -> Result<Option<Metadata>> {
+    match m {
+        None => Ok(None),
+        Some(serde_json::Value::Null) => Ok(Some(Metadata::new())),
+        Some(serde_json::Value::Object(o)) => Ok(Some(o)),
+        Some(other) => Err(Error::Validation {
+            message: format!("metadata must be a JSON object, not {}", json_kind(&other)),
+        }),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Options for [`AgentVault::set_secret_with`]: type, tier, metadata, lifetime.
+///
+/// ```
+/// use agentsecretstore::{AccessTier, WriteOptions};
+/// let opts = WriteOptions::new()
+///     .access_tier(AccessTier::Sensitive)
+///     .metadata(serde_json::json!({"owner": "payments"}))
+///     .ttl("30d")?;
+/// # let _ = opts;
+/// # Ok::<(), agentsecretstore::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     /// Kind of secret (server default `custom`).
     pub secret_type: Option<SecretType>,
     /// Tier (server default `standard`).
     pub access_tier: Option<AccessTier>,
-    /// Metadata.
-    pub metadata: Option<Metadata>,
-    /// Secret lifetime (not for imports).
+    /// Metadata: a JSON object.
+    pub metadata: Option<serde_json::Value>,
+    /// Secret lifetime.
     pub ttl: Option<HumanDuration>,
+}
+
+impl WriteOptions {
+    /// No options: the server's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the kind of secret.
+    pub fn secret_type(mut self, t: SecretType) -> Self {
+        self.secret_type = Some(t);
+        self
+    }
+
+    /// Sets the tier. Creating a sensitive or critical secret needs no approval; overwriting
+    /// one follows its tier.
+    pub fn access_tier(mut self, tier: AccessTier) -> Self {
+        self.access_tier = Some(tier);
+        self
+    }
+
+    /// Sets the metadata, from a JSON object or a map.
+    pub fn metadata(mut self, m: impl IntoMetadata) -> Self {
+        self.metadata = Some(m.into_metadata());
+        self
+    }
+
+    /// Sets the secret's lifetime (`"30d"`, `Duration::from_secs(60)`, …).
+    ///
+    /// # Errors
+    /// [`Error::Validation`] when the text is not a duration.
+    pub fn ttl(mut self, ttl: impl IntoTtl) -> Result<Self> {
+        self.ttl = ttl.into_ttl()?;
+        Ok(self)
+    }
+}
+
+/// Options for [`AgentVault::import_env`]: applied to every imported secret.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Kind of every imported secret.
+    pub secret_type: Option<SecretType>,
+    /// Tier of every imported secret.
+    pub access_tier: Option<AccessTier>,
+    /// Metadata of every imported secret: a JSON object.
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl ImportOptions {
+    /// No options: the server's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the kind of every imported secret.
+    pub fn secret_type(mut self, t: SecretType) -> Self {
+        self.secret_type = Some(t);
+        self
+    }
+
+    /// Sets the tier of every imported secret.
+    pub fn access_tier(mut self, tier: AccessTier) -> Self {
+        self.access_tier = Some(tier);
+        self
+    }
+
+    /// Sets the metadata of every imported secret.
+    pub fn metadata(mut self, m: impl IntoMetadata) -> Self {
+        self.metadata = Some(m.into_metadata());
+        self
+    }
 }
 
 /// Options for [`AgentVault::request_token_with`].
@@ -89,8 +301,24 @@ pub struct TokenOptions {
     pub ip_allowlist: Option<Vec<String>>,
 }
 
+/// Called with the approval id when a read waits for a human (see
+/// [`AgentVaultBuilder::on_approval`]).
+pub type ApprovalCallback = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Builds an [`AgentVault`].
-#[derive(Debug, Clone)]
+///
+/// ```no_run
+/// # fn demo() -> agentsecretstore::Result<()> {
+/// use std::time::Duration;
+/// let vault = agentsecretstore::AgentVault::builder()
+///     .agent_key("ass_…")
+///     .base_url("http://127.0.0.1:8200")
+///     .wait_for_approvals(Duration::from_secs(600))
+///     .on_approval(|id| eprintln!("waiting for approval {id}"))
+///     .build()?;
+/// # let _ = vault; Ok(()) }
+/// ```
+#[derive(Clone)]
 pub struct AgentVaultBuilder {
     agent_key: Option<AgentKey>,
     base_url: String,
@@ -99,7 +327,22 @@ pub struct AgentVaultBuilder {
     retry: RetryPolicy,
     allow_insecure_http: bool,
     approval_poll_interval: Duration,
-    ca_certificate: Option<Vec<u8>>,
+    approval_wait: Option<Duration>,
+    on_approval: Option<ApprovalCallback>,
+    ca_certificates: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for AgentVaultBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentVaultBuilder")
+            .field("agent_key", &self.agent_key)
+            .field("base_url", &self.base_url)
+            .field("default_ttl", &self.default_ttl)
+            .field("timeout", &self.timeout)
+            .field("approval_wait", &self.approval_wait)
+            .field("ca_certificates", &self.ca_certificates.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for AgentVaultBuilder {
@@ -112,29 +355,50 @@ impl Default for AgentVaultBuilder {
             retry: RetryPolicy::default(),
             allow_insecure_http: false,
             approval_poll_interval: Duration::from_secs(2),
-            ca_certificate: None,
+            approval_wait: None,
+            on_approval: None,
+            ca_certificates: Vec::new(),
         }
     }
 }
 
 impl AgentVaultBuilder {
     /// A builder with the agent key from `ASS_AGENT_KEY` and, when set, the base URL from
-    /// `ASS_BASE_URL` and the private CA from `ASS_CACERT` (a PEM file).
+    /// `ASS_BASE_URL` and a private CA from `ASS_CACERT` (a PEM file).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `ASS_AGENT_KEY` is not set or `ASS_CACERT` cannot be read.
     pub fn from_env() -> Result<Self> {
         let key = std::env::var("ASS_AGENT_KEY").map_err(|_| Error::Config {
             message: "ASS_AGENT_KEY is not set; export the agent key (ass_…)".into(),
         })?;
-        let b = Self::default().agent_key(AgentKey::new(key)).ca_certificate_from_env()?;
-        Ok(match std::env::var("ASS_BASE_URL") {
-            Ok(url) => b.base_url(url),
-            Err(_) => b,
-        })
+        let mut b = Self::default().agent_key(AgentKey::new(key));
+        if let Ok(url) = std::env::var("ASS_BASE_URL") {
+            b = b.base_url(url);
+        }
+        b.ca_certificate_from_env()
     }
 
-    /// Trusts a CA (PEM, one or more certificates) besides the built-in roots: a private CA,
-    /// or the one `vault-run dev --tls` prints.
+    /// Trusts a private CA (PEM, one or more certificates) besides the platform's roots and the
+    /// bundled Mozilla roots. Checked by [`build`](Self::build).
     pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.ca_certificate = Some(pem.into());
+        self.ca_certificates.push(pem.into());
+        self
+    }
+
+    /// Opt-in: when a read needs a human's approval, wait up to `timeout` for it (polling at
+    /// [`approval_poll_interval`](Self::approval_poll_interval)) and go on, instead of failing
+    /// with [`Error::ApprovalRequired`]. The client prints nothing; see
+    /// [`on_approval`](Self::on_approval).
+    pub fn wait_for_approvals(mut self, timeout: Duration) -> Self {
+        self.approval_wait = Some(timeout);
+        self
+    }
+
+    /// Called with the approval id when an automatic approval wait starts (for example to tell
+    /// the user whom to ask).
+    pub fn on_approval(mut self, callback: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.on_approval = Some(Arc::new(callback));
         self
     }
 
@@ -164,9 +428,18 @@ impl AgentVaultBuilder {
         self
     }
 
-    /// TTL of tokens the client requests by itself (default 1h).
-    pub fn default_ttl(mut self, ttl: HumanDuration) -> Self {
-        self.default_ttl = ttl;
+    /// TTL of tokens the client requests by itself (default 1h): a [`Duration`], a
+    /// [`HumanDuration`] or text like `"15m"`.
+    ///
+    /// # Panics
+    /// When given text that is not a duration; parse it first (`"15m".parse::<HumanDuration>()?`)
+    /// to handle the error.
+    pub fn default_ttl(mut self, ttl: impl IntoTtl) -> Self {
+        match ttl.into_ttl() {
+            Ok(Some(t)) => self.default_ttl = t,
+            Ok(None) => {}
+            Err(e) => panic!("AgentVaultBuilder::default_ttl: {e}"),
+        }
         self
     }
 
@@ -208,6 +481,10 @@ impl AgentVaultBuilder {
     }
 
     /// Checks the settings and builds the client.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a missing or empty agent key, a bad base URL (plain `http://` is
+    /// only for loopback unless allowed), or a CA certificate that is not PEM.
     pub fn build(self) -> Result<AgentVault> {
         let agent_key = self.agent_key.ok_or_else(|| Error::Config {
             message: "no agent key: set ASS_AGENT_KEY or pass one to the builder".into(),
@@ -220,7 +497,7 @@ impl AgentVaultBuilder {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .connect_timeout(self.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("vault-run/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("agentsecretstore-rust/", env!("CARGO_PKG_VERSION")));
         if is_loopback_url(&base_url) {
             // HTTP_PROXY/ALL_PROXY would carry the agent key in clear to another host (and
             // could not reach our loopback anyway): a loopback server is always dialled directly.
@@ -230,17 +507,19 @@ impl AgentVaultBuilder {
             // Redirects are never followed, so TLS is never used: loading the built-in roots
             // would only slow every start down.
             http = http.tls_built_in_root_certs(false);
-        } else if let Some(pem) = &self.ca_certificate {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error::Config {
-                message: format!("the CA certificate (ASS_CACERT) is not valid PEM: {e}"),
-            })?;
-            if certs.is_empty() {
-                return Err(Error::Config {
-                    message: "the CA certificate (ASS_CACERT) holds no PEM certificate".into(),
-                });
-            }
-            for cert in certs {
-                http = http.add_root_certificate(cert);
+        } else {
+            for pem in &self.ca_certificates {
+                let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error::Config {
+                    message: format!("the CA certificate (ASS_CACERT) is not valid PEM: {e}"),
+                })?;
+                if certs.is_empty() {
+                    return Err(Error::Config {
+                        message: "the CA certificate (ASS_CACERT) holds no PEM certificate".into(),
+                    });
+                }
+                for cert in certs {
+                    http = http.add_root_certificate(cert);
+                }
             }
         }
         let http =
@@ -253,7 +532,9 @@ impl AgentVaultBuilder {
                 default_ttl: self.default_ttl,
                 retry: self.retry,
                 approval_poll_interval: self.approval_poll_interval,
-                token: Mutex::new(None),
+                approval_wait: self.approval_wait,
+                on_approval: self.on_approval,
+                tokens: Mutex::new(Vec::new()),
                 http2: AtomicBool::new(false),
             }),
         })
@@ -312,9 +593,11 @@ struct Inner {
     default_ttl: HumanDuration,
     retry: RetryPolicy,
     approval_poll_interval: Duration,
-    // A tokio mutex held across the token request: concurrent callers wait for one token
-    // instead of each asking for their own.
-    token: Mutex<Option<CachedToken>>,
+    approval_wait: Option<Duration>,
+    on_approval: Option<ApprovalCallback>,
+    // Every valid token, one per scope set. A tokio mutex held across the token request:
+    // concurrent callers wait for one token instead of each asking for their own.
+    tokens: Mutex<Vec<CachedToken>>,
     // Whether the last token answer came over HTTP/2, i.e. later requests share its connection.
     http2: AtomicBool,
 }
@@ -353,22 +636,44 @@ impl AgentVault {
         format!("{}{path}", self.inner.base_url)
     }
 
-    /// Trades the agent key for a token with exactly `scopes`, using the default TTL.
-    pub async fn request_token(&self, scopes: &[Scope], ttl: Option<HumanDuration>) -> Result<TokenResponse> {
+    /// Trades the agent key for a token with exactly `scopes` (parsed [`Scope`]s or strings
+    /// like `"secrets:read:production/*"`), for `ttl` (`None` for the client's default, a
+    /// [`Duration`], or text like `"5m"`). The token is cached for later calls.
+    ///
+    /// ```no_run
+    /// # async fn demo(vault: agentsecretstore::AgentVault) -> agentsecretstore::Result<()> {
+    /// let token = vault.request_token(["secrets:read:production/*"], "5m").await?;
+    /// println!("{} until {}", token.token_id, token.expires_at);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Validation`] for a scope or duration that does not parse, or no scope;
+    /// [`Error::ApprovalRequired`] when a human must approve first; the server's errors
+    /// ([`Error::Unauthorized`], [`Error::ScopeDenied`], …).
+    pub async fn request_token<S: ToScope>(
+        &self,
+        scopes: impl IntoIterator<Item = S>,
+        ttl: impl IntoTtl,
+    ) -> Result<TokenResponse> {
+        let ttl = ttl.into_ttl()?;
         self.request_token_with(scopes, TokenOptions { ttl, ..TokenOptions::default() }).await
     }
 
     /// Trades the agent key for a token, with every option of `POST /v1/tokens`. A pending
     /// approval comes back as [`Error::ApprovalRequired`]. The token is cached for later calls.
-    pub async fn request_token_with(&self, scopes: &[Scope], opts: TokenOptions) -> Result<TokenResponse> {
-        let mut slot = self.inner.token.lock().await;
-        let issued = self.fetch_token(scopes, &opts).await?;
-        *slot = Some(CachedToken {
-            token: issued.token.clone(),
-            token_id: issued.token_id.clone(),
-            scopes: ScopeSet::new(scopes.iter().cloned()),
-            expires_at: issued.expires_at,
-        });
+    ///
+    /// # Errors
+    /// As [`request_token`](Self::request_token).
+    pub async fn request_token_with<S: ToScope>(
+        &self,
+        scopes: impl IntoIterator<Item = S>,
+        opts: TokenOptions,
+    ) -> Result<TokenResponse> {
+        let scopes = to_scopes(scopes)?;
+        let mut cache = self.inner.tokens.lock().await;
+        let issued = self.fetch_token(&scopes, &opts).await?;
+        remember(&mut cache, &issued, &scopes);
         Ok(issued)
     }
 
@@ -400,32 +705,41 @@ impl AgentVault {
                 })?;
             return Err(Error::ApprovalRequired { approval_id, expires_at: reply.expires_at });
         }
-        match (reply.token, reply.expires_at) {
-            (Some(token), Some(expires_at)) if !token.expose().is_empty() => {
+        match reply.token {
+            Some(token) if !token.expose().is_empty() => {
                 // Logged: a made-up id must not forge log lines.
                 let token_id = reply.token_id.filter(|id| is_plain_id(id)).unwrap_or_default();
+                // The seed SDK's TokenResponse makes expires_at optional: without it, the token
+                // lives as long as we asked for.
+                let ttl = body.ttl.unwrap_or(self.inner.default_ttl);
+                let expires_at = reply.expires_at.unwrap_or_else(|| Timestamp::after(ttl.into()));
                 tracing::debug!(token_id = %token_id, scopes = scopes.len(), "token issued");
                 Ok(TokenResponse { token, token_id, expires_at })
             }
-            _ => Err(Error::InvalidResponse { message: "token response lacks token or expires_at".into() }),
+            _ => Err(Error::InvalidResponse { message: "token response lacks a token".into() }),
         }
     }
 
-    /// A token covering `required`: the cached one when it still serves, else a new one for
-    /// exactly these scopes.
+    /// A token covering `required`: a cached one when one still serves, else a new one for
+    /// exactly these scopes (waiting for an approval first when the builder asked for that).
     async fn ensure_token(&self, required: &[Scope]) -> Result<Token> {
-        let mut slot = self.inner.token.lock().await;
-        if let Some(cached) = slot.as_ref().filter(|c| c.serves(required)) {
+        let mut cache = self.inner.tokens.lock().await;
+        if let Some(cached) = cache.iter().find(|c| c.serves(required)) {
             return Ok(cached.token.clone());
         }
         let opts = TokenOptions::default();
-        let issued = self.fetch_token(required, &opts).await?;
-        *slot = Some(CachedToken {
-            token: issued.token.clone(),
-            token_id: issued.token_id,
-            scopes: ScopeSet::new(required.iter().cloned()),
-            expires_at: issued.expires_at,
-        });
+        let issued = match self.fetch_token(required, &opts).await {
+            Err(Error::ApprovalRequired { approval_id, .. }) if self.inner.approval_wait.is_some() => {
+                if let Some(callback) = &self.inner.on_approval {
+                    callback(&approval_id);
+                }
+                let timeout = self.inner.approval_wait.unwrap_or_default();
+                self.wait_for_approval(&approval_id, timeout).await?;
+                self.fetch_token(required, &opts).await?
+            }
+            other => other?,
+        };
+        remember(&mut cache, &issued, required);
         Ok(issued.token)
     }
 
@@ -435,16 +749,13 @@ impl AgentVault {
         self.inner.http2.load(Ordering::Relaxed)
     }
 
-    /// Whether the cached token covers `scopes` with more than a few seconds left.
+    /// Whether a cached token covers `scopes` with more than a few seconds left.
     pub async fn has_token_for(&self, scopes: &[Scope]) -> bool {
-        self.inner.token.lock().await.as_ref().is_some_and(|c| c.serves(scopes))
+        self.inner.tokens.lock().await.iter().any(|c| c.serves(scopes))
     }
 
     async fn forget_token(&self, token: &Token) {
-        let mut slot = self.inner.token.lock().await;
-        if slot.as_ref().is_some_and(|c| &c.token == token) {
-            *slot = None;
-        }
+        self.inner.tokens.lock().await.retain(|c| &c.token != token);
     }
 
     /// Sends a `/v1/secrets…` request with a token covering `scope`. A 401 on a cached token
@@ -485,11 +796,48 @@ impl AgentVault {
         let path = path.to_secret_path()?;
         let url = format!("/v1/secrets/{}", path.url_path());
         let body = self.with_token(path.scope(Action::Read), Method::GET, &url, |r| r).await?;
-        body.json("secret response")
+        let mut secret: SecretResponse = body.json("secret response")?;
+        // The seed SDK's shape has no namespace/key: they are the path we asked for.
+        if secret.namespace.is_empty() {
+            secret.namespace = path.namespace().to_owned();
+        }
+        if secret.key.is_empty() {
+            secret.key = path.key().to_owned();
+        }
+        Ok(secret)
     }
 
-    /// Writes a secret (a new version when it exists).
+    /// Writes a secret with the server's defaults (a new version when it exists; an existing
+    /// secret keeps its type, tier and metadata).
+    ///
+    /// # Errors
+    /// [`Error::Validation`] for a bad path; [`Error::HumanAuthRequired`] when overwriting a
+    /// sensitive or critical secret without an approved token; the server's errors.
     pub async fn set_secret(
+        &self,
+        path: impl ToSecretPath,
+        value: impl Into<SecretString>,
+    ) -> Result<SecretWriteResponse> {
+        self.set_secret_with(path, value, WriteOptions::default()).await
+    }
+
+    /// Writes a secret with a type, tier, metadata or lifetime.
+    ///
+    /// ```no_run
+    /// # async fn demo(vault: agentsecretstore::AgentVault) -> agentsecretstore::Result<()> {
+    /// use agentsecretstore::{AccessTier, WriteOptions};
+    /// let opts = WriteOptions::new()
+    ///     .access_tier(AccessTier::Sensitive)
+    ///     .metadata(serde_json::json!({"owner": "payments"}));
+    /// let written = vault.set_secret_with("production/stripe/SECRET_KEY", "sk_live_…", opts).await?;
+    /// println!("version {}", written.version);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`set_secret`](Self::set_secret), and [`Error::Validation`] for metadata that is not
+    /// a JSON object.
+    pub async fn set_secret_with(
         &self,
         path: impl ToSecretPath,
         value: impl Into<SecretString>,
@@ -500,12 +848,19 @@ impl AgentVault {
             value: value.into(),
             secret_type: opts.secret_type,
             access_tier: opts.access_tier,
-            metadata: opts.metadata,
+            metadata: metadata_object(opts.metadata)?,
             ttl: opts.ttl,
         };
         let url = format!("/v1/secrets/{}", path.url_path());
         let resp = self.with_token(path.scope(Action::Write), Method::PUT, &url, |r| r.json(&body)).await?;
-        resp.json("write response")
+        let mut written: SecretWriteResponse = resp.json("write response")?;
+        if written.namespace.is_empty() {
+            written.namespace = path.namespace().to_owned();
+        }
+        if written.key.is_empty() {
+            written.key = path.key().to_owned();
+        }
+        Ok(written)
     }
 
     /// Deletes a secret. Sensitive and critical secrets answer [`Error::HumanAuthRequired`].
@@ -522,15 +877,31 @@ impl AgentVault {
         let url = format!("/v1/secrets?namespace={}", encode_segment(namespace));
         let scope = Scope::new(Action::Read, format!("{namespace}/*"));
         let body = self.with_token(scope, Method::GET, &url, |r| r).await?;
-        body.json("list response")
+        let mut list: SecretListResponse = body.json("list response")?;
+        // Servers that leave out the item's namespace list one namespace: the one asked for.
+        if list.namespace.is_empty() {
+            namespace.clone_into(&mut list.namespace);
+        }
+        for item in list.items.iter_mut().filter(|i| i.namespace.is_empty()) {
+            namespace.clone_into(&mut item.namespace);
+        }
+        if list.total == 0 {
+            list.total = list.items.len() as u64;
+        }
+        Ok(list)
     }
 
     /// Imports a `.env` file's content into `namespace`.
+    ///
+    /// # Errors
+    /// [`Error::Validation`] for a bad namespace, metadata or `.env` key;
+    /// [`Error::HumanAuthRequired`] when a key overwrites a sensitive or critical secret; the
+    /// server's errors.
     pub async fn import_env(
         &self,
         content: impl Into<SecretString>,
         namespace: &str,
-        opts: WriteOptions,
+        opts: ImportOptions,
     ) -> Result<ImportResponse> {
         let namespace = check_namespace(namespace)?;
         let body = ImportRequest {
@@ -538,11 +909,18 @@ impl AgentVault {
             content: content.into(),
             secret_type: opts.secret_type,
             access_tier: opts.access_tier,
-            metadata: opts.metadata,
+            metadata: metadata_object(opts.metadata)?,
         };
         let scope = Scope::new(Action::Write, format!("{namespace}/*"));
         let resp = self.with_token(scope, Method::POST, "/v1/secrets/import", |r| r.json(&body)).await?;
-        resp.json("import response")
+        let mut imported: ImportResponse = resp.json("import response")?;
+        if imported.namespace.is_empty() {
+            namespace.clone_into(&mut imported.namespace);
+        }
+        if imported.imported_count == 0 {
+            imported.imported_count = imported.imported.len() as u64;
+        }
+        Ok(imported)
     }
 
     /// The status of an approval (agent key).
@@ -576,7 +954,8 @@ impl AgentVault {
                 ApprovalState::Expired => {
                     return Err(Error::ApprovalExpired { approval_id: Some(approval_id.to_owned()) })
                 }
-                ApprovalState::Pending => {}
+                // A status word this SDK does not know is not a decision: keep waiting.
+                _ => {}
             }
             let waited = started.elapsed();
             if waited >= timeout {
@@ -611,6 +990,18 @@ fn check_namespace(namespace: &str) -> Result<&str> {
 /// send to systemd (`STATUS=`): a hostile server's id with a newline could forge either.
 fn is_plain_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+fn remember(cache: &mut Vec<CachedToken>, issued: &TokenResponse, scopes: &[Scope]) {
+    let scopes = ScopeSet::new(scopes.iter().cloned());
+    // Drop the expired and the one this replaces; the rest stay for the paths they serve.
+    cache.retain(|c| !c.expires_at.is_past() && c.scopes != scopes);
+    cache.push(CachedToken {
+        token: issued.token.clone(),
+        token_id: issued.token_id.clone(),
+        scopes,
+        expires_at: issued.expires_at,
+    });
 }
 
 #[cfg(test)]

@@ -231,7 +231,7 @@ fn network(e: reqwest::Error) -> Error {
         message.push_str(&one_line(&s.to_string()));
         source = s.source();
     }
-    Error::Network { message }
+    Error::Network { message, source: Some(std::sync::Arc::new(e)) }
 }
 
 /// Parses `Retry-After`: delta-seconds or an HTTP date.
