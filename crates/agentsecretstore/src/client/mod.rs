@@ -409,7 +409,7 @@ impl AgentVaultBuilder {
         };
         let pem = std::fs::read(&path).map_err(|e| Error::Config {
             message: format!(
-                "cannot read ASS_CACERT {}: {e}; point it at the CA certificate (PEM) or unset it",
+                "ASS_CACERT={}: cannot read the CA certificate ({e}); point it at a PEM file or unset it",
                 std::path::Path::new(&path).display()
             ),
         })?;
