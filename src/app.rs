@@ -204,7 +204,11 @@ impl Session {
             }
             None => &self.inherited,
         };
-        let env = environment::build(inherited, &vars, &self.env_options(opts), exec::argv_bytes(command))?;
+        let mut env_options = self.env_options(opts);
+        if proxy.is_some() {
+            env_options.allow_names.extend(crate::proxy::CHILD_VARIABLES.iter().map(|n| (*n).to_owned()));
+        }
+        let env = environment::build(inherited, &vars, &env_options, exec::argv_bytes(command))?;
         // A proxied value never reaches the child: nothing to mask, and its rotation needs no restart.
         let in_child = |name: &str| !proxy.is_some_and(|p| p.handles(name));
         Ok(Launch {

@@ -354,9 +354,10 @@ fn decoding_errors_do_not_echo_the_response() {
         ),
         (
             format!(
-                r#"{{{token},"namespace":"production/app","key":"A","value":"v","version":1,"access_tier":"canary-tier-77x"}}"#
+                r#"{{{token},"namespace":"production/app","key":"A","value":{{"nested":"canary-obj-77x"}},"version":1}}"#
             ),
-            "canary-tier-77x",
+            // (An unknown access_tier is no longer an error: the tolerant reader keeps it.)
+            "canary-obj-77x",
         ),
         (
             format!(

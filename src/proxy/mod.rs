@@ -260,6 +260,22 @@ fn rustls_provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The variables vault-run itself sets for the child in agent-safe mode: the proxy (four
+/// spellings), what bypasses it, and the CA bundle. They are on the dangerous-names list (a
+/// mapping must not set them), so the environment builder is told they are vault-run's own.
+pub const CHILD_VARIABLES: [&str; 10] = [
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+];
+
 impl Proxy {
     /// Makes the run CA, the upstream TLS configuration and the child's bundle, and starts
     /// the proxy on `127.0.0.1` in a thread of its own (with every signal blocked, so that the
@@ -410,14 +426,16 @@ impl Proxy {
             });
         };
         let url = format!("http://{PROXY_USER}:{}@{}", self.password.as_str(), self.addr);
-        for name in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
+        let no_proxy = no_proxy(inherited, &self.hosts);
+        let (proxies, rest) = CHILD_VARIABLES.split_at(4);
+        let (bypass, bundles) = rest.split_at(2);
+        for name in proxies {
             add(&mut out, name, url.clone(), Delivery::Env);
         }
-        let no_proxy = no_proxy(inherited, &self.hosts);
-        for name in ["NO_PROXY", "no_proxy"] {
+        for name in bypass {
             add(&mut out, name, no_proxy.clone(), Delivery::Env);
         }
-        for name in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"] {
+        for name in bundles {
             add(&mut out, name, self.bundle.path().to_owned(), Delivery::Env);
         }
         out
