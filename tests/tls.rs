@@ -1,6 +1,9 @@
 //! TLS and HTTP/2: the dev server's `--tls` with a private CA, the client trusting that CA (and
 //! nothing it was not told to), ALPN choosing HTTP/2, and how many connections a launch opens.
 
+// Starts the dev server in process: needs the crate behind the `dev-server` feature.
+#![cfg(feature = "dev-server")]
+
 mod common;
 
 use std::io::{BufRead, BufReader};
