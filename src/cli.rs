@@ -49,6 +49,15 @@ pub enum Command {
     /// Run an in-memory Agent Secret Store for local development and tests.
     #[cfg(feature = "dev-server")]
     Dev(DevCommand),
+    /// Without the dev server built in, `vault-run dev …` says so instead of looking for a
+    /// program named `dev`.
+    #[cfg(not(feature = "dev-server"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Dev {
+        /// Whatever followed `dev`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<OsString>,
+    },
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions {
         /// The shell.
@@ -241,6 +250,11 @@ pub fn main() -> ExitCode {
         Some(Command::Dev(DevCommand { action: Some(action), .. })) => crate::dev_admin::main(action),
         #[cfg(feature = "dev-server")]
         Some(Command::Dev(DevCommand { args, action: None })) => crate::dev_server::main(args),
+        #[cfg(not(feature = "dev-server"))]
+        Some(Command::Dev { .. }) => crate::exit::usage_error(clap::Error::raw(
+            clap::error::ErrorKind::InvalidSubcommand,
+            "this vault-run was built without the dev server (cargo feature dev-server); to run a program named dev, use `vault-run -- dev`\n",
+        )),
         Some(Command::Check(args)) => crate::app::check(args.opts, args.format),
         Some(Command::Completions { shell }) => crate::completions::completions(shell),
         Some(Command::Man) => crate::completions::man(),
