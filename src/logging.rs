@@ -9,11 +9,39 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::cli::LogFormat;
+/// Output format of vault-run's own log lines (always on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    /// `vault-run: level: message`.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How much vault-run logs, and how.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogConfig {
+    /// `-v` count: 1 info, 2 debug, 3 trace.
+    pub verbose: u8,
+    /// `-q`: errors only.
+    pub quiet: bool,
+    /// Text or JSON lines.
+    pub format: LogFormat,
+}
+
+impl LogConfig {
+    /// Whether the live status line (approval waits, rate limits) may draw on stderr: text
+    /// logs, not quiet. Whether stderr is a terminal is the status line's own check.
+    pub fn status_line(&self) -> bool {
+        !self.quiet && self.format == LogFormat::Text
+    }
+}
 
 /// Installs the subscriber: `-q` errors only, default warnings, `-v` info, `-vv` debug,
 /// `-vvv` trace.
-pub fn init(verbose: u8, quiet: bool, format: LogFormat) {
+pub fn init(config: LogConfig) {
+    let LogConfig { verbose, quiet, format } = config;
     let level = match (quiet, verbose) {
         (true, _) => Level::ERROR,
         (_, 0) => Level::WARN,

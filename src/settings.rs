@@ -1,13 +1,38 @@
-//! Run settings: flags and environment win over the mapping file's `[vault]` table, which wins
+//! Run settings: flags and environment win over the mapping file's `[store]` table, which wins
 //! over the defaults.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::RunOptions;
 use crate::client::DEFAULT_BASE_URL;
 use crate::duration::HumanDuration;
 use crate::mapping::FileSettings;
+
+/// The settings given on the command line (or by their environment variables): `None` where
+/// not given, so the mapping file or the default applies.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--base-url` / `ASS_BASE_URL`.
+    pub base_url: Option<String>,
+    /// `--ttl`.
+    pub ttl: Option<HumanDuration>,
+    /// `--timeout`.
+    pub timeout: Option<HumanDuration>,
+    /// `--retries`.
+    pub retries: Option<u32>,
+    /// `--concurrency`.
+    pub concurrency: Option<usize>,
+    /// `--deadline`.
+    pub deadline: Option<HumanDuration>,
+    /// `--approval-timeout`.
+    pub approval_timeout: Option<HumanDuration>,
+    /// `--allow-insecure-http`.
+    pub allow_insecure_http: bool,
+    /// `--agent-key-file` / `ASS_AGENT_KEY_FILE`.
+    pub agent_key_file: Option<PathBuf>,
+    /// `--vault-token-file`.
+    pub vault_token_file: Option<PathBuf>,
+}
 
 /// Everything a run needs to know besides the mapping.
 #[derive(Debug, Clone)]
@@ -88,7 +113,7 @@ pub struct SettingsError(pub String);
 
 impl Settings {
     /// Merges flags (and their environment variables) over the file over the defaults.
-    pub fn merge(opts: &RunOptions, file: &FileSettings) -> Result<Self, SettingsError> {
+    pub fn merge(opts: &Flags, file: &FileSettings) -> Result<Self, SettingsError> {
         let d = Settings::default();
         let base_url = credential_destination(opts.base_url.as_deref(), file.base_url.as_deref())?;
         let s = Settings {

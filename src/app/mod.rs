@@ -1,5 +1,6 @@
 //! The launcher's pipeline, end to end: mapping → settings → resolve → environment → exec
-//! (or the `check` table). Each stage lives in its own module; this one only strings them.
+//! (or the `check` table). Each stage lives in its own module; this one only strings them. It
+//! takes plain configuration ([`RunConfig`]), which `cli` builds once from the flags.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -8,18 +9,56 @@ use std::sync::Arc;
 
 use crate::backend::Event;
 use crate::check_report::{CheckFormat, Literal, Report};
-use crate::cli::RunOptions;
 use crate::duration::HumanDuration;
 use crate::environment::{self, EnvOptions, InheritedVar};
 use crate::exec;
-use crate::exit::{self, AppError};
+use crate::logging::LogConfig;
 use crate::mapping::Mapping;
 use crate::notify::notify;
 use crate::privilege::{self, RunAs};
-use crate::proxy::{Proxy, ProxyError};
+use crate::proxy::{Proxy, ProxyArgs, ProxyError};
 use crate::resolve::{AlreadySet, Resolution, Resolver, Row};
-use crate::settings::Settings;
-use crate::supervise::{Launch, Refresh};
+use crate::settings::{self, Settings};
+use crate::supervise::{self, Launch, Refresh, SuperviseError};
+
+mod error;
+
+pub use error::AppError;
+
+/// What a run (or `check`) was asked to do, in plain values.
+#[derive(Debug, Clone, Default)]
+pub struct RunConfig {
+    /// `-f` / `VAULT_RUN_FILE`: the mapping file (else the nearest `vault-run.toml`).
+    pub file: Option<PathBuf>,
+    /// `-e NAME=REF` entries.
+    pub env: Vec<String>,
+    /// `--env-file` files, in order.
+    pub env_file: Vec<PathBuf>,
+    /// `--no-env-refs`: inherited references are not entries.
+    pub no_env_refs: bool,
+    /// Settings given as flags (they win over the mapping file's).
+    pub settings: settings::Flags,
+    /// `--pristine`: the child gets only the secrets and `keep`.
+    pub pristine: bool,
+    /// `--keep` names.
+    pub keep: Vec<String>,
+    /// `--no-override`: a variable already set is left alone.
+    pub no_override: bool,
+    /// `--keep-agent-key`: the credential variables reach the child.
+    pub keep_agent_key: bool,
+    /// `--keep-credentials-directory`.
+    pub keep_credentials_directory: bool,
+    /// `--user USER[:GROUP]`.
+    pub user: Option<String>,
+    /// `--allow-name` names.
+    pub allow_name: Vec<String>,
+    /// vault-run's own log lines.
+    pub log: LogConfig,
+    /// Supervise mode.
+    pub supervise: supervise::Policy,
+    /// Agent-safe mode.
+    pub proxy: ProxyArgs,
+}
 
 /// The mapping file looked for (here, then in each parent) when neither `-f` nor
 /// `VAULT_RUN_FILE` names one.
@@ -27,32 +66,32 @@ pub const DEFAULT_FILE: &str = crate::discover::FILE_NAME;
 
 /// `vault-run [OPTIONS] -- CMD [ARGS]...`: fetch, then exec (or supervise). Returns only on
 /// failure, or with the child's status when supervising.
-pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
+pub fn run(opts: RunConfig, command: Vec<OsString>) -> ExitCode {
     let core = exec::lock_down();
-    crate::logging::init(opts.verbose, opts.quiet, opts.log_format);
-    crate::status_line::enable(!opts.quiet && opts.log_format == crate::cli::LogFormat::Text);
-    let session = match Session::start(&opts) {
+    crate::logging::init(opts.log);
+    crate::status_line::enable(opts.log.status_line());
+    let fetched = match Fetched::start(&opts) {
         Ok(s) => s,
-        Err(e) => return exit::report(&e),
+        Err(e) => return e.report(),
     };
-    let proxy = match start_proxy(&opts, &session) {
+    let proxy = match start_proxy(&opts, &fetched) {
         Ok(p) => p,
-        Err(e) => return exit::report(&e),
+        Err(e) => return e.report(),
     };
-    let launch = match session.launch(&opts, &command, proxy.as_deref()) {
+    let launch = match fetched.launch(&command, proxy.as_deref()) {
         Ok(l) => l,
-        Err(e) => return exit::report(&e),
+        Err(e) => return e.report(),
     };
     // The terminal is the child's from now on: a --watch fetch must not draw over its output.
     crate::status_line::enable(false);
     let why = opts.supervise.reason().or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON));
     if let Some(why) = why {
         tracing::info!("supervise mode: {why}");
-        // Only --watch needs the session (and the agent key in it) while the child runs.
+        // Only --watch needs what was fetched (and the agent key in it) while the child runs.
         let refresh = if opts.supervise.watch {
-            Some(session.into_refresh(opts.clone(), command.clone(), &launch, proxy.clone()))
+            Some(fetched.into_refresh(command.clone(), &launch, proxy.clone()))
         } else {
-            drop(session);
+            drop(fetched);
             None
         };
         // The proxy thread started before supervise wipes vault-run's environment; it cannot
@@ -63,14 +102,14 @@ pub fn run(opts: RunOptions, command: Vec<OsString>) -> ExitCode {
         }
         return code;
     }
-    drop(session);
+    drop(fetched);
     let user = launch.user.clone();
-    exit::report(&AppError::from(exec::exec(&command, launch.env, &core, user.as_deref())))
+    AppError::from(exec::exec(&command, launch.env, &core, user.as_deref())).report()
 }
 
 /// Starts the agent-safe proxy when an entry has `hosts` (and everything was fetched).
-fn start_proxy(opts: &RunOptions, session: &Session) -> Result<Option<Arc<Proxy>>, AppError> {
-    let routes = crate::proxy::routes(session.resolver.mapping());
+fn start_proxy(opts: &RunConfig, fetched: &Fetched) -> Result<Option<Arc<Proxy>>, AppError> {
+    let routes = crate::proxy::routes(fetched.resolver.mapping());
     if routes.is_empty() {
         let a = &opts.proxy;
         if a.deny_other_hosts || !a.upstream_ca.is_empty() || !a.resolve.is_empty() {
@@ -78,10 +117,10 @@ fn start_proxy(opts: &RunOptions, session: &Session) -> Result<Option<Arc<Proxy>
         }
         return Ok(None);
     }
-    if !session.resolution.errors.is_empty() {
+    if !fetched.resolution.errors.is_empty() {
         return Ok(None);
     }
-    match Proxy::start(routes, &opts.proxy, &session.inherited) {
+    match Proxy::start(routes, &opts.proxy, &fetched.inherited) {
         Ok(p) => Ok(Some(Arc::new(p))),
         Err(e @ (ProxyError::UpstreamCa { .. } | ProxyError::Bundle { .. })) => {
             Err(AppError::Config(e.to_string()))
@@ -92,27 +131,23 @@ fn start_proxy(opts: &RunOptions, session: &Session) -> Result<Option<Arc<Proxy>
 
 /// `vault-run check`: fetch like a run, print the table (or JSON), start nothing; exit as the
 /// run would have.
-pub fn check(opts: RunOptions, format: CheckFormat) -> ExitCode {
+pub fn check(opts: RunConfig, format: CheckFormat) -> ExitCode {
     let _core = exec::lock_down();
-    crate::logging::init(opts.verbose, opts.quiet, opts.log_format);
-    crate::status_line::enable(!opts.quiet && opts.log_format == crate::cli::LogFormat::Text);
-    let session = match Session::start(&opts) {
+    crate::logging::init(opts.log);
+    crate::status_line::enable(opts.log.status_line());
+    let fetched = match Fetched::start(&opts) {
         Ok(s) => s,
         Err(e) => {
             if format == CheckFormat::Json {
-                let report = Report {
-                    file: None,
-                    rows: &[],
-                    literals: &[],
-                    error: Some((e.to_string(), exit::code(&e))),
-                };
+                let report =
+                    Report { file: None, rows: &[], literals: &[], error: Some((e.to_string(), e.code())) };
                 print!("{}", report.json());
             }
-            return exit::report(&e);
+            return e.report();
         }
     };
-    let mapping = session.resolver.mapping();
-    let rows: Vec<Row> = session
+    let mapping = fetched.resolver.mapping();
+    let rows: Vec<Row> = fetched
         .resolution
         .rows
         .iter()
@@ -124,16 +159,16 @@ pub fn check(opts: RunOptions, format: CheckFormat) -> ExitCode {
             r
         })
         .collect();
-    let result = first_error(&session.resolution).map_or(Ok(()), Err).and_then(|()| {
-        environment::build(&session.inherited, &session.resolution.vars, &session.env_options(&opts), 0)
+    let result = first_error(&fetched.resolution).map_or(Ok(()), Err).and_then(|()| {
+        environment::build(&fetched.inherited, &fetched.resolution.vars, &fetched.env_options, 0)
             .map(drop)
             .map_err(AppError::from)
     });
     let report = Report {
-        file: session.file.as_deref(),
+        file: fetched.file.as_deref(),
         rows: &rows,
-        literals: &session.literals,
-        error: result.as_ref().err().map(|e| (e.to_string(), exit::code(e))),
+        literals: &fetched.literals,
+        error: result.as_ref().err().map(|e| (e.to_string(), e.code())),
     };
     match format {
         CheckFormat::Text => print!("{}", report.text()),
@@ -141,12 +176,12 @@ pub fn check(opts: RunOptions, format: CheckFormat) -> ExitCode {
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => exit::report(&e),
+        Err(e) => e.report(),
     }
 }
 
 /// A resolved mapping, with what is needed to resolve it again (`--watch`).
-struct Session {
+struct Fetched {
     rt: tokio::runtime::Runtime,
     resolver: Resolver,
     resolution: Resolution,
@@ -157,11 +192,13 @@ struct Session {
     file: Option<PathBuf>,
     /// Variables set by `--env-file` literals (kept under `--pristine`: they were asked for).
     literals: Vec<Literal>,
+    /// How the child's environment is built from `inherited` and the secrets.
+    env_options: EnvOptions,
 }
 
-impl Session {
+impl Fetched {
     /// Loads the mapping and settings and fetches everything once.
-    fn start(opts: &RunOptions) -> Result<Self, AppError> {
+    fn start(opts: &RunConfig) -> Result<Self, AppError> {
         // An unknown user or a non-root caller fails before anything is fetched.
         let user = opts.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
         let inherited = environment::capture();
@@ -175,19 +212,16 @@ impl Session {
             .iter()
             .filter(|v| !v.is_reference())
             .map(|v| Literal { name: v.name.clone(), path: v.path.clone() })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut env_options = env_options(opts, &inherited);
+        env_options.keep.extend(literals.iter().map(|l| l.name.clone()));
         let inherited = crate::envfile::with_literals(inherited, &loaded.literals, opts.no_override);
-        Ok(Self { rt, resolver, resolution, inherited, user, file: loaded.file, literals })
+        Ok(Self { rt, resolver, resolution, inherited, user, file: loaded.file, literals, env_options })
     }
 
     /// The child's environment, or the first reason the child must not start.
     /// With the proxy, its entries get placeholders (the proxy gets the values).
-    fn launch(
-        &self,
-        opts: &RunOptions,
-        command: &[OsString],
-        proxy: Option<&Proxy>,
-    ) -> Result<Launch, AppError> {
+    fn launch(&self, command: &[OsString], proxy: Option<&Proxy>) -> Result<Launch, AppError> {
         if let Some(e) = first_error(&self.resolution) {
             return Err(e);
         }
@@ -204,7 +238,7 @@ impl Session {
             }
             None => &self.inherited,
         };
-        let env = environment::build(inherited, &vars, &self.env_options(opts), exec::argv_bytes(command))?;
+        let env = environment::build(inherited, &vars, &self.env_options, exec::argv_bytes(command))?;
         // A proxied value never reaches the child: nothing to mask, and its rotation needs no restart.
         let in_child = |name: &str| !proxy.is_some_and(|p| p.handles(name));
         Ok(Launch {
@@ -223,19 +257,14 @@ impl Session {
 
     /// A closure for `--watch`: fetches again, and returns a new launch when any value changed.
     /// A failed fetch is an error (the supervisor keeps the running child and tries later).
-    fn into_refresh(
-        self,
-        opts: RunOptions,
-        command: Vec<OsString>,
-        first: &Launch,
-        proxy: Option<Arc<Proxy>>,
-    ) -> Refresh {
+    fn into_refresh(self, command: Vec<OsString>, first: &Launch, proxy: Option<Arc<Proxy>>) -> Refresh {
         let mut current = first.secrets.clone();
-        let mut session = self;
+        let mut fetched = self;
         Box::new(move || {
-            session.resolution = session.rt.block_on(session.resolver.resolve(&on_event));
+            fetched.resolution = fetched.rt.block_on(fetched.resolver.resolve(&on_event));
             crate::status_line::stop();
-            let launch = session.launch(&opts, &command, proxy.as_deref())?;
+            let launch =
+                fetched.launch(&command, proxy.as_deref()).map_err(|e| SuperviseError::Fetch(Box::new(e)))?;
             if launch.secrets == current {
                 return Ok(None);
             }
@@ -245,15 +274,7 @@ impl Session {
     }
 }
 
-impl Session {
-    fn env_options(&self, opts: &RunOptions) -> EnvOptions {
-        let mut o = env_options(opts);
-        o.keep.extend(self.literals.iter().map(|l| l.name.clone()));
-        o
-    }
-}
-
-fn env_options(opts: &RunOptions) -> EnvOptions {
+fn env_options(opts: &RunConfig, inherited: &[InheritedVar]) -> EnvOptions {
     EnvOptions {
         pristine: opts.pristine,
         keep: opts.keep.clone(),
@@ -261,15 +282,15 @@ fn env_options(opts: &RunOptions) -> EnvOptions {
         allow_names: opts.allow_name.clone(),
         scrub: crate::backend::credential_vars()
             .map(str::to_owned)
-            .chain(credentials_directory(opts))
+            .chain(credentials_directory(opts, inherited))
             .collect(),
     }
 }
 
 /// `CREDENTIALS_DIRECTORY` when the agent key sits in it: the same-uid child would find the key
 /// there. Removed unless `--keep-credentials-directory` (services that read other credentials).
-fn credentials_directory(opts: &RunOptions) -> Option<String> {
-    let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+fn credentials_directory(opts: &RunConfig, inherited: &[InheritedVar]) -> Option<String> {
+    let dir = crate::inherited::var_os(inherited, "CREDENTIALS_DIRECTORY")?;
     let holds_key = Path::new(&dir).join(crate::backend::ass::key::SYSTEMD_CREDENTIAL).exists();
     (holds_key && !opts.keep_credentials_directory).then(|| "CREDENTIALS_DIRECTORY".to_owned())
 }
@@ -290,8 +311,8 @@ struct Loaded {
 /// Reads the mapping (file, `-e` flags, `--env-file`s, env references) and merges the settings.
 /// Refuses a run that would fetch nothing and set nothing: a container whose mapping was not
 /// copied must not start without its secrets.
-fn load(opts: &RunOptions, inherited: &[InheritedVar]) -> Result<Loaded, AppError> {
-    let (file, searched) = match mapping_file(opts)? {
+fn load(opts: &RunConfig, inherited: &[InheritedVar]) -> Result<Loaded, AppError> {
+    let (file, searched) = match mapping_file(opts, inherited)? {
         Ok(file) => (Some(file), None),
         Err(searched) => (None, searched),
     };
@@ -325,7 +346,7 @@ fn load(opts: &RunOptions, inherited: &[InheritedVar]) -> Result<Loaded, AppErro
     }
     // Refuse dangerous names before any request (or approval wait) is made.
     mapping.check_names(&opts.allow_name)?;
-    let settings = Settings::merge(opts, &mapping.settings)?;
+    let settings = Settings::merge(&opts.settings, &mapping.settings)?;
     Ok(Loaded { mapping, settings, file, literals })
 }
 
@@ -370,7 +391,7 @@ fn read_mapping_file(path: &Path, discovered: bool) -> Result<String, AppError> 
 /// inherited variable could otherwise pull any secret the agent key can read into it: under
 /// `--pristine` only `--keep` names count, and `--no-env-refs` (or `env_refs = false`) drops all.
 fn env_refs(
-    opts: &RunOptions,
+    opts: &RunConfig,
     file_setting: Option<bool>,
     inherited: &[InheritedVar],
 ) -> Vec<(String, String)> {
@@ -389,12 +410,15 @@ fn env_refs(
 /// The mapping file: `-f`/`VAULT_RUN_FILE`, else the nearest `vault-run.toml` (see
 /// [`crate::discover`]); `Err` says where the search looked (`None` when the working directory
 /// is unknown), or refuses a file that belongs to someone else.
-fn mapping_file(opts: &RunOptions) -> Result<Result<PathBuf, Option<crate::discover::Searched>>, AppError> {
+fn mapping_file(
+    opts: &RunConfig,
+    inherited: &[InheritedVar],
+) -> Result<Result<PathBuf, Option<crate::discover::Searched>>, AppError> {
     if let Some(f) = &opts.file {
         return Ok(Ok(f.clone()));
     }
     let Ok(cwd) = std::env::current_dir() else { return Ok(Err(None)) };
-    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let home = crate::inherited::var_os(inherited, "HOME").map(PathBuf::from);
     match crate::discover::find(&cwd, home.as_deref()) {
         Ok(path) => Ok(Ok(path)),
         Err(crate::discover::NotFound::Searched(s)) => Ok(Err(Some(s))),
@@ -407,7 +431,7 @@ fn mapping_file(opts: &RunOptions) -> Result<Result<PathBuf, Option<crate::disco
 
 /// The error for a run with nothing in it (exit 78).
 fn nothing_to_do(
-    opts: &RunOptions,
+    opts: &RunConfig,
     file: Option<&Path>,
     searched: Option<&crate::discover::Searched>,
 ) -> AppError {
@@ -422,7 +446,7 @@ fn nothing_to_do(
     ))
 }
 
-fn already_set(opts: &RunOptions, inherited: &[InheritedVar]) -> Option<AlreadySet> {
+fn already_set(opts: &RunConfig, inherited: &[InheritedVar]) -> Option<AlreadySet> {
     opts.no_override.then(|| inherited.iter().filter_map(|(k, _)| k.to_str().map(str::to_owned)).collect())
 }
 
