@@ -341,6 +341,11 @@ fn load(opts: &RunConfig, inherited: &[InheritedVar]) -> Result<Loaded, AppError
     if !refs.is_empty() {
         mapping = Mapping::build_with(file_and_text, &opts.env, &from_files, &refs, &lookup)?;
     }
+    if mapping.settings.deprecated_name {
+        tracing::warn!(
+            "the mapping file's [vault] table is now called [store] (it configures Agent Secret Store; vault:// references mean HashiCorp Vault); rename it, [vault] will stop working in a future release"
+        );
+    }
     if mapping.is_empty() && literals.is_empty() {
         return Err(nothing_to_do(opts, file.as_deref(), searched.as_ref()));
     }
