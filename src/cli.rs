@@ -13,7 +13,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::app::RunConfig;
 use crate::duration::HumanDuration;
-use crate::logging::{LogConfig, LogFormat};
+use crate::logging::{LogConfig, LogFormat, Program};
 use crate::settings;
 use crate::supervise::{Policy, Signal};
 
@@ -280,7 +280,16 @@ pub fn main() -> ExitCode {
         #[cfg(feature = "dev-server")]
         Some(Command::Dev(DevCommand { action: Some(action), .. })) => crate::dev_admin::main(action),
         #[cfg(feature = "dev-server")]
-        Some(Command::Dev(DevCommand { args, action: None })) => crate::dev_server::main(args),
+        Some(Command::Dev(DevCommand { args, action: None })) => {
+            let (verbose, quiet) = (args.verbose, args.quiet);
+            crate::logging::init(LogConfig {
+                verbose,
+                quiet,
+                format: LogFormat::Text,
+                program: Program::DevServer,
+            });
+            crate::dev_server::main(args)
+        }
         Some(Command::Check(args)) => crate::app::check(args.opts.into_config(), args.format),
         Some(Command::Completions { shell }) => crate::completions::completions(shell, Cli::command()),
         Some(Command::Man) => crate::completions::man(Cli::command()),
@@ -315,7 +324,12 @@ impl RunOptions {
             keep_credentials_directory: self.keep_credentials_directory,
             user: self.user,
             allow_name: self.allow_name,
-            log: LogConfig { verbose: self.verbose, quiet: self.quiet, format: self.log_format },
+            log: LogConfig {
+                verbose: self.verbose,
+                quiet: self.quiet,
+                format: self.log_format,
+                program: Program::Launcher,
+            },
             supervise: self.supervise.policy(),
             proxy: self.proxy,
         }
