@@ -4,6 +4,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -28,6 +29,35 @@ pub fn var<'a>(inherited: &'a [InheritedVar], name: &str) -> Option<&'a str> {
     inherited.iter().find(|(k, _)| k == name).and_then(|(_, v)| std::str::from_utf8(v).ok())
 }
 
+/// The environment vault-run started with, shared read-only by the stages that need a
+/// variable (backends' addresses and credentials): cheap to clone, never printed.
+#[derive(Clone, Default)]
+pub struct Snapshot(Arc<[InheritedVar]>);
+
+impl Snapshot {
+    /// A snapshot of these variables.
+    pub fn new(vars: &[InheritedVar]) -> Self {
+        Self(vars.iter().cloned().collect())
+    }
+
+    /// The value of `name`, as the OS gave it.
+    pub fn var_os(&self, name: &str) -> Option<&OsStr> {
+        var_os(&self.0, name)
+    }
+
+    /// The value of `name`, when it is UTF-8.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        var(&self.0, name)
+    }
+}
+
+/// Names only: any value may be a credential.
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(k, _)| k)).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +72,8 @@ mod tests {
         assert_eq!(var(&env, "HOM"), None);
         assert_eq!(var(&env, "BAD"), None);
         assert_eq!(var_os(&env, "BAD").map(OsStr::as_bytes), Some(&[0xff][..]));
+        let snapshot = Snapshot::new(&env);
+        assert_eq!(snapshot.var("HOME"), Some("/home/a"));
+        assert_eq!(format!("{snapshot:?}"), r#"["HOME", "BAD"]"#);
     }
 }

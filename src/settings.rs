@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::client::DEFAULT_BASE_URL;
 use crate::duration::HumanDuration;
+use crate::inherited::Snapshot;
 use crate::mapping::FileSettings;
 
 /// The settings given on the command line (or by their environment variables): `None` where
@@ -60,6 +61,9 @@ pub struct Settings {
     pub agent_key_file: Option<PathBuf>,
     /// `--vault-token-file`.
     pub vault_token_file: Option<PathBuf>,
+    /// The environment the run started with: backends read their addresses and credentials
+    /// here, not from the process (which supervise mode wipes).
+    pub env: Snapshot,
 }
 
 impl Default for Settings {
@@ -76,6 +80,7 @@ impl Default for Settings {
             allow_insecure_http: false,
             agent_key_file: None,
             vault_token_file: None,
+            env: Snapshot::default(),
         }
     }
 }
@@ -112,8 +117,9 @@ fn credential_destination(flag: Option<&str>, file: Option<&str>) -> Result<Opti
 pub struct SettingsError(pub String);
 
 impl Settings {
-    /// Merges flags (and their environment variables) over the file over the defaults.
-    pub fn merge(opts: &Flags, file: &FileSettings) -> Result<Self, SettingsError> {
+    /// Merges flags (and their environment variables) over the file over the defaults; `env`
+    /// is the environment the run started with.
+    pub fn merge(opts: &Flags, file: &FileSettings, env: Snapshot) -> Result<Self, SettingsError> {
         let d = Settings::default();
         let base_url = credential_destination(opts.base_url.as_deref(), file.base_url.as_deref())?;
         let s = Settings {
@@ -132,6 +138,7 @@ impl Settings {
             allow_insecure_http: opts.allow_insecure_http,
             agent_key_file: opts.agent_key_file.clone(),
             vault_token_file: opts.vault_token_file.clone(),
+            env,
         };
         if s.ttl.is_zero() {
             return Err(SettingsError("--ttl must be more than 0 (e.g. 5m)".into()));

@@ -12,6 +12,7 @@ use crate::check_report::{CheckFormat, Literal, Report};
 use crate::duration::HumanDuration;
 use crate::environment::{self, EnvOptions, InheritedVar};
 use crate::exec;
+use crate::inherited::Snapshot;
 use crate::logging::LogConfig;
 use crate::mapping::Mapping;
 use crate::notify::notify;
@@ -70,7 +71,7 @@ pub fn run(opts: RunConfig, command: Vec<OsString>) -> ExitCode {
     let core = exec::lock_down();
     crate::logging::init(opts.log);
     crate::status_line::enable(opts.log.status_line());
-    let fetched = match Fetched::start(&opts) {
+    let fetched = match FetchedRun::start(&opts) {
         Ok(s) => s,
         Err(e) => return e.report(),
     };
@@ -108,7 +109,7 @@ pub fn run(opts: RunConfig, command: Vec<OsString>) -> ExitCode {
 }
 
 /// Starts the agent-safe proxy when an entry has `hosts` (and everything was fetched).
-fn start_proxy(opts: &RunConfig, fetched: &Fetched) -> Result<Option<Arc<Proxy>>, AppError> {
+fn start_proxy(opts: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Proxy>>, AppError> {
     let routes = crate::proxy::routes(fetched.resolver.mapping());
     if routes.is_empty() {
         let a = &opts.proxy;
@@ -135,7 +136,7 @@ pub fn check(opts: RunConfig, format: CheckFormat) -> ExitCode {
     let _core = exec::lock_down();
     crate::logging::init(opts.log);
     crate::status_line::enable(opts.log.status_line());
-    let fetched = match Fetched::start(&opts) {
+    let fetched = match FetchedRun::start(&opts) {
         Ok(s) => s,
         Err(e) => {
             if format == CheckFormat::Json {
@@ -181,7 +182,7 @@ pub fn check(opts: RunConfig, format: CheckFormat) -> ExitCode {
 }
 
 /// A resolved mapping, with what is needed to resolve it again (`--watch`).
-struct Fetched {
+struct FetchedRun {
     rt: tokio::runtime::Runtime,
     resolver: Resolver,
     resolution: Resolution,
@@ -196,7 +197,7 @@ struct Fetched {
     env_options: EnvOptions,
 }
 
-impl Fetched {
+impl FetchedRun {
     /// Loads the mapping and settings and fetches everything once.
     fn start(opts: &RunConfig) -> Result<Self, AppError> {
         // An unknown user or a non-root caller fails before anything is fetched.
@@ -351,7 +352,7 @@ fn load(opts: &RunConfig, inherited: &[InheritedVar]) -> Result<Loaded, AppError
     }
     // Refuse dangerous names before any request (or approval wait) is made.
     mapping.check_names(&opts.allow_name)?;
-    let settings = Settings::merge(&opts.settings, &mapping.settings)?;
+    let settings = Settings::merge(&opts.settings, &mapping.settings, Snapshot::new(inherited))?;
     Ok(Loaded { mapping, settings, file, literals })
 }
 
