@@ -18,7 +18,7 @@ pub fn completions(shell: Shell, mut cmd: clap::Command) -> ExitCode {
 pub fn man(cmd: clap::Command) -> ExitCode {
     let mut out = Vec::new();
     if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
-        eprintln!("vault-run: error: cannot render the man page: {e} (exit 70)");
+        eprintln!("vault-run: error: cannot render the man page: {e} (exit {})", crate::exit::SOFTWARE);
         return ExitCode::from(crate::exit::SOFTWARE);
     }
     write_out(&out)
@@ -31,8 +31,8 @@ fn write_out(bytes: &[u8]) -> ExitCode {
         // A closed pipe (`vault-run man | head`) is not worth a complaint.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vault-run: error: cannot write to stdout: {e} (exit 74)");
-            ExitCode::from(74)
+            eprintln!("vault-run: error: cannot write to stdout: {e} (exit {})", crate::exit::IO);
+            ExitCode::from(crate::exit::IO)
         }
     }
 }

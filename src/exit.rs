@@ -10,6 +10,8 @@ pub const USAGE: u8 = 64;
 pub const MISSING: u8 = 69;
 /// Internal error (EX_SOFTWARE).
 pub const SOFTWARE: u8 = 70;
+/// Output could not be written (EX_IOERR): `completions` or `man` to a broken stdout.
+pub const IO: u8 = 74;
 /// Temporary: network, 5xx, rate limit, deadline, approval timeout (EX_TEMPFAIL).
 pub const TEMPORARY: u8 = 75;
 /// Auth, scope, approval denied or expired (EX_NOPERM).
@@ -27,6 +29,7 @@ pub const TABLE: &[(u8, &str)] = &[
     (USAGE, "usage: bad flags or arguments"),
     (MISSING, "a required secret was not found or has expired"),
     (SOFTWARE, "internal error (a bug: please report it)"),
+    (IO, "the output (completions, man page) could not be written"),
     (TEMPORARY, "temporary: network, 5xx, rate limited after retries, deadline, approval timeout"),
     (AUTH, "auth: key or token refused, scope denied, approval denied or expired"),
     (CONFIG, "mapping or configuration error"),
@@ -57,9 +60,9 @@ mod tests {
     #[test]
     fn readme_documents_every_exit_code() {
         let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
-        for (code, _) in TABLE {
-            let row = format!("| {code} |");
-            assert!(readme.contains(&row), "README's exit-code table lacks {code}");
+        for (code, meaning) in TABLE {
+            let row = format!("| {code} | {meaning} |");
+            assert!(readme.contains(&row), "README's exit-code table lacks {row}");
         }
     }
 

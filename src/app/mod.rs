@@ -67,15 +67,15 @@ pub const DEFAULT_FILE: &str = crate::discover::FILE_NAME;
 
 /// `vault-run [OPTIONS] -- CMD [ARGS]...`: fetch, then exec (or supervise). Returns only on
 /// failure, or with the child's status when supervising.
-pub fn run(opts: RunConfig, command: Vec<OsString>) -> ExitCode {
-    let core = exec::lock_down();
-    crate::logging::init(opts.log);
-    crate::status_line::enable(opts.log.status_line());
-    let fetched = match FetchedRun::start(&opts) {
+pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
+    let core_limit = exec::lock_down();
+    crate::logging::init(config.log);
+    crate::status_line::enable(config.log.status_line());
+    let fetched = match FetchedRun::start(&config) {
         Ok(s) => s,
         Err(e) => return e.report(),
     };
-    let proxy = match start_proxy(&opts, &fetched) {
+    let proxy = match start_proxy(&config, &fetched) {
         Ok(p) => p,
         Err(e) => return e.report(),
     };
@@ -85,11 +85,11 @@ pub fn run(opts: RunConfig, command: Vec<OsString>) -> ExitCode {
     };
     // The terminal is the child's from now on: a --watch fetch must not draw over its output.
     crate::status_line::enable(false);
-    let why = opts.supervise.reason().or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON));
+    let why = config.supervise.reason().or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON));
     if let Some(why) = why {
         tracing::info!("supervise mode: {why}");
         // Only --watch needs what was fetched (and the agent key in it) while the child runs.
-        let refresh = if opts.supervise.watch {
+        let refresh = if config.supervise.watch {
             Some(fetched.into_refresh(command.clone(), &launch, proxy.clone()))
         } else {
             drop(fetched);
@@ -97,7 +97,7 @@ pub fn run(opts: RunConfig, command: Vec<OsString>) -> ExitCode {
         };
         // The proxy thread started before supervise wipes vault-run's environment; it cannot
         // race with that: no child exists yet to send it a request.
-        let code = crate::supervise::run(&command, launch, &opts.supervise, &core, refresh);
+        let code = crate::supervise::run(&command, launch, &config.supervise, &core_limit, refresh);
         if let Some(p) = &proxy {
             p.shutdown();
         }
@@ -105,14 +105,14 @@ pub fn run(opts: RunConfig, command: Vec<OsString>) -> ExitCode {
     }
     drop(fetched);
     let user = launch.user.clone();
-    AppError::from(exec::exec(&command, launch.env, &core, user.as_deref())).report()
+    AppError::from(exec::exec(&command, launch.env, &core_limit, user.as_deref())).report()
 }
 
 /// Starts the agent-safe proxy when an entry has `hosts` (and everything was fetched).
-fn start_proxy(opts: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Proxy>>, AppError> {
+fn start_proxy(config: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Proxy>>, AppError> {
     let routes = crate::proxy::routes(fetched.resolver.mapping());
     if routes.is_empty() {
-        let a = &opts.proxy;
+        let a = &config.proxy;
         if a.deny_other_hosts || !a.upstream_ca.is_empty() || !a.resolve.is_empty() {
             tracing::warn!("--deny-other-hosts, --upstream-ca and --resolve apply only to entries with hosts; there are none, so no proxy runs");
         }
@@ -121,7 +121,7 @@ fn start_proxy(opts: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Prox
     if !fetched.resolution.errors.is_empty() {
         return Ok(None);
     }
-    match Proxy::start(routes, &opts.proxy, &fetched.inherited) {
+    match Proxy::start(routes, &config.proxy, &fetched.inherited) {
         Ok(p) => Ok(Some(Arc::new(p))),
         Err(e @ (ProxyError::UpstreamCa { .. } | ProxyError::Bundle { .. })) => {
             Err(AppError::Config(e.to_string()))
@@ -132,11 +132,11 @@ fn start_proxy(opts: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Prox
 
 /// `vault-run check`: fetch like a run, print the table (or JSON), start nothing; exit as the
 /// run would have.
-pub fn check(opts: RunConfig, format: CheckFormat) -> ExitCode {
-    let _core = exec::lock_down();
-    crate::logging::init(opts.log);
-    crate::status_line::enable(opts.log.status_line());
-    let fetched = match FetchedRun::start(&opts) {
+pub fn check(config: RunConfig, format: CheckFormat) -> ExitCode {
+    let _core_limit = exec::lock_down();
+    crate::logging::init(config.log);
+    crate::status_line::enable(config.log.status_line());
+    let fetched = match FetchedRun::start(&config) {
         Ok(s) => s,
         Err(e) => {
             if format == CheckFormat::Json {
@@ -199,13 +199,13 @@ struct FetchedRun {
 
 impl FetchedRun {
     /// Loads the mapping and settings and fetches everything once.
-    fn start(opts: &RunConfig) -> Result<Self, AppError> {
+    fn start(config: &RunConfig) -> Result<Self, AppError> {
         // An unknown user or a non-root caller fails before anything is fetched.
-        let user = opts.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
+        let user = config.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
         let inherited = environment::capture();
-        let loaded = load(opts, &inherited)?;
+        let loaded = load(config, &inherited)?;
         let rt = runtime()?;
-        let resolver = Resolver::new(loaded.mapping, loaded.settings, already_set(opts, &inherited));
+        let resolver = Resolver::new(loaded.mapping, loaded.settings, already_set(config, &inherited));
         let resolution = rt.block_on(resolver.resolve(&on_event));
         crate::status_line::stop();
         let literals = loaded
@@ -214,9 +214,9 @@ impl FetchedRun {
             .filter(|v| !v.is_reference())
             .map(|v| Literal { name: v.name.clone(), path: v.path.clone() })
             .collect::<Vec<_>>();
-        let mut env_options = env_options(opts, &inherited);
+        let mut env_options = env_options(config, &inherited);
         env_options.keep.extend(literals.iter().map(|l| l.name.clone()));
-        let inherited = crate::envfile::with_literals(inherited, &loaded.literals, opts.no_override);
+        let inherited = crate::envfile::with_literals(inherited, &loaded.literals, config.no_override);
         Ok(Self { rt, resolver, resolution, inherited, user, file: loaded.file, literals, env_options })
     }
 
@@ -275,25 +275,25 @@ impl FetchedRun {
     }
 }
 
-fn env_options(opts: &RunConfig, inherited: &[InheritedVar]) -> EnvOptions {
+fn env_options(config: &RunConfig, inherited: &[InheritedVar]) -> EnvOptions {
     EnvOptions {
-        pristine: opts.pristine,
-        keep: opts.keep.clone(),
-        keep_agent_key: opts.keep_agent_key,
-        allow_names: opts.allow_name.clone(),
+        pristine: config.pristine,
+        keep: config.keep.clone(),
+        keep_agent_key: config.keep_agent_key,
+        allow_names: config.allow_name.clone(),
         scrub: crate::backend::credential_vars()
             .map(str::to_owned)
-            .chain(credentials_directory(opts, inherited))
+            .chain(credentials_directory(config, inherited))
             .collect(),
     }
 }
 
 /// `CREDENTIALS_DIRECTORY` when the agent key sits in it: the same-uid child would find the key
 /// there. Removed unless `--keep-credentials-directory` (services that read other credentials).
-fn credentials_directory(opts: &RunConfig, inherited: &[InheritedVar]) -> Option<String> {
+fn credentials_directory(config: &RunConfig, inherited: &[InheritedVar]) -> Option<String> {
     let dir = crate::inherited::var_os(inherited, "CREDENTIALS_DIRECTORY")?;
     let holds_key = Path::new(&dir).join(crate::backend::ass::key::SYSTEMD_CREDENTIAL).exists();
-    (holds_key && !opts.keep_credentials_directory).then(|| "CREDENTIALS_DIRECTORY".to_owned())
+    (holds_key && !config.keep_credentials_directory).then(|| "CREDENTIALS_DIRECTORY".to_owned())
 }
 
 fn first_error(r: &Resolution) -> Option<AppError> {
@@ -312,8 +312,8 @@ struct Loaded {
 /// Reads the mapping (file, `-e` flags, `--env-file`s, env references) and merges the settings.
 /// Refuses a run that would fetch nothing and set nothing: a container whose mapping was not
 /// copied must not start without its secrets.
-fn load(opts: &RunConfig, inherited: &[InheritedVar]) -> Result<Loaded, AppError> {
-    let (file, searched) = match mapping_file(opts, inherited)? {
+fn load(config: &RunConfig, inherited: &[InheritedVar]) -> Result<Loaded, AppError> {
+    let (file, searched) = match mapping_file(config, inherited)? {
         Ok(file) => (Some(file), None),
         Err(searched) => (None, searched),
     };
@@ -321,14 +321,14 @@ fn load(opts: &RunConfig, inherited: &[InheritedVar]) -> Result<Loaded, AppError
         tracing::info!("mapping file: {}", path.display());
     }
     let text = match &file {
-        Some(path) => Some(read_mapping_file(path, opts.file.is_none())?),
+        Some(path) => Some(read_mapping_file(path, config.file.is_none())?),
         None => None,
     };
     let utf8: Vec<(&str, &str)> =
         inherited.iter().filter_map(|(k, v)| Some((k.to_str()?, std::str::from_utf8(v).ok()?))).collect();
     let lookup = |name: &str| utf8.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
     let literals =
-        crate::envfile::read_all(&opts.env_file, &lookup).map_err(|e| AppError::Config(e.to_string()))?;
+        crate::envfile::read_all(&config.env_file, &lookup).map_err(|e| AppError::Config(e.to_string()))?;
     let from_files: Vec<(&Path, &str, &str)> = literals
         .iter()
         .filter(|v| v.is_reference())
@@ -337,10 +337,10 @@ fn load(opts: &RunConfig, inherited: &[InheritedVar]) -> Result<Loaded, AppError
     let file_and_text = file.as_deref().zip(text.as_deref());
     // Built first without inherited references: the file may turn them off (`env_refs = false`),
     // and one that is not used must not be parsed, let alone asked for in the token's scopes.
-    let mut mapping = Mapping::build_with(file_and_text, &opts.env, &from_files, &[], &lookup)?;
-    let refs = env_refs(opts, mapping.settings.env_refs, inherited);
+    let mut mapping = Mapping::build_with(file_and_text, &config.env, &from_files, &[], &lookup)?;
+    let refs = env_refs(config, mapping.settings.env_refs, inherited);
     if !refs.is_empty() {
-        mapping = Mapping::build_with(file_and_text, &opts.env, &from_files, &refs, &lookup)?;
+        mapping = Mapping::build_with(file_and_text, &config.env, &from_files, &refs, &lookup)?;
     }
     if mapping.settings.deprecated_name {
         tracing::warn!(
@@ -348,11 +348,11 @@ fn load(opts: &RunConfig, inherited: &[InheritedVar]) -> Result<Loaded, AppError
         );
     }
     if mapping.is_empty() && literals.is_empty() {
-        return Err(nothing_to_do(opts, file.as_deref(), searched.as_ref()));
+        return Err(nothing_to_do(config, file.as_deref(), searched.as_ref()));
     }
     // Refuse dangerous names before any request (or approval wait) is made.
-    mapping.check_names(&opts.allow_name)?;
-    let settings = Settings::merge(&opts.settings, &mapping.settings, Snapshot::new(inherited))?;
+    mapping.check_names(&config.allow_name)?;
+    let settings = Settings::merge(&config.settings, &mapping.settings, Snapshot::new(inherited))?;
     Ok(Loaded { mapping, settings, file, literals })
 }
 
@@ -397,18 +397,18 @@ fn read_mapping_file(path: &Path, discovered: bool) -> Result<String, AppError> 
 /// inherited variable could otherwise pull any secret the agent key can read into it: under
 /// `--pristine` only `--keep` names count, and `--no-env-refs` (or `env_refs = false`) drops all.
 fn env_refs(
-    opts: &RunConfig,
+    config: &RunConfig,
     file_setting: Option<bool>,
     inherited: &[InheritedVar],
 ) -> Vec<(String, String)> {
-    if opts.no_env_refs || file_setting == Some(false) {
+    if config.no_env_refs || file_setting == Some(false) {
         return Vec::new();
     }
     inherited
         .iter()
         .filter_map(|(k, v)| Some((k.to_str()?, std::str::from_utf8(v).ok()?)))
         .filter(|(_, v)| v.starts_with("ass://") || v.starts_with("vault://"))
-        .filter(|(k, _)| !opts.pristine || opts.keep.iter().any(|kept| kept == k))
+        .filter(|(k, _)| !config.pristine || config.keep.iter().any(|kept| kept == k))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
 }
@@ -417,10 +417,10 @@ fn env_refs(
 /// [`crate::discover`]); `Err` says where the search looked (`None` when the working directory
 /// is unknown), or refuses a file that belongs to someone else.
 fn mapping_file(
-    opts: &RunConfig,
+    config: &RunConfig,
     inherited: &[InheritedVar],
 ) -> Result<Result<PathBuf, Option<crate::discover::Searched>>, AppError> {
-    if let Some(f) = &opts.file {
+    if let Some(f) = &config.file {
         return Ok(Ok(f.clone()));
     }
     let Ok(cwd) = std::env::current_dir() else { return Ok(Err(None)) };
@@ -437,7 +437,7 @@ fn mapping_file(
 
 /// The error for a run with nothing in it (exit 78).
 fn nothing_to_do(
-    opts: &RunConfig,
+    config: &RunConfig,
     file: Option<&Path>,
     searched: Option<&crate::discover::Searched>,
 ) -> AppError {
@@ -446,14 +446,14 @@ fn nothing_to_do(
         (None, Some(s)) => format!("no mapping file (looked for {})", s.describe()),
         (None, None) => format!("no mapping file ({DEFAULT_FILE} not found)"),
     };
-    let env_files = if opts.env_file.is_empty() { ", no --env-file" } else { ", --env-file sets nothing" };
+    let env_files = if config.env_file.is_empty() { ", no --env-file" } else { ", --env-file sets nothing" };
     AppError::Config(format!(
         "nothing to fetch: {what}, no -e NAME=REF{env_files}, and no environment variable holds an ass:// or vault:// reference; give a mapping with -f FILE (or VAULT_RUN_FILE), -e NAME=REF or --env-file FILE (the command was not started)"
     ))
 }
 
-fn already_set(opts: &RunConfig, inherited: &[InheritedVar]) -> Option<AlreadySet> {
-    opts.no_override.then(|| inherited.iter().filter_map(|(k, _)| k.to_str().map(str::to_owned)).collect())
+fn already_set(config: &RunConfig, inherited: &[InheritedVar]) -> Option<AlreadySet> {
+    config.no_override.then(|| inherited.iter().filter_map(|(k, _)| k.to_str().map(str::to_owned)).collect())
 }
 
 /// One thread is plenty: the work is waiting on sockets, and a lean start is the point.
