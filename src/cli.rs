@@ -1,4 +1,6 @@
-//! Command-line interface: the clap definitions and the one dispatch from subcommand to library.
+//! Command-line interface: the clap definitions, turned once into plain configuration
+//! ([`RunConfig`], [`Policy`], [`LogConfig`], [`settings::Flags`]), and the one dispatch from
+//! subcommand to library. Nothing else in the crate imports this module.
 
 // The flags' doc comments are also their `--help` text, written for a terminal, not rustdoc.
 #![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
@@ -7,9 +9,13 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::app::RunConfig;
 use crate::duration::HumanDuration;
+use crate::logging::{LogConfig, LogFormat, Program};
+use crate::settings;
+use crate::supervise::{Policy, Signal};
 
 /// Launch a process with secrets from Agent Secret Store (or Vault/OpenBao) in its environment.
 ///
@@ -23,7 +29,7 @@ use crate::duration::HumanDuration;
     about,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = "Exit codes: the child's own; 64 usage; 78 mapping/config; 77 auth, scope, approval denied or expired;\n69 required secret not found or expired; 75 temporary (network, 5xx, rate limit, deadline, approval timeout);\n126 command not executable; 127 command not found."
+    after_help = crate::exit::help_text()
 )]
 pub struct Cli {
     /// Options shared by a run and `check`.
@@ -92,16 +98,6 @@ pub struct CheckArgs {
     /// Output: a table for people, or one JSON document for programs (same exit code).
     #[arg(long, value_enum, default_value_t = crate::check_report::CheckFormat::Text)]
     pub format: crate::check_report::CheckFormat,
-}
-
-/// Output format of vault-run's own log lines (always on stderr).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum LogFormat {
-    /// `vault-run: level: message`.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Options of a run (and of `check`).
@@ -214,11 +210,55 @@ pub struct RunOptions {
 
     /// Supervise mode.
     #[command(flatten)]
-    pub supervise: crate::supervise::SuperviseArgs,
+    pub supervise: SuperviseArgs,
 
     /// Agent-safe mode (entries with hosts).
     #[command(flatten)]
     pub proxy: crate::proxy::ProxyArgs,
+}
+
+/// Supervise-mode flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SuperviseArgs {
+    /// Fork and stay as the child's supervisor instead of exec'ing: forward signals, reap
+    /// zombies (PID 1), exit with the child's status.
+    #[arg(long)]
+    pub supervise: bool,
+
+    /// Pass the child's stdout and stderr through vault-run, replacing every injected value
+    /// (and its base64, URL and JSON forms) with [REDACTED:NAME] (implies --supervise).
+    #[arg(long)]
+    pub mask: bool,
+
+    /// Poll the mapped secrets and restart (or signal) the child when they change (implies
+    /// --supervise).
+    #[arg(long)]
+    pub watch: bool,
+
+    /// How often --watch fetches.
+    #[arg(long, value_name = "DURATION", default_value = "30s", requires = "watch", value_parser = positive_duration)]
+    pub watch_interval: HumanDuration,
+
+    /// Signal that stops the child for a restart (then SIGKILL after --kill-timeout).
+    #[arg(long, value_name = "SIGNAL", default_value = "SIGTERM", requires = "watch")]
+    pub restart_signal: Signal,
+
+    /// On a change, only send this signal (e.g. SIGHUP) instead of restarting; the child keeps
+    /// its environment, so it must re-read its secrets itself.
+    #[arg(long, value_name = "SIGNAL", requires = "watch")]
+    pub reload_signal: Option<Signal>,
+
+    /// How long a restart waits for the child to exit before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", requires = "watch")]
+    pub kill_timeout: HumanDuration,
+
+    /// Delay a restart or reload by a random time up to this (spreads a fleet's restarts).
+    #[arg(long, value_name = "DURATION", default_value = "0s", requires = "watch")]
+    pub splay: HumanDuration,
+
+    /// Send READY=1 to systemd ($NOTIFY_SOCKET) once the child is started (implies --supervise).
+    #[arg(long)]
+    pub notify_ready: bool,
 }
 
 /// A duration flag that must not be zero (a zero TTL, timeout or deadline can only fail).
@@ -243,21 +283,96 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return crate::exit::usage_error(e),
+        Err(e) => return usage_error(e),
     };
     match cli.subcommand {
         #[cfg(feature = "dev-server")]
         Some(Command::Dev(DevCommand { action: Some(action), .. })) => crate::dev_admin::main(action),
         #[cfg(feature = "dev-server")]
-        Some(Command::Dev(DevCommand { args, action: None })) => crate::dev_server::main(args),
+        Some(Command::Dev(DevCommand { args, action: None })) => {
+            let (verbose, quiet) = (args.verbose, args.quiet);
+            crate::logging::init(LogConfig {
+                verbose,
+                quiet,
+                format: LogFormat::Text,
+                program: Program::DevServer,
+            });
+            crate::dev_server::main(args)
+        }
         #[cfg(not(feature = "dev-server"))]
-        Some(Command::Dev { .. }) => crate::exit::usage_error(clap::Error::raw(
+        Some(Command::Dev { .. }) => usage_error(clap::Error::raw(
             clap::error::ErrorKind::InvalidSubcommand,
             "this vault-run was built without the dev server (cargo feature dev-server); to run a program named dev, use `vault-run -- dev`\n",
         )),
-        Some(Command::Check(args)) => crate::app::check(args.opts, args.format),
-        Some(Command::Completions { shell }) => crate::completions::completions(shell),
-        Some(Command::Man) => crate::completions::man(),
-        None => crate::app::run(cli.opts, cli.command),
+        Some(Command::Check(args)) => crate::app::check(args.opts.into_config(), args.format),
+        Some(Command::Completions { shell }) => crate::completions::completions(shell, Cli::command()),
+        Some(Command::Man) => crate::completions::man(Cli::command()),
+        None => crate::app::run(cli.opts.into_config(), cli.command),
+    }
+}
+
+impl RunOptions {
+    /// The flags as plain configuration: the one place clap's structs are read.
+    pub fn into_config(self) -> RunConfig {
+        RunConfig {
+            file: self.file,
+            env: self.env,
+            env_file: self.env_file,
+            no_env_refs: self.no_env_refs,
+            settings: settings::Flags {
+                base_url: self.base_url,
+                ttl: self.ttl,
+                timeout: self.timeout,
+                retries: self.retries,
+                concurrency: self.concurrency,
+                deadline: self.deadline,
+                approval_timeout: self.approval_timeout,
+                allow_insecure_http: self.allow_insecure_http,
+                agent_key_file: self.agent_key_file,
+                vault_token_file: self.vault_token_file,
+            },
+            pristine: self.pristine,
+            keep: self.keep,
+            no_override: self.no_override,
+            keep_agent_key: self.keep_agent_key,
+            keep_credentials_directory: self.keep_credentials_directory,
+            user: self.user,
+            allow_name: self.allow_name,
+            log: LogConfig {
+                verbose: self.verbose,
+                quiet: self.quiet,
+                format: self.log_format,
+                program: Program::Launcher,
+            },
+            supervise: self.supervise.policy(),
+            proxy: self.proxy,
+        }
+    }
+}
+
+impl SuperviseArgs {
+    /// The flags as the supervisor's policy.
+    pub fn policy(self) -> Policy {
+        Policy {
+            supervise: self.supervise,
+            mask: self.mask,
+            watch: self.watch,
+            watch_interval: self.watch_interval,
+            restart_signal: self.restart_signal,
+            reload_signal: self.reload_signal,
+            kill_timeout: self.kill_timeout,
+            splay: self.splay,
+            notify_ready: self.notify_ready,
+        }
+    }
+}
+
+/// Prints a clap error (help and version go to stdout with exit 0) and maps it to 64.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => ExitCode::from(crate::exit::USAGE),
     }
 }

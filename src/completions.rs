@@ -4,24 +4,21 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
-
 /// A shell to complete in.
 pub use clap_complete::Shell;
 
-/// Prints the completion script for `shell` on stdout.
-pub fn completions(shell: Shell) -> ExitCode {
-    let mut cmd = crate::cli::Cli::command();
+/// Prints the completion script for `shell` (of the command line `cmd`) on stdout.
+pub fn completions(shell: Shell, mut cmd: clap::Command) -> ExitCode {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "vault-run", &mut out);
     write_out(&out)
 }
 
-/// Prints the man page (roff) on stdout.
-pub fn man() -> ExitCode {
+/// Prints the man page (roff) of the command line `cmd` on stdout.
+pub fn man(cmd: clap::Command) -> ExitCode {
     let mut out = Vec::new();
-    if let Err(e) = clap_mangen::Man::new(crate::cli::Cli::command()).render(&mut out) {
-        eprintln!("vault-run: error: cannot render the man page: {e} (exit 70)");
+    if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
+        eprintln!("vault-run: error: cannot render the man page: {e} (exit {})", crate::exit::SOFTWARE);
         return ExitCode::from(crate::exit::SOFTWARE);
     }
     write_out(&out)
@@ -34,8 +31,8 @@ fn write_out(bytes: &[u8]) -> ExitCode {
         // A closed pipe (`vault-run man | head`) is not worth a complaint.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vault-run: error: cannot write to stdout: {e} (exit 74)");
-            ExitCode::from(74)
+            eprintln!("vault-run: error: cannot write to stdout: {e} (exit {})", crate::exit::IO);
+            ExitCode::from(crate::exit::IO)
         }
     }
 }

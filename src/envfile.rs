@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::environment::InheritedVar;
 use crate::expand::{expand, ExpandError, Lookup};
+use crate::inherited::InheritedVar;
 
 /// Stands in for `${` while dotenvy parses (a private-use character no env file needs).
 const BRACE: &str = "\u{E000}{";

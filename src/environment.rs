@@ -2,9 +2,10 @@
 //! own credentials, plus the secrets; checked for names, NUL bytes and `execve`'s size limits.
 
 use std::collections::HashSet;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CString, OsStr};
+use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 
 use zeroize::{Zeroize, Zeroizing};
 
@@ -102,16 +103,7 @@ impl ChildEnv {
     }
 }
 
-/// One inherited variable: its name, and its value in a buffer that is wiped when dropped. Any
-/// inherited value may be a credential (`ASS_AGENT_KEY`, `VAULT_TOKEN`, `VAULT_SECRET_ID`, or
-/// the caller's own secrets), so none is kept in a plain `OsString`.
-pub type InheritedVar = (OsString, Zeroizing<Vec<u8>>);
-
-/// vault-run's environment, taken once per run: each value's buffer moves (is not copied) into
-/// a wiping one.
-pub fn capture() -> Vec<InheritedVar> {
-    std::env::vars_os().map(|(k, v)| (k, Zeroizing::new(v.into_vec()))).collect()
-}
+pub use crate::inherited::{capture, InheritedVar};
 
 /// Wipes C strings that held secrets (after a failed exec).
 pub fn wipe_cstrings(strings: Vec<CString>) {
@@ -156,7 +148,7 @@ pub fn build(
                 Zeroizing::new(v.value.expose().as_bytes().to_vec())
             }
             Delivery::File => {
-                let fd = crate::exec::sealed_memfd(&v.name, v.value.expose().as_bytes())
+                let fd = sealed_memfd(&v.name, v.value.expose().as_bytes())
                     .map_err(|source| EnvError::File { name: v.name.clone(), source })?;
                 let path = format!("/dev/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
                 files.push(fd);
@@ -219,9 +211,32 @@ fn arg_max() -> usize {
         .unwrap_or(128 * 1024)
 }
 
+/// An in-memory file holding `content`, sealed against any change, inherited across exec (no
+/// close-on-exec) so the child can open `/dev/fd/N`. Never touches a filesystem.
+pub fn sealed_memfd(name: &str, content: &[u8]) -> std::io::Result<OwnedFd> {
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+
+    let label = format!("vault-run:{name}");
+    let fd = memfd_create(label.as_str(), MFdFlags::MFD_ALLOW_SEALING)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(content)?;
+    // A child that reads the inherited descriptor itself (not via /dev/fd) starts at the top.
+    std::io::Seek::rewind(&mut file)?;
+    let fd = OwnedFd::from(file);
+    fcntl(
+        &fd,
+        FcntlArg::F_ADD_SEALS(
+            SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_SEAL,
+        ),
+    )?;
+    Ok(fd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsString;
 
     fn var(name: &str, value: &str) -> InheritedVar {
         (OsString::from(name), Zeroizing::new(value.as_bytes().to_vec()))

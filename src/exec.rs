@@ -3,7 +3,6 @@
 
 use std::ffi::{CString, OsString};
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -57,6 +56,29 @@ pub enum ExecError {
     Other(String, Errno),
 }
 
+impl ExecError {
+    /// The one classification of a failed exec (or spawn) by its errno: missing (127), not
+    /// executable (126), or anything else (126).
+    pub fn from_errno(shown: String, errno: Errno) -> Self {
+        match errno {
+            Errno::ENOENT | Errno::ENOTDIR => ExecError::NotFound(shown),
+            Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM => {
+                ExecError::NotExecutable(shown, errno)
+            }
+            other => ExecError::Other(shown, other),
+        }
+    }
+
+    /// The exit code vault-run ends with for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ExecError::NotFound(_) => crate::exit::NOT_FOUND,
+            ExecError::Nul => crate::exit::USAGE,
+            ExecError::NotExecutable(..) | ExecError::Other(..) => crate::exit::NOT_EXECUTABLE,
+        }
+    }
+}
+
 /// `vault-run -v check` runs a command named `check`: options go after a subcommand.
 fn subcommand_hint(command: &str) -> String {
     match command {
@@ -97,38 +119,10 @@ pub fn exec(
     };
     wipe_cstrings(envp);
     drop(env);
-    match errno {
-        Errno::ENOENT | Errno::ENOTDIR => ExecError::NotFound(shown),
-        Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM => {
-            ExecError::NotExecutable(shown, errno)
-        }
-        other => ExecError::Other(shown, other),
-    }
+    ExecError::from_errno(shown, errno)
 }
 
 /// Total bytes the command line takes in `execve`'s budget.
 pub fn argv_bytes(command: &[OsString]) -> usize {
     command.iter().map(|a| a.len() + 1 + std::mem::size_of::<usize>()).sum()
-}
-
-/// An in-memory file holding `content`, sealed against any change, inherited across exec (no
-/// close-on-exec) so the child can open `/dev/fd/N`. Never touches a filesystem.
-pub fn sealed_memfd(name: &str, content: &[u8]) -> std::io::Result<OwnedFd> {
-    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
-    use nix::sys::memfd::{memfd_create, MFdFlags};
-
-    let label = format!("vault-run:{name}");
-    let fd = memfd_create(label.as_str(), MFdFlags::MFD_ALLOW_SEALING)?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(content)?;
-    // A child that reads the inherited descriptor itself (not via /dev/fd) starts at the top.
-    std::io::Seek::rewind(&mut file)?;
-    let fd = OwnedFd::from(file);
-    fcntl(
-        &fd,
-        FcntlArg::F_ADD_SEALS(
-            SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_SEAL,
-        ),
-    )?;
-    Ok(fd)
 }

@@ -1,5 +1,5 @@
 //! Profiles through variables: `${VAR}` and `${VAR:-default}` in references, template
-//! placeholders and `[vault]` strings, taken from vault-run's own environment
+//! placeholders and `[store]` strings, taken from vault-run's own environment
 //! (`"production/${APP_ENV:-dev}/db/PASSWORD"`).
 //!
 //! Only the braced forms are expanded: a bare `$` is left alone, so a path that happens to hold

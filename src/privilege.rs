@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use nix::unistd::{Gid, Group, Uid, User};
 use zeroize::Zeroizing;
 
-use crate::environment::InheritedVar;
+use crate::inherited::InheritedVar;
 
 /// Whom the child runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]

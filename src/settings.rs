@@ -1,13 +1,39 @@
-//! Run settings: flags and environment win over the mapping file's `[vault]` table, which wins
+//! Run settings: flags and environment win over the mapping file's `[store]` table, which wins
 //! over the defaults.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::RunOptions;
 use crate::client::DEFAULT_BASE_URL;
 use crate::duration::HumanDuration;
+use crate::inherited::Snapshot;
 use crate::mapping::FileSettings;
+
+/// The settings given on the command line (or by their environment variables): `None` where
+/// not given, so the mapping file or the default applies.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--base-url` / `ASS_BASE_URL`.
+    pub base_url: Option<String>,
+    /// `--ttl`.
+    pub ttl: Option<HumanDuration>,
+    /// `--timeout`.
+    pub timeout: Option<HumanDuration>,
+    /// `--retries`.
+    pub retries: Option<u32>,
+    /// `--concurrency`.
+    pub concurrency: Option<usize>,
+    /// `--deadline`.
+    pub deadline: Option<HumanDuration>,
+    /// `--approval-timeout`.
+    pub approval_timeout: Option<HumanDuration>,
+    /// `--allow-insecure-http`.
+    pub allow_insecure_http: bool,
+    /// `--agent-key-file` / `ASS_AGENT_KEY_FILE`.
+    pub agent_key_file: Option<PathBuf>,
+    /// `--vault-token-file`.
+    pub vault_token_file: Option<PathBuf>,
+}
 
 /// Everything a run needs to know besides the mapping.
 #[derive(Debug, Clone)]
@@ -35,6 +61,9 @@ pub struct Settings {
     pub agent_key_file: Option<PathBuf>,
     /// `--vault-token-file`.
     pub vault_token_file: Option<PathBuf>,
+    /// The environment the run started with: backends read their addresses and credentials
+    /// here, not from the process (which supervise mode wipes).
+    pub env: Snapshot,
 }
 
 impl Default for Settings {
@@ -51,6 +80,7 @@ impl Default for Settings {
             allow_insecure_http: false,
             agent_key_file: None,
             vault_token_file: None,
+            env: Snapshot::default(),
         }
     }
 }
@@ -87,8 +117,9 @@ fn credential_destination(flag: Option<&str>, file: Option<&str>) -> Result<Opti
 pub struct SettingsError(pub String);
 
 impl Settings {
-    /// Merges flags (and their environment variables) over the file over the defaults.
-    pub fn merge(opts: &RunOptions, file: &FileSettings) -> Result<Self, SettingsError> {
+    /// Merges flags (and their environment variables) over the file over the defaults; `env`
+    /// is the environment the run started with.
+    pub fn merge(opts: &Flags, file: &FileSettings, env: Snapshot) -> Result<Self, SettingsError> {
         let d = Settings::default();
         let base_url = credential_destination(opts.base_url.as_deref(), file.base_url.as_deref())?;
         let s = Settings {
@@ -107,6 +138,7 @@ impl Settings {
             allow_insecure_http: opts.allow_insecure_http,
             agent_key_file: opts.agent_key_file.clone(),
             vault_token_file: opts.vault_token_file.clone(),
+            env,
         };
         if s.ttl.is_zero() {
             return Err(SettingsError("--ttl must be more than 0 (e.g. 5m)".into()));

@@ -502,6 +502,38 @@ async fn errors_name_the_real_cause() {
 }
 
 #[tokio::test]
+async fn the_store_table_and_its_deprecated_name_vault() {
+    let dev = seeded().await;
+    let dir = tempfile::tempdir().unwrap();
+    let entries = "[env]\nL = \"production/app/LOG_LEVEL\"\n";
+    // An inherited reference makes the mapping be built twice: still one warning.
+    let run = || {
+        output_within(
+            vault_run(&dev, dir.path()).env("R", "ass://production/app/LOG_LEVEL").args(["--", "env", "-0"]),
+            T,
+        )
+    };
+    write(dir.path(), "vault-run.toml", &format!("[store]\nretries = 1\n{entries}"));
+    let out = run();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(env_of(&out.stdout)["L"], "debug-0001");
+    assert!(!stderr_of(&out).contains("[vault]"), "{}", stderr_of(&out));
+
+    write(dir.path(), "vault-run.toml", &format!("[vault]\nretries = 1\n{entries}"));
+    let out = run();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(env_of(&out.stdout)["L"], "debug-0001");
+    assert_eq!(err.matches("[vault] table is now called [store]").count(), 1, "one warning: {err}");
+
+    write(dir.path(), "vault-run.toml", &format!("[store]\nretries = 1\n[vault]\nretries = 2\n{entries}"));
+    let out = run();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("both [store] and [vault]"), "{err}");
+}
+
+#[tokio::test]
 async fn durations_people_write_are_accepted() {
     let dev = seeded().await;
     let dir = tempfile::tempdir().unwrap();

@@ -53,7 +53,7 @@ fn a_mapping_file_alone_cannot_send_the_agent_key_elsewhere() {
     write(
         dir.path(),
         "vault-run.toml",
-        &format!("[vault]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url()),
+        &format!("[store]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url()),
     );
     for sub in [&[][..], &["check"][..]] {
         let out = output_within(
@@ -83,7 +83,7 @@ async fn the_flag_or_environment_url_wins_over_the_files_with_a_warning() {
     write(
         dir.path(),
         "vault-run.toml",
-        &format!("[vault]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url()),
+        &format!("[store]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url()),
     );
     // From the environment.
     let out = output_within(vault_run(&dev, dir.path()).args(["--", "env", "-0"]), T);
@@ -111,7 +111,7 @@ async fn the_flag_or_environment_url_wins_over_the_files_with_a_warning() {
     write(
         dir.path(),
         "vault-run.toml",
-        "[vault]\nbase_url = \"https://api.agentsecretstore.com\"\n\n[env]\nA = \"production/app/A\"\n",
+        "[store]\nbase_url = \"https://api.agentsecretstore.com\"\n\n[env]\nA = \"production/app/A\"\n",
     );
     let out = output_within(vault_run(&dev, dir.path()).args(["--", "env", "-0"]), T);
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -146,7 +146,7 @@ async fn inherited_references_are_not_resolved_unless_asked_for() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(env_of(&out.stdout)["GREETING"], "ass://production/other/PRIVATE");
     // The mapping file's setting does the same.
-    write(dir.path(), "vault-run.toml", "[vault]\nenv_refs = false\n\n[env]\nA = \"production/app/A\"\n");
+    write(dir.path(), "vault-run.toml", "[store]\nenv_refs = false\n\n[env]\nA = \"production/app/A\"\n");
     let out = run(&[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(env_of(&out.stdout)["GREETING"], "ass://production/other/PRIVATE");

@@ -119,7 +119,7 @@ pub enum MappingError {
     Unset {
         /// Where the reference is.
         origin: Origin,
-        /// The entry (or `[vault]` field).
+        /// The entry (or `[store]` field).
         name: String,
         /// The unset variable.
         var: String,
@@ -129,7 +129,7 @@ pub enum MappingError {
     Expansion {
         /// Where the reference is.
         origin: Origin,
-        /// The entry (or `[vault]` field).
+        /// The entry (or `[store]` field).
         name: String,
         /// What is wrong.
         message: String,

@@ -16,8 +16,8 @@ pub(crate) type Fields = Vec<(Spanned<String>, Spanned<Value>)>;
 
 /// The top level of the file, in file order.
 pub(crate) struct Document {
-    /// `[vault]`: key span and fields.
-    pub vault: Option<(Spanned<String>, Fields)>,
+    /// `[store]` (or its old name `[vault]`): key span and fields, in file order.
+    pub store: Vec<(Spanned<String>, Fields)>,
     /// `[env]`: entries.
     pub env: Vec<(Spanned<String>, EntryValue)>,
     /// Any other top-level key.
@@ -74,7 +74,7 @@ impl<'de> Visitor<'de> for EnvVisitor {
     }
 }
 
-/// Deserializes with a visitor, for the `[vault]` and `[env]` values.
+/// Deserializes with a visitor, for the `[store]` and `[env]` values.
 struct With<V>(V);
 
 impl<'de, V: Visitor<'de>> de::DeserializeSeed<'de> for With<V> {
@@ -131,13 +131,13 @@ impl<'de> Deserialize<'de> for Document {
             type Value = Document;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping file with [vault] and [env] tables")
+                f.write_str("a mapping file with [store] and [env] tables")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Document, A::Error> {
-                let mut doc = Document { vault: None, env: Vec::new(), unknown: Vec::new() };
+                let mut doc = Document { store: Vec::new(), env: Vec::new(), unknown: Vec::new() };
                 while let Some(key) = map.next_key::<Spanned<String>>()? {
                     match key.get_ref().as_str() {
-                        "vault" => doc.vault = Some((key, map.next_value_seed(With(FieldsVisitor))?)),
+                        "store" | "vault" => doc.store.push((key, map.next_value_seed(With(FieldsVisitor))?)),
                         "env" => doc.env = map.next_value_seed(With(EnvVisitor))?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;

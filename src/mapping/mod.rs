@@ -27,7 +27,8 @@ use crate::duration::HumanDuration;
 use crate::expand::Lookup;
 use crate::secret::SecretString;
 
-/// The `[vault]` table: every field optional; flags and environment win over it.
+/// The `[store]` table (Agent Secret Store's settings; `[vault]` is its deprecated old name):
+/// every field optional; flags and environment win over it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileSettings {
     /// Server URL.
@@ -46,6 +47,8 @@ pub struct FileSettings {
     pub concurrency: Option<usize>,
     /// `false`: inherited `ass://`/`vault://` values are never resolved (like `--no-env-refs`).
     pub env_refs: Option<bool>,
+    /// The table was written under its old name `[vault]` (the caller warns once).
+    pub deprecated_name: bool,
 }
 
 /// Which variable(s) an entry sets.
@@ -117,11 +120,11 @@ pub struct Entry {
     pub proxy: Option<ProxySpec>,
 }
 
-/// The checked mapping: settings from `[vault]` and the entries, file order first (a flag that
+/// The checked mapping: settings from `[store]` and the entries, file order first (a flag that
 /// overrides a file entry takes its place), then other flags, then environment references.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mapping {
-    /// The file's `[vault]` table.
+    /// The file's `[store]` table.
     pub settings: FileSettings,
     /// Every entry; no two share a target.
     pub entries: Vec<Entry>,
@@ -148,7 +151,7 @@ impl Mapping {
     ///
     /// `env_files` holds (file, name, reference) in file order, already merged (a later file
     /// wins); they rank below the mapping file and above environment references. `${VAR}` and
-    /// `${VAR:-default}` are expanded in every reference, template placeholder and `[vault]`
+    /// `${VAR:-default}` are expanded in every reference, template placeholder and `[store]`
     /// string with `vars`.
     pub fn build_with(
         file: Option<(&Path, &str)>,

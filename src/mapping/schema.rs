@@ -1,4 +1,4 @@
-//! The mapping's schema: `[vault]` settings and `[env]` entries checked field by field, and the
+//! The mapping's schema: `[store]` settings and `[env]` entries checked field by field, and the
 //! shared rules for `NAME = "REF"` (file strings and `-e` flags alike).
 
 use std::ops::Range;
@@ -18,7 +18,7 @@ use crate::expand::{expand, expand_placeholders, ExpandError, Lookup};
 use crate::secret::SecretString;
 
 const ENTRY_FIELDS: &str = "path, template, optional, default, as, hosts, placeholder, body";
-const VAULT_FIELDS: &str =
+const STORE_FIELDS: &str =
     "base_url, ttl, timeout, deadline, approval_timeout, retries, concurrency, env_refs";
 
 fn schema(origin: Origin, message: String) -> MappingError {
@@ -79,15 +79,25 @@ pub(crate) fn simple(
 /// Checks the whole document.
 pub(crate) fn check(
     loc: &Locator<'_>,
-    doc: Document,
+    mut doc: Document,
     vars: Lookup<'_>,
 ) -> Result<(FileSettings, Vec<Entry>), MappingError> {
     if let Some(key) = doc.unknown.first() {
-        let message = format!("unknown table {:?}; expected [vault] or [env]", key.get_ref());
+        let message = format!("unknown table {:?}; expected [store] or [env]", key.get_ref());
         return Err(schema(loc.of(key), message));
     }
-    let settings = match doc.vault {
-        Some((_, fields)) => settings(loc, fields, vars)?,
+    if let [_, (second, _), ..] = doc.store.as_slice() {
+        let message =
+            "both [store] and [vault] are given; [vault] is the old name of [store]: keep only [store]";
+        return Err(schema(loc.of(second), message.to_owned()));
+    }
+    let settings = match doc.store.pop() {
+        Some((key, fields)) => {
+            let table = if key.get_ref() == "vault" { "vault" } else { "store" };
+            let mut s = settings(loc, fields, vars, table)?;
+            s.deprecated_name = table == "vault";
+            s
+        }
         None => FileSettings::default(),
     };
     let mut entries = Vec::with_capacity(doc.env.len());
@@ -110,12 +120,18 @@ pub(crate) fn check(
     Ok((settings, entries))
 }
 
-fn settings(loc: &Locator<'_>, fields: Fields, vars: Lookup<'_>) -> Result<FileSettings, MappingError> {
+/// The `[store]` table's fields; `table` is the name it was written under, for messages.
+fn settings(
+    loc: &Locator<'_>,
+    fields: Fields,
+    vars: Lookup<'_>,
+    table: &str,
+) -> Result<FileSettings, MappingError> {
     let mut s = FileSettings::default();
     for (key, value) in fields {
         let name = key.get_ref().as_str();
         let at = loc.of(&value);
-        let bad = |expected: &str| schema(at.clone(), format!("{name} in [vault] must be {expected}"));
+        let bad = |expected: &str| schema(at.clone(), format!("{name} in [{table}] must be {expected}"));
         match name {
             "base_url" => match value.into_inner() {
                 Value::String(url) => s.base_url = Some(expanded(&url, vars, name, &at, false)?.into_owned()),
@@ -125,7 +141,7 @@ fn settings(loc: &Locator<'_>, fields: Fields, vars: Lookup<'_>) -> Result<FileS
                 let d = match value.into_inner() {
                     Value::String(text) => expanded(&text, vars, name, &at, false)?
                         .parse::<HumanDuration>()
-                        .map_err(|e| schema(at.clone(), format!("{name} in [vault]: {e}")))?,
+                        .map_err(|e| schema(at.clone(), format!("{name} in [{table}]: {e}")))?,
                     Value::Integer(secs) if secs >= 0 => HumanDuration::from_secs(secs as u64),
                     _ => return Err(bad("a duration like \"5m\" or a number of seconds")),
                 };
@@ -153,7 +169,7 @@ fn settings(loc: &Locator<'_>, fields: Fields, vars: Lookup<'_>) -> Result<FileS
                 _ => return Err(bad("true or false")),
             },
             other => {
-                let message = format!("unknown field {other:?} in [vault]; expected {VAULT_FIELDS}");
+                let message = format!("unknown field {other:?} in [{table}]; expected {STORE_FIELDS}");
                 return Err(schema(loc.of(&key), message));
             }
         }

@@ -36,7 +36,7 @@ fn name(e: &Entry) -> String {
     e.target.to_string()
 }
 
-const SPEC: &str = r#"[vault]                     # optional; flags and env win
+const SPEC: &str = r#"[store]                     # optional; flags and env win
 base_url = "https://api.agentsecretstore.com"
 ttl = "5m"
 
@@ -162,6 +162,25 @@ fn vault_settings() {
 }
 
 #[test]
+fn store_table_and_its_old_name() {
+    let text = "ttl = 600\nretries = 2\nenv_refs = false\n";
+    let new = build(&format!("[store]\n{text}")).unwrap().settings;
+    let old = build(&format!("[vault]\n{text}")).unwrap().settings;
+    assert!(!new.deprecated_name);
+    assert!(old.deprecated_name);
+    assert_eq!(FileSettings { deprecated_name: false, ..old }, new);
+    assert_eq!((new.retries, new.env_refs), (Some(2), Some(false)));
+    assert_eq!(
+        err("[store]\nttl = true\n"),
+        "vault-run.toml:2:7: ttl in [store] must be a duration like \"5m\" or a number of seconds"
+    );
+    assert_eq!(
+        err("[store]\nttl = 1\n[vault]\nttl = 2\n"),
+        "vault-run.toml:3:2: both [store] and [vault] are given; [vault] is the old name of [store]: keep only [store]"
+    );
+}
+
+#[test]
 fn vault_settings_errors() {
     assert_eq!(
         err("[vault]\nttl = \"5m\"\nbase = \"x\"\n"),
@@ -201,11 +220,11 @@ fn vault_settings_errors() {
 fn unknown_tables_and_bad_toml() {
     assert_eq!(
         err("[vault]\n[envs]\nA = \"a/b\"\n"),
-        "vault-run.toml:2:2: unknown table \"envs\"; expected [vault] or [env]"
+        "vault-run.toml:2:2: unknown table \"envs\"; expected [store] or [env]"
     );
     assert_eq!(
         err("secret = 1\n"),
-        "vault-run.toml:1:1: unknown table \"secret\"; expected [vault] or [env]"
+        "vault-run.toml:1:1: unknown table \"secret\"; expected [store] or [env]"
     );
     let e = build("[env]\nA = \"a/b\nB = 1\n").unwrap_err();
     assert!(matches!(e, MappingError::Toml { .. }));

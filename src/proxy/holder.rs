@@ -25,7 +25,7 @@ impl Holder {
     /// Puts `content` in a sealed memfd and starts the holder; without a holder (no `cat`),
     /// the path is `/dev/fd/N`, valid in the child only (a warning says so).
     pub fn new(content: &[u8]) -> std::io::Result<Holder> {
-        let file = crate::exec::sealed_memfd("ca-bundle", content)?;
+        let file = crate::environment::sealed_memfd("ca-bundle", content)?;
         let n = file.as_raw_fd();
         let spawned = Command::new("cat")
             .stdin(Stdio::piped())

@@ -247,14 +247,7 @@ fn lookup(name: &OsStr, user: Option<&crate::privilege::RunAs>) -> Option<PathBu
 }
 
 fn classify(shown: &str, e: &std::io::Error) -> ExecError {
-    let errno = Errno::from_raw(e.raw_os_error().unwrap_or(0));
-    match errno {
-        Errno::ENOENT | Errno::ENOTDIR => ExecError::NotFound(shown.to_owned()),
-        Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM => {
-            ExecError::NotExecutable(shown.to_owned(), errno)
-        }
-        other => ExecError::Other(shown.to_owned(), other),
-    }
+    ExecError::from_errno(shown.to_owned(), Errno::from_raw(e.raw_os_error().unwrap_or(0)))
 }
 
 fn other(shown: &str, e: &std::io::Error) -> ExecError {

@@ -6,9 +6,6 @@
 //! blocked and taken with `sigtimedwait`, so signals, child exits and timers are handled in
 //! one loop, with no async-signal-safety concerns. Helper threads only copy output and fetch.
 
-// The flags' doc comments are also their `--help` text, written for a terminal, not rustdoc.
-#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
-
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -17,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::duration::HumanDuration;
 use crate::environment::ChildEnv;
 use crate::exec::CoreLimit;
-use crate::exit::{self, AppError};
+use crate::exec::ExecError;
 use crate::secret::SecretString;
 
 mod child;
@@ -31,51 +28,30 @@ use os::Placement;
 pub use signals::Signal;
 use signals::{Disposition, Received};
 
-/// Supervise-mode flags.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SuperviseArgs {
-    /// Fork and stay as the child's supervisor instead of exec'ing: forward signals, reap
-    /// zombies (PID 1), exit with the child's status.
-    #[arg(long)]
+/// How to supervise, from the command line (the flags are `cli`'s; this is what they mean).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// `--supervise`: stay as the child's parent even with nothing else asking for it.
     pub supervise: bool,
-
-    /// Pass the child's stdout and stderr through vault-run, replacing every injected value
-    /// (and its base64, URL and JSON forms) with [REDACTED:NAME] (implies --supervise).
-    #[arg(long)]
+    /// `--mask`: pass the child's output through, replacing every injected value.
     pub mask: bool,
-
-    /// Poll the mapped secrets and restart (or signal) the child when they change (implies
-    /// --supervise).
-    #[arg(long)]
+    /// `--watch`: fetch again every `watch_interval` and apply changes.
     pub watch: bool,
-
-    /// How often --watch fetches.
-    #[arg(long, value_name = "DURATION", default_value = "30s", requires = "watch", value_parser = positive)]
+    /// How often `--watch` fetches.
     pub watch_interval: HumanDuration,
-
-    /// Signal that stops the child for a restart (then SIGKILL after --kill-timeout).
-    #[arg(long, value_name = "SIGNAL", default_value = "SIGTERM", requires = "watch")]
+    /// Signal that stops the child for a restart.
     pub restart_signal: Signal,
-
-    /// On a change, only send this signal (e.g. SIGHUP) instead of restarting; the child keeps
-    /// its environment, so it must re-read its secrets itself.
-    #[arg(long, value_name = "SIGNAL", requires = "watch")]
+    /// On a change, only send this signal instead of restarting.
     pub reload_signal: Option<Signal>,
-
     /// How long a restart waits for the child to exit before SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", requires = "watch")]
     pub kill_timeout: HumanDuration,
-
-    /// Delay a restart or reload by a random time up to this (spreads a fleet's restarts).
-    #[arg(long, value_name = "DURATION", default_value = "0s", requires = "watch")]
+    /// Random delay, up to this, before a restart or reload.
     pub splay: HumanDuration,
-
-    /// Send READY=1 to systemd ($NOTIFY_SOCKET) once the child is started (implies --supervise).
-    #[arg(long)]
+    /// Send READY=1 to systemd once the child is started.
     pub notify_ready: bool,
 }
 
-impl Default for SuperviseArgs {
+impl Default for Policy {
     fn default() -> Self {
         Self {
             supervise: false,
@@ -91,15 +67,7 @@ impl Default for SuperviseArgs {
     }
 }
 
-fn positive(s: &str) -> Result<HumanDuration, String> {
-    let d: HumanDuration = s.parse().map_err(|e: crate::duration::DurationError| e.to_string())?;
-    if d.is_zero() {
-        return Err("must be more than zero".into());
-    }
-    Ok(d)
-}
-
-impl SuperviseArgs {
+impl Policy {
     /// Why supervise mode is needed, or `None` for a plain exec.
     pub fn reason(&self) -> Option<&'static str> {
         if self.supervise {
@@ -129,7 +97,21 @@ pub struct Launch {
 /// Fetches again for `--watch`: `Ok(None)` when nothing changed, `Ok(Some)` with the new launch
 /// when something did, `Err` when the fetch failed (keep the running child). Runs on a thread
 /// of its own.
-pub type Refresh = Box<dyn FnMut() -> Result<Option<Launch>, AppError> + Send>;
+pub type Refresh = Box<dyn FnMut() -> Result<Option<Launch>, SuperviseError> + Send>;
+
+/// What goes wrong while supervising.
+#[derive(Debug, thiserror::Error)]
+pub enum SuperviseError {
+    /// The child could not be started.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// A `--watch` fetch failed (the running child is kept).
+    #[error(transparent)]
+    Fetch(Box<dyn std::error::Error + Send + Sync>),
+    /// The `--watch` thread ended.
+    #[error("internal error: the watch thread ended")]
+    WatchEnded,
+}
 
 /// How long vault-run waits for the child's last output after it exited.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -139,7 +121,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 pub fn run(
     command: &[OsString],
     first: Launch,
-    args: &SuperviseArgs,
+    args: &Policy,
     core: &CoreLimit,
     refresh: Option<Refresh>,
 ) -> ExitCode {
@@ -186,7 +168,7 @@ pub fn run(
         Ok(c) => c,
         Err(e) => {
             drop(spawner.raw.take());
-            return exit::report(&AppError::Exec(e));
+            return crate::exit::report(&e, e.exit_code());
         }
     };
     if args.notify_ready {
@@ -248,7 +230,7 @@ enum Pending {
 
 struct Supervisor<'a> {
     command: &'a [OsString],
-    args: &'a SuperviseArgs,
+    args: &'a Policy,
     spawner: Spawner,
     child: Child,
     phase: Phase,
@@ -328,7 +310,7 @@ impl Supervisor<'_> {
                         crate::notify::notify("STATUS=restarted with changed secrets");
                         None
                     }
-                    Err(e) => Some(End::Failed(exit::code(&AppError::Exec(e)))),
+                    Err(e) => Some(End::Failed(e.exit_code())),
                 }
             }
         }

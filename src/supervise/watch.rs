@@ -6,14 +6,13 @@
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
-use super::{Launch, Refresh};
-use crate::exit::AppError;
+use super::{Launch, Refresh, SuperviseError};
 
 /// How often the supervisor looks for a result while a fetch is in flight.
 const POLL: Duration = Duration::from_millis(100);
 
 /// What one fetch found.
-pub type Fetched = Result<Option<Launch>, AppError>;
+pub type Fetched = Result<Option<Launch>, SuperviseError>;
 
 /// The fetching thread and its schedule.
 pub struct Watcher {
@@ -64,7 +63,7 @@ impl Watcher {
                 Err(TryRecvError::Disconnected) => {
                     self.in_flight = false;
                     self.next = now + self.interval;
-                    Some(Err(AppError::Internal("the watch thread ended".into())))
+                    Some(Err(SuperviseError::WatchEnded))
                 }
             };
         }

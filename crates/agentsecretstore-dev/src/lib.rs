@@ -377,31 +377,11 @@ fn build_store(seed: Seed, approval_ttl: Duration) -> Result<state::Store, DevSe
     Ok(store)
 }
 
-/// Installs the stderr log subscriber: info by default, `-v` debug, `-vv` trace, `-q` warn;
-/// `RUST_LOG` wins when set. Dependencies stay at warn unless RUST_LOG says otherwise.
-fn init_logging(verbose: u8, quiet: bool) {
-    use std::io::IsTerminal;
-    let level = match (quiet, verbose) {
-        (true, _) => "warn",
-        (_, 0) => "info",
-        (_, 1) => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("warn,vault_run={level},agentsecretstore_dev={level}"))
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_env_filter(filter)
-        .try_init();
-}
-
 /// Runs the dev server until SIGINT/SIGTERM. Returns the process exit code: 0 after a signal,
-/// 78 for a bad seed or option, 75 when the port is taken, 69 for other bind failures.
+/// 78 for a bad seed or option, 75 when the port is taken, 69 for other bind failures. Logs
+/// through whatever subscriber the program installed (`vault-run dev` installs its one log
+/// setup, honouring `-v`, `-q` and `RUST_LOG`).
 pub fn main(args: DevArgs) -> ExitCode {
-    init_logging(args.verbose, args.quiet);
     let fail = |e: &DevServerError| {
         eprintln!("vault-run dev: error: {e}");
         ExitCode::from(e.exit_code())

@@ -144,7 +144,7 @@ impl AssBackend {
                 return BackendError::new(
                     FailureKind::Temporary,
                     format!(
-                        "cannot reach Agent Secret Store at {url} ({message}); check the base URL (--base-url, ASS_BASE_URL or [vault] base_url) and that the server is running"
+                        "cannot reach Agent Secret Store at {url} ({message}); check the base URL (--base-url, ASS_BASE_URL or [store] base_url) and that the server is running"
                     ),
                 )
                 .with_reason("unreachable");
@@ -179,7 +179,7 @@ impl AssBackend {
         BackendError::new(
             FailureKind::Config,
             format!(
-                "{url} does not look like an Agent Secret Store ({answer}); check the base URL (--base-url, ASS_BASE_URL or [vault] base_url)"
+                "{url} does not look like an Agent Secret Store ({answer}); check the base URL (--base-url, ASS_BASE_URL or [store] base_url)"
             ),
         )
         .with_reason("not an Agent Secret Store")

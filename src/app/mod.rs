@@ -1,0 +1,313 @@
+//! The launcher's pipeline, end to end: mapping → settings → resolve → environment → exec
+//! (or the `check` table). Each stage lives in its own module; this one only strings them. It
+//! takes plain configuration ([`RunConfig`]), which `cli` builds once from the flags.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::backend::Event;
+use crate::check_report::{CheckFormat, Literal, Report};
+use crate::duration::HumanDuration;
+use crate::environment::{self, EnvOptions, InheritedVar};
+use crate::exec;
+use crate::notify::notify;
+use crate::privilege::{self, RunAs};
+use crate::proxy::{Proxy, ProxyError};
+use crate::resolve::{AlreadySet, Resolution, Resolver, Row};
+use crate::supervise::{Launch, Refresh, SuperviseError};
+
+mod config;
+mod error;
+mod load;
+
+pub use self::config::RunConfig;
+pub use self::error::AppError;
+use self::load::load;
+pub use self::load::DEFAULT_FILE;
+
+/// `vault-run [OPTIONS] -- CMD [ARGS]...`: fetch, then exec (or supervise). Returns only on
+/// failure, or with the child's status when supervising.
+pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
+    let core_limit = exec::lock_down();
+    crate::logging::init(config.log);
+    crate::status_line::enable(config.log.status_line());
+    let fetched = match FetchedRun::start(&config) {
+        Ok(s) => s,
+        Err(e) => return e.report(),
+    };
+    let proxy = match start_proxy(&config, &fetched) {
+        Ok(p) => p,
+        Err(e) => return e.report(),
+    };
+    let launch = match fetched.launch(&command, proxy.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return e.report(),
+    };
+    // The terminal is the child's from now on: a --watch fetch must not draw over its output.
+    crate::status_line::enable(false);
+    let why = config.supervise.reason().or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON));
+    if let Some(why) = why {
+        tracing::info!("supervise mode: {why}");
+        // Only --watch needs what was fetched (and the agent key in it) while the child runs.
+        let refresh = if config.supervise.watch {
+            Some(fetched.into_refresh(command.clone(), &launch, proxy.clone()))
+        } else {
+            drop(fetched);
+            None
+        };
+        // The proxy thread started before supervise wipes vault-run's environment; it cannot
+        // race with that: no child exists yet to send it a request.
+        let code = crate::supervise::run(&command, launch, &config.supervise, &core_limit, refresh);
+        if let Some(p) = &proxy {
+            p.shutdown();
+        }
+        return code;
+    }
+    drop(fetched);
+    let user = launch.user.clone();
+    AppError::from(exec::exec(&command, launch.env, &core_limit, user.as_deref())).report()
+}
+
+/// Starts the agent-safe proxy when an entry has `hosts` (and everything was fetched).
+fn start_proxy(config: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Proxy>>, AppError> {
+    let routes = crate::proxy::routes(fetched.resolver.mapping());
+    if routes.is_empty() {
+        let a = &config.proxy;
+        if a.deny_other_hosts || !a.upstream_ca.is_empty() || !a.resolve.is_empty() {
+            tracing::warn!("--deny-other-hosts, --upstream-ca and --resolve apply only to entries with hosts; there are none, so no proxy runs");
+        }
+        return Ok(None);
+    }
+    if !fetched.resolution.errors.is_empty() {
+        return Ok(None);
+    }
+    match Proxy::start(routes, &config.proxy, &fetched.inherited) {
+        Ok(p) => Ok(Some(Arc::new(p))),
+        Err(e @ (ProxyError::UpstreamCa { .. } | ProxyError::Bundle { .. })) => {
+            Err(AppError::Config(e.to_string()))
+        }
+        Err(e) => Err(AppError::Internal(e.to_string())),
+    }
+}
+
+/// `vault-run check`: fetch like a run, print the table (or JSON), start nothing; exit as the
+/// run would have.
+pub fn check(config: RunConfig, format: CheckFormat) -> ExitCode {
+    let _core_limit = exec::lock_down();
+    crate::logging::init(config.log);
+    crate::status_line::enable(config.log.status_line());
+    let fetched = match FetchedRun::start(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            if format == CheckFormat::Json {
+                let report =
+                    Report { file: None, rows: &[], literals: &[], error: Some((e.to_string(), e.code())) };
+                print!("{}", report.json());
+            }
+            return e.report();
+        }
+    };
+    let mapping = fetched.resolver.mapping();
+    let rows: Vec<Row> = fetched
+        .resolution
+        .rows
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if let Some(note) = crate::proxy::describe(mapping, &r.name) {
+                r.reference = format!("{}  {note}", r.reference);
+            }
+            r
+        })
+        .collect();
+    let result = first_error(&fetched.resolution).map_or(Ok(()), Err).and_then(|()| {
+        environment::build(&fetched.inherited, &fetched.resolution.vars, &fetched.env_options, 0)
+            .map(drop)
+            .map_err(AppError::from)
+    });
+    let report = Report {
+        file: fetched.file.as_deref(),
+        rows: &rows,
+        literals: &fetched.literals,
+        error: result.as_ref().err().map(|e| (e.to_string(), e.code())),
+    };
+    match format {
+        CheckFormat::Text => print!("{}", report.text()),
+        CheckFormat::Json => print!("{}", report.json()),
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
+}
+
+/// A resolved mapping, with what is needed to resolve it again (`--watch`).
+struct FetchedRun {
+    rt: tokio::runtime::Runtime,
+    resolver: Resolver,
+    resolution: Resolution,
+    /// The inherited environment (wiping buffers) with `--env-file` literals applied.
+    inherited: Vec<InheritedVar>,
+    user: Option<Arc<RunAs>>,
+    /// The mapping file used, if any.
+    file: Option<PathBuf>,
+    /// Variables set by `--env-file` literals (kept under `--pristine`: they were asked for).
+    literals: Vec<Literal>,
+    /// How the child's environment is built from `inherited` and the secrets.
+    env_options: EnvOptions,
+}
+
+impl FetchedRun {
+    /// Loads the mapping and settings and fetches everything once.
+    fn start(config: &RunConfig) -> Result<Self, AppError> {
+        // An unknown user or a non-root caller fails before anything is fetched.
+        let user = config.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
+        let inherited = environment::capture();
+        let loaded = load(config, &inherited)?;
+        let rt = runtime()?;
+        let resolver = Resolver::new(loaded.mapping, loaded.settings, already_set(config, &inherited));
+        let resolution = rt.block_on(resolver.resolve(&on_event));
+        crate::status_line::stop();
+        let literals = loaded
+            .literals
+            .iter()
+            .filter(|v| !v.is_reference())
+            .map(|v| Literal { name: v.name.clone(), path: v.path.clone() })
+            .collect::<Vec<_>>();
+        let mut env_options = env_options(config, &inherited);
+        env_options.keep.extend(literals.iter().map(|l| l.name.clone()));
+        let inherited = crate::envfile::with_literals(inherited, &loaded.literals, config.no_override);
+        Ok(Self { rt, resolver, resolution, inherited, user, file: loaded.file, literals, env_options })
+    }
+
+    /// The child's environment, or the first reason the child must not start.
+    /// With the proxy, its entries get placeholders (the proxy gets the values).
+    fn launch(&self, command: &[OsString], proxy: Option<&Proxy>) -> Result<Launch, AppError> {
+        if let Some(e) = first_error(&self.resolution) {
+            return Err(e);
+        }
+        tracing::info!(variables = self.resolution.vars.len(), "secrets fetched; starting the command");
+        let vars = match proxy {
+            Some(p) => std::borrow::Cow::Owned(p.child_vars(&self.resolution.vars, &self.inherited)),
+            None => std::borrow::Cow::Borrowed(&self.resolution.vars),
+        };
+        let adjusted;
+        let inherited = match &self.user {
+            Some(user) => {
+                adjusted = user.adjusted_env(&self.inherited);
+                &adjusted
+            }
+            None => &self.inherited,
+        };
+        let mut env_options = self.env_options.clone();
+        if proxy.is_some() {
+            // The proxy's own variables are on the dangerous-names list: a mapping must not set
+            // them, but vault-run does, for agent-safe mode.
+            env_options.allow_names.extend(crate::proxy::CHILD_VARIABLES.iter().map(|n| (*n).to_owned()));
+        }
+        let env = environment::build(inherited, &vars, &env_options, exec::argv_bytes(command))?;
+        // A proxied value never reaches the child: nothing to mask, and its rotation needs no restart.
+        let in_child = |name: &str| !proxy.is_some_and(|p| p.handles(name));
+        Ok(Launch {
+            env,
+            secrets: self
+                .resolution
+                .vars
+                .iter()
+                .filter(|v| in_child(&v.name))
+                .map(|v| (v.name.clone(), v.value.clone()))
+                .chain(self.resolution.template_parts.iter().cloned())
+                .collect(),
+            user: self.user.clone(),
+        })
+    }
+
+    /// A closure for `--watch`: fetches again, and returns a new launch when any value changed.
+    /// A failed fetch is an error (the supervisor keeps the running child and tries later).
+    fn into_refresh(self, command: Vec<OsString>, first: &Launch, proxy: Option<Arc<Proxy>>) -> Refresh {
+        let mut current = first.secrets.clone();
+        let mut fetched = self;
+        Box::new(move || {
+            fetched.resolution = fetched.rt.block_on(fetched.resolver.resolve(&on_event));
+            crate::status_line::stop();
+            let launch =
+                fetched.launch(&command, proxy.as_deref()).map_err(|e| SuperviseError::Fetch(Box::new(e)))?;
+            if launch.secrets == current {
+                return Ok(None);
+            }
+            current = launch.secrets.clone();
+            Ok(Some(launch))
+        })
+    }
+}
+
+fn env_options(config: &RunConfig, inherited: &[InheritedVar]) -> EnvOptions {
+    EnvOptions {
+        pristine: config.pristine,
+        keep: config.keep.clone(),
+        keep_agent_key: config.keep_agent_key,
+        allow_names: config.allow_name.clone(),
+        scrub: crate::backend::credential_vars()
+            .map(str::to_owned)
+            .chain(credentials_directory(config, inherited))
+            .collect(),
+    }
+}
+
+/// `CREDENTIALS_DIRECTORY` when the agent key sits in it: the same-uid child would find the key
+/// there. Removed unless `--keep-credentials-directory` (services that read other credentials).
+fn credentials_directory(config: &RunConfig, inherited: &[InheritedVar]) -> Option<String> {
+    let dir = crate::inherited::var_os(inherited, "CREDENTIALS_DIRECTORY")?;
+    let holds_key = Path::new(&dir).join(crate::backend::ass::key::SYSTEMD_CREDENTIAL).exists();
+    (holds_key && !config.keep_credentials_directory).then(|| "CREDENTIALS_DIRECTORY".to_owned())
+}
+
+fn first_error(r: &Resolution) -> Option<AppError> {
+    let first = r.errors.first()?.clone();
+    Some(AppError::Resolve { first, more: r.errors.len() - 1 })
+}
+
+fn already_set(config: &RunConfig, inherited: &[InheritedVar]) -> Option<AlreadySet> {
+    config.no_override.then(|| inherited.iter().filter_map(|(k, _)| k.to_str().map(str::to_owned)).collect())
+}
+
+/// One thread is plenty: the work is waiting on sockets, and a lean start is the point.
+fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Internal(format!("cannot start the I/O runtime: {e}")))
+}
+
+fn on_event(event: Event) {
+    match event {
+        Event::ApprovalPending { approval_id, what, wait, how } => {
+            if wait.is_zero() {
+                tracing::warn!(
+                    "approval {approval_id} required for {what}; not waiting (--approval-timeout 0); {how}"
+                );
+            } else {
+                tracing::warn!(
+                    "approval {approval_id} required for {what}; waiting up to {} for a human to approve it; {how}",
+                    HumanDuration::from(wait)
+                );
+            }
+            notify(&format!("STATUS=Waiting for approval {approval_id} ({what})"));
+            if !wait.is_zero() {
+                crate::status_line::start(
+                    crate::status_line::Kind::Approval,
+                    format!("approval {approval_id}"),
+                    what,
+                    wait,
+                );
+            }
+        }
+        Event::Approved { approval_id } => {
+            crate::status_line::stop();
+            tracing::info!("approval {approval_id} granted");
+            notify(&format!("STATUS=Approval {approval_id} granted; fetching secrets"));
+        }
+    }
+}
