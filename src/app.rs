@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::backend::Event;
-use crate::check_report::{CheckFormat, Literal, Report};
+use crate::check_report::{CheckFormat, Literal, Report, Row};
 use crate::cli::RunOptions;
 use crate::duration::HumanDuration;
 use crate::environment::{self, EnvOptions, InheritedVar};
@@ -17,7 +17,7 @@ use crate::mapping::Mapping;
 use crate::notify::notify;
 use crate::privilege::{self, RunAs};
 use crate::proxy::{Proxy, ProxyError};
-use crate::resolve::{AlreadySet, Resolution, Resolver, Row};
+use crate::resolve::{AlreadySet, Resolution, Resolver};
 use crate::settings::Settings;
 use crate::supervise::{Launch, Refresh};
 
@@ -112,11 +112,8 @@ pub fn check(opts: RunOptions, format: CheckFormat) -> ExitCode {
         }
     };
     let mapping = session.resolver.mapping();
-    let rows: Vec<Row> = session
-        .resolution
-        .rows
-        .iter()
-        .cloned()
+    let rows: Vec<Row> = crate::check_report::rows(&session.resolution)
+        .into_iter()
         .map(|mut r| {
             if let Some(note) = crate::proxy::describe(mapping, &r.name) {
                 r.reference = format!("{}  {note}", r.reference);
