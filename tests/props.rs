@@ -72,9 +72,10 @@ fn scope() -> impl Strategy<Value = Scope> {
     (action(), scope_pattern()).prop_map(|(a, p)| Scope::new(a, p))
 }
 
-/// A path segment as secrets have them: no `*`, no `/`, no control characters.
+/// A path segment as secrets have them: no `*`, no `/`, no control characters, not `.` or `..`
+/// (refused since paths with them are).
 fn segment() -> impl Strategy<Value = String> {
-    "[a-c0-9_.é-]{1,5}"
+    "[a-c0-9_.é-]{1,5}".prop_filter("not . or ..", |s| s != "." && s != "..")
 }
 
 fn secret_path() -> impl Strategy<Value = SecretPath> {
