@@ -186,12 +186,13 @@ impl Resolver {
         for (e, _) in mapping.entries.iter().zip(&kept).filter(|(_, kept)| !**kept) {
             groups.entry(e);
         }
+        let options = backend_options(&settings);
         let backends = groups
             .wanted
             .keys()
             .map(|scheme| {
                 let made = match backend::constructor(scheme) {
-                    Some(make) => make(&settings),
+                    Some(make) => make(&options),
                     None => Err(BackendError::new(
                         FailureKind::Config,
                         format!("no backend for {scheme}:// references in this build"),
@@ -227,6 +228,23 @@ impl Resolver {
         }
         check_collisions(&mut out);
         out
+    }
+}
+
+/// The backends' share of the run's settings.
+fn backend_options(s: &Settings) -> backend::Options {
+    backend::Options {
+        base_url: s.base_url.clone(),
+        ttl: s.ttl,
+        timeout: s.timeout,
+        retries: s.retries,
+        concurrency: s.concurrency,
+        concurrency_http2: s.concurrency_http2,
+        deadline: s.deadline,
+        approval_timeout: s.approval_timeout,
+        allow_insecure_http: s.allow_insecure_http,
+        agent_key_file: s.agent_key_file.clone(),
+        vault_token_file: s.vault_token_file.clone(),
     }
 }
 

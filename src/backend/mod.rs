@@ -3,6 +3,7 @@
 
 pub mod ass;
 pub mod file;
+mod options;
 pub mod private_file;
 pub mod reference;
 pub mod vault;
@@ -14,8 +15,8 @@ use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::secret::SecretString;
-use crate::settings::Settings;
 use crate::wire::AccessTier;
+pub use options::Options;
 pub use reference::{GlobRef, Reference, ReferenceError, Syntax};
 
 /// A boxed future, so that backends can live in a registry as trait objects.
@@ -153,8 +154,8 @@ pub trait Backend: Send + Sync {
     }
 }
 
-/// Builds a backend from the settings.
-pub type Constructor = fn(&Settings) -> Result<Box<dyn Backend>, BackendError>;
+/// Builds a backend from its options.
+pub type Constructor = fn(&Options) -> Result<Box<dyn Backend>, BackendError>;
 
 /// One backend in the registry.
 pub struct Registration {

@@ -17,8 +17,8 @@ use std::fmt;
 use std::path::Path;
 
 pub use crate::backend::ass::glob::AssGlob;
+pub use crate::backend::reference::{GlobRef, Reference, ReferenceError};
 pub use crate::backend::vault::reference::VaultRef;
-pub use crate::backend::{GlobRef, Reference, ReferenceError};
 pub use error::{check_collisions, MappingError, Origin};
 pub use glob::parse_glob_reference;
 pub use name::{check_name, EnvName, GlobName, NameError};

@@ -14,13 +14,12 @@ use tokio::task::JoinSet;
 
 use self::glob::AssGlob;
 use super::{
-    Backend, BackendError, BoxFuture, Event, FailureKind, FetchContext, Fetched, GlobRef, Reference,
+    Backend, BackendError, BoxFuture, Event, FailureKind, FetchContext, Fetched, GlobRef, Options, Reference,
     SecretValue, Wanted,
 };
 use crate::client::{AgentVault, Error as ClientError};
 use crate::duration::HumanDuration;
 use crate::path::{Action, Scope, SecretPath};
-use crate::settings::Settings;
 
 /// Variables holding the agent key; never passed to the child (unless `--keep-agent-key`).
 pub const CREDENTIAL_VARS: &[&str] = &["ASS_AGENT_KEY", "ASS_AGENT_KEY_FILE", "ASS_ADMIN_KEY"];
@@ -38,7 +37,7 @@ pub struct AssBackend {
 
 impl AssBackend {
     /// Builds the backend: finds the agent key and checks the base URL.
-    pub fn new(settings: &Settings) -> Result<Self, BackendError> {
+    pub fn new(settings: &Options) -> Result<Self, BackendError> {
         let (agent_key, source) = key::load(settings.agent_key_file.as_deref())?;
         tracing::debug!(source = ?source, "agent key found");
         let source = source.clone();
@@ -65,7 +64,7 @@ impl AssBackend {
     }
 
     /// [`AssBackend::new`], boxed for the registry.
-    pub fn boxed(settings: &Settings) -> Result<Box<dyn Backend>, BackendError> {
+    pub fn boxed(settings: &Options) -> Result<Box<dyn Backend>, BackendError> {
         Ok(Box::new(Self::new(settings)?))
     }
 

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::reference::{ReferenceError, Syntax};
-use super::{Backend, BackendError, BoxFuture, FailureKind, FetchContext, Fetched, SecretValue, Wanted};
+use super::{
+    Backend, BackendError, BoxFuture, FailureKind, FetchContext, Fetched, Options, SecretValue, Wanted,
+};
 use crate::secret::SecretString;
 
 /// How the mapping checks `file://` references.
@@ -43,7 +45,7 @@ pub struct FileBackend;
 
 impl FileBackend {
     /// The backend, boxed for the registry; it needs no settings.
-    pub fn boxed<S>(_settings: &S) -> Result<Box<dyn Backend>, BackendError> {
+    pub fn boxed(_options: &Options) -> Result<Box<dyn Backend>, BackendError> {
         Ok(Box::new(Self))
     }
 }

@@ -17,15 +17,14 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 use super::{
-    Backend, BackendError, BoxFuture, FailureKind, FetchContext, Fetched, GlobRef, Reference, SecretValue,
-    Wanted,
+    Backend, BackendError, BoxFuture, FailureKind, FetchContext, Fetched, GlobRef, Options, Reference,
+    SecretValue, Wanted,
 };
 use crate::client::transport::{self, RetryPolicy};
 use crate::client::{check_base_url, Error as ClientError};
 use crate::duration::HumanDuration;
 use crate::path::encode_segment;
 use crate::secret::Token;
-use crate::settings::Settings;
 use auth::Credential;
 use reference::VaultRef;
 
@@ -73,7 +72,7 @@ struct AuthData {
 impl VaultBackend {
     /// Builds the backend from `VAULT_ADDR`/`BAO_ADDR`, `VAULT_NAMESPACE`, `VAULT_CACERT` and
     /// the credential variables.
-    pub fn new(settings: &Settings) -> Result<Self, BackendError> {
+    pub fn new(settings: &Options) -> Result<Self, BackendError> {
         let config = |m: String| BackendError::new(FailureKind::Config, m);
         let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
         let addr = var(&["VAULT_ADDR", "BAO_ADDR"]).ok_or_else(|| {
@@ -115,7 +114,7 @@ impl VaultBackend {
     }
 
     /// [`VaultBackend::new`], boxed for the registry.
-    pub fn boxed(settings: &Settings) -> Result<Box<dyn Backend>, BackendError> {
+    pub fn boxed(settings: &Options) -> Result<Box<dyn Backend>, BackendError> {
         Ok(Box::new(Self::new(settings)?))
     }
 
