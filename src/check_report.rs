@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::backend::FailureKind;
+use crate::backend::{FailureKind, Tier};
 use crate::mapping::Origin;
 use crate::resolve::{EntryOutcome, Found, Outcome, Resolution};
-use crate::wire::AccessTier;
 
 /// How a variable fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +53,7 @@ pub struct Row {
     /// Version, when known.
     pub version: Option<u64>,
     /// Tier, when known.
-    pub tier: Option<AccessTier>,
+    pub tier: Option<Tier>,
     /// required / optional / default.
     pub requirement: &'static str,
     /// Outcome.

@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::backend::{
     self, Backend, BackendError, Event, FailureKind, FetchContext, Fetched, GlobRef, Reference, SecretValue,
-    Wanted,
+    Tier, Wanted,
 };
 use crate::deadline::Deadline;
 use crate::duration::HumanDuration;
@@ -15,7 +15,6 @@ use crate::mapping::{
 };
 use crate::secret::SecretString;
 use crate::settings::Settings;
-use crate::wire::AccessTier;
 
 /// A variable ready for the child's environment.
 #[derive(Debug, Clone)]
@@ -46,7 +45,7 @@ pub struct Found {
     /// Version, when the backend has versions.
     pub version: Option<u64>,
     /// Access tier (Agent Secret Store only).
-    pub tier: Option<AccessTier>,
+    pub tier: Option<Tier>,
 }
 
 impl From<&SecretValue> for Found {

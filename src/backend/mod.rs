@@ -9,13 +9,13 @@ pub mod reference;
 pub mod vault;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::secret::SecretString;
-use crate::wire::AccessTier;
 pub use options::Options;
 pub use reference::{GlobRef, Reference, ReferenceError, Syntax};
 
@@ -78,6 +78,27 @@ impl BackendError {
     }
 }
 
+/// How closely a backend guards a secret (the store's access tier), for `check`. Ordered by
+/// rank, so that a template reports its most guarded part.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tier {
+    rank: u8,
+    name: String,
+}
+
+impl Tier {
+    /// A tier named `name`; a higher `rank` is more guarded.
+    pub fn new(rank: u8, name: impl Into<String>) -> Self {
+        Self { rank, name: name.into() }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 /// A fetched value with what is known about it.
 #[derive(Debug, Clone)]
 pub struct SecretValue {
@@ -85,8 +106,8 @@ pub struct SecretValue {
     pub value: SecretString,
     /// Version, when the backend has versions.
     pub version: Option<u64>,
-    /// Access tier (Agent Secret Store only).
-    pub tier: Option<AccessTier>,
+    /// How closely it is guarded, when the backend has such a notion.
+    pub tier: Option<Tier>,
 }
 
 /// Everything one backend must fetch in a run.

@@ -15,11 +15,12 @@ use tokio::task::JoinSet;
 use self::glob::AssGlob;
 use super::{
     Backend, BackendError, BoxFuture, Event, FailureKind, FetchContext, Fetched, GlobRef, Options, Reference,
-    SecretValue, Wanted,
+    SecretValue, Tier, Wanted,
 };
 use crate::client::{AgentVault, Error as ClientError};
 use crate::duration::HumanDuration;
 use crate::path::{Action, Scope, SecretPath};
+use crate::wire::AccessTier;
 
 /// Variables holding the agent key; never passed to the child (unless `--keep-agent-key`).
 pub const CREDENTIAL_VARS: &[&str] = &["ASS_AGENT_KEY", "ASS_AGENT_KEY_FILE", "ASS_ADMIN_KEY"];
@@ -236,7 +237,7 @@ impl AssBackend {
                     .map(|r| SecretValue {
                         value: r.value,
                         version: Some(r.version),
-                        tier: Some(r.access_tier),
+                        tier: Some(tier(r.access_tier)),
                     })
                     .map_err(|e| read_error(e, &path.to_string()));
                 (path, out)
@@ -320,6 +321,17 @@ impl Backend for AssBackend {
             Ok(Fetched { singles, globs })
         })
     }
+}
+
+/// The store's access tier, ranked as the SDK orders it (an unknown one above `critical`).
+fn tier(t: AccessTier) -> Tier {
+    let rank = match t {
+        AccessTier::Standard => 0,
+        AccessTier::Sensitive => 1,
+        AccessTier::Critical => 2,
+        _ => 3,
+    };
+    Tier::new(rank, t.to_string())
 }
 
 /// The value read for `path`; a read whose task died has none.
