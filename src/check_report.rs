@@ -2,11 +2,122 @@
 //! header row, a reason on every row that is not `ok`) or one JSON document for programs.
 //! Neither ever holds a value, a length or a fingerprint.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::resolve::Row;
+use crate::backend::{FailureKind, Tier};
+use crate::mapping::Origin;
+use crate::resolve::{EntryOutcome, Found, Outcome, Resolution};
+
+/// How a variable fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Fetched.
+    Ok,
+    /// Not found or expired.
+    Missing,
+    /// Refused (auth, scope, approval denied or expired).
+    Denied,
+    /// Waiting for a human's approval.
+    Approval,
+    /// Temporary or configuration failure.
+    Error,
+    /// Not fetched: the variable is already set and `--no-override` keeps it.
+    Kept,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "ok",
+            Status::Missing => "missing",
+            Status::Denied => "denied",
+            Status::Approval => "approval",
+            Status::Error => "error",
+            Status::Kept => "kept",
+        })
+    }
+}
+
+/// One line of `vault-run check`.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Variable name (or the glob key when it matched nothing).
+    pub name: String,
+    /// The reference as written (after `${VAR}` expansion).
+    pub reference: String,
+    /// Which backend reads it: `ass`, `vault`, or several (`ass+vault`, a template naming both).
+    pub backend: String,
+    /// Version, when known.
+    pub version: Option<u64>,
+    /// Tier, when known.
+    pub tier: Option<Tier>,
+    /// required / optional / default.
+    pub requirement: &'static str,
+    /// Outcome.
+    pub status: Status,
+    /// Why, in a few words, when the status is not `ok` (`not found`, `no agent key`, …).
+    pub reason: Option<String>,
+}
+
+fn status_of(kind: FailureKind) -> Status {
+    match kind {
+        FailureKind::Missing => Status::Missing,
+        FailureKind::Auth => Status::Denied,
+        FailureKind::ApprovalPending => Status::Approval,
+        FailureKind::Temporary | FailureKind::Config => Status::Error,
+    }
+}
+
+/// The rows of a resolution: one per variable, or per entry that set none.
+pub fn rows(resolution: &Resolution) -> Vec<Row> {
+    resolution.outcomes.iter().flat_map(entry_rows).collect()
+}
+
+fn entry_rows(e: &EntryOutcome) -> Vec<Row> {
+    let reference = match e.origin {
+        // `check` must show which variables an inherited value asked for, not the mapping.
+        Origin::EnvRef { .. } => format!("{} (inherited reference)", e.reference),
+        _ => e.reference.clone(),
+    };
+    let row = |name: String, reference: String, found: Option<&Found>, status, reason: Option<&str>| Row {
+        name,
+        reference,
+        backend: e.backend.clone(),
+        version: found.and_then(|f| f.version),
+        tier: found.and_then(|f| f.tier.clone()),
+        requirement: e.requirement,
+        status,
+        reason: reason.map(str::to_owned),
+    };
+    let one = |found, status, reason| vec![row(e.target.clone(), reference.clone(), found, status, reason)];
+    match &e.outcome {
+        Outcome::Kept => one(None, Status::Kept, Some("already set (--no-override)")),
+        Outcome::Fetched(found) => one(Some(found), Status::Ok, None),
+        Outcome::Missing { default_used: true } => {
+            one(None, Status::Missing, Some("not found; default used"))
+        }
+        Outcome::Missing { default_used: false } => one(None, Status::Missing, Some("not found; optional")),
+        Outcome::NothingMatched { optional: true } => {
+            one(None, Status::Missing, Some("matched nothing; optional"))
+        }
+        Outcome::NothingMatched { optional: false } => one(None, Status::Missing, Some("matched nothing")),
+        Outcome::Failed(err) => one(None, status_of(err.kind), Some(&err.short_reason())),
+        Outcome::Matched(matches) => matches
+            .iter()
+            .map(|m| {
+                let (status, reason) = if m.kept {
+                    (Status::Kept, Some("already set (--no-override)"))
+                } else {
+                    (Status::Ok, None)
+                };
+                row(m.name.clone(), format!("{reference} ({})", m.key), Some(&m.found), status, reason)
+            })
+            .collect(),
+    }
+}
 
 /// `check`'s output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -133,10 +244,10 @@ impl Report<'_> {
             .map(|r| JsonVar {
                 name: &r.name,
                 reference: &r.reference,
-                backend: r.backend,
+                backend: &r.backend,
                 version: r.version,
                 tier: r.tier.as_ref().map(|t| t.to_string()),
-                requirement: r.requirement.to_string(),
+                requirement: r.requirement.to_owned(),
                 status: r.status.to_string(),
                 reason: r.reason.as_deref(),
             })

@@ -5,14 +5,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use crate::backend::{
-    self, Backend, BackendError, Event, FailureKind, FetchContext, Fetched, SecretValue, Wanted,
+    self, Backend, BackendError, Event, FailureKind, FetchContext, Fetched, GlobRef, Reference, SecretValue,
+    Tier, Wanted,
 };
 use crate::deadline::Deadline;
 use crate::duration::HumanDuration;
-use crate::mapping::{Delivery, Entry, GlobRef, Mapping, Origin, Reference, Source, Target};
+use crate::mapping::{
+    Delivery, Entry, EntryKind, GlobName, Mapping, MatchRequirement, Origin, Requirement, Template,
+};
 use crate::secret::SecretString;
 use crate::settings::Settings;
-use crate::wire::AccessTier;
 
 /// A variable ready for the child's environment.
 #[derive(Debug, Clone)]
@@ -27,78 +29,6 @@ pub struct ResolvedVar {
     pub origin: Origin,
 }
 
-/// Whether an entry must be found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requirement {
-    /// Must exist.
-    Required,
-    /// May be missing; the variable is then not set.
-    Optional,
-    /// May be missing; the default is used then.
-    Default,
-}
-
-impl fmt::Display for Requirement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Requirement::Required => "required",
-            Requirement::Optional => "optional",
-            Requirement::Default => "default",
-        })
-    }
-}
-
-/// How an entry fared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Fetched.
-    Ok,
-    /// Not found or expired.
-    Missing,
-    /// Refused (auth, scope, approval denied or expired).
-    Denied,
-    /// Waiting for a human's approval.
-    Approval,
-    /// Temporary or configuration failure.
-    Error,
-    /// Not fetched: the variable is already set and `--no-override` keeps it.
-    Kept,
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Status::Ok => "ok",
-            Status::Missing => "missing",
-            Status::Denied => "denied",
-            Status::Approval => "approval",
-            Status::Error => "error",
-            Status::Kept => "kept",
-        })
-    }
-}
-
-/// One line of `vault-run check`.
-#[derive(Debug, Clone)]
-pub struct Row {
-    /// Variable name (or the glob key when it matched nothing).
-    pub name: String,
-    /// The reference as written (after `${VAR}` expansion).
-    pub reference: String,
-    /// Which backend reads it: `ass`, `vault`, or both (`ass+vault`, a template naming both).
-    pub backend: &'static str,
-    /// Version, when known.
-    pub version: Option<u64>,
-    /// Tier, when known.
-    pub tier: Option<AccessTier>,
-    /// required / optional / default.
-    pub requirement: Requirement,
-    /// Outcome.
-    pub status: Status,
-    /// Why, in a few words, when the status is not `ok` (`not found`, `no agent key`, …).
-    pub reason: Option<String>,
-}
-
 /// Why the child cannot start: the kind decides the exit code.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -109,13 +39,81 @@ pub struct ResolveError {
     pub message: String,
 }
 
+/// What is known about a fetched value, for `check`.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// Version, when the backend has versions.
+    pub version: Option<u64>,
+    /// Access tier (Agent Secret Store only).
+    pub tier: Option<Tier>,
+}
+
+impl From<&SecretValue> for Found {
+    fn from(v: &SecretValue) -> Self {
+        Self { version: v.version, tier: v.tier.clone() }
+    }
+}
+
+/// One variable a glob matched.
+#[derive(Debug, Clone)]
+pub struct Match {
+    /// The variable it sets.
+    pub name: String,
+    /// The secret's key (or Vault field) that named it.
+    pub key: String,
+    /// What is known about the value.
+    pub found: Found,
+    /// Already set and kept (`--no-override`): not injected.
+    pub kept: bool,
+}
+
+/// How one entry fared.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Not fetched: the variable is already set and `--no-override` keeps it.
+    Kept,
+    /// The one value (a single secret, or every secret of a template) was fetched.
+    Fetched(Found),
+    /// What a glob matched (at least one).
+    Matched(Vec<Match>),
+    /// A single secret is missing, which its requirement allows.
+    Missing {
+        /// Whether the entry's default was used (otherwise the variable is not set).
+        default_used: bool,
+    },
+    /// A glob matched nothing.
+    NothingMatched {
+        /// Whether that is allowed (otherwise it is also in [`Resolution::errors`]).
+        optional: bool,
+    },
+    /// Fetching failed (also in [`Resolution::errors`]).
+    Failed(BackendError),
+}
+
+/// One entry's resolution.
+#[derive(Debug, Clone)]
+pub struct EntryOutcome {
+    /// The variable, or the glob key.
+    pub target: String,
+    /// The reference as written (after `${VAR}` expansion).
+    pub reference: String,
+    /// Where the entry came from.
+    pub origin: Origin,
+    /// The scheme of the backend that reads it; a template naming several joins them (`ass+vault`).
+    pub backend: String,
+    /// `required`, `optional` or `default`.
+    pub requirement: &'static str,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
 /// The outcome of resolving a mapping.
 #[derive(Debug, Default)]
 pub struct Resolution {
     /// Variables to inject, in mapping order.
     pub vars: Vec<ResolvedVar>,
-    /// One row per variable for `check`.
-    pub rows: Vec<Row>,
+    /// How each entry fared, in mapping order (`check` makes its rows from these).
+    pub outcomes: Vec<EntryOutcome>,
     /// Every failure, in mapping order; the first decides the exit code.
     pub errors: Vec<ResolveError>,
     /// Each secret that went into a template, named by the template's variable: `--mask` must
@@ -126,49 +124,33 @@ pub struct Resolution {
 /// Which names are already set in the inherited environment, for `--no-override`.
 pub type AlreadySet = HashSet<String>;
 
-enum Plan {
-    Single { scheme: &'static str, idx: usize },
-    Glob { scheme: &'static str, idx: usize },
-    Template { refs: Vec<(&'static str, usize)> },
-    Kept,
-}
-
-fn scheme(r: &Reference) -> &'static str {
-    match r {
-        Reference::Ass(_) => "ass",
-        Reference::Vault(_) => "vault",
-    }
-}
-
-fn glob_scheme(g: &GlobRef) -> &'static str {
-    match g {
-        GlobRef::Ass(_) => "ass",
-        GlobRef::VaultFields { .. } => "vault",
-    }
-}
-
+/// What each backend must fetch, by scheme.
 #[derive(Default)]
 struct Groups {
     wanted: BTreeMap<&'static str, Wanted>,
-    seen: HashMap<(&'static str, String), usize>,
+    singles: HashSet<Reference>,
+    globs: HashSet<GlobRef>,
 }
 
 impl Groups {
-    fn single(&mut self, r: &Reference) -> (&'static str, usize) {
-        let s = scheme(r);
-        let wanted = self.wanted.entry(s).or_default();
-        let idx = *self.seen.entry((s, r.to_string())).or_insert_with(|| {
-            wanted.singles.push(r.clone());
-            wanted.singles.len() - 1
-        });
-        (s, idx)
+    fn single(&mut self, r: &Reference) {
+        if self.singles.insert(r.clone()) {
+            self.wanted.entry(r.scheme()).or_default().singles.push(r.clone());
+        }
     }
 
-    fn glob(&mut self, g: &GlobRef) -> (&'static str, usize) {
-        let s = glob_scheme(g);
-        let wanted = self.wanted.entry(s).or_default();
-        wanted.globs.push(g.clone());
-        (s, wanted.globs.len() - 1)
+    fn glob(&mut self, g: &GlobRef) {
+        if self.globs.insert(g.clone()) {
+            self.wanted.entry(g.scheme()).or_default().globs.push(g.clone());
+        }
+    }
+
+    fn entry(&mut self, e: &Entry) {
+        match &e.kind {
+            EntryKind::Single { reference, .. } => self.single(reference),
+            EntryKind::Glob { pattern, .. } => self.glob(pattern),
+            EntryKind::Template { template, .. } => template.refs().for_each(|r| self.single(r)),
+        }
     }
 }
 
@@ -178,7 +160,8 @@ pub struct Resolver {
     mapping: Mapping,
     settings: Settings,
     already_set: Option<AlreadySet>,
-    plans: Vec<Plan>,
+    /// Per entry: not fetched because `--no-override` keeps the variable.
+    kept: Vec<bool>,
     wanted: BTreeMap<&'static str, Wanted>,
     backends: Vec<(&'static str, MaybeBackend)>,
 }
@@ -188,41 +171,27 @@ impl Resolver {
     /// entries whose variable is already set are neither fetched nor injected (env references
     /// excepted: their value is the reference itself).
     pub fn new(mapping: Mapping, settings: Settings, already_set: Option<AlreadySet>) -> Self {
-        let kept = |e: &Entry| match (&e.target, &already_set) {
-            (Target::Name(n), Some(set)) => {
-                !matches!(e.origin, Origin::EnvRef { .. }) && set.contains(n.as_str())
-            }
-            _ => false,
-        };
-        let mut groups = Groups::default();
-        let plans: Vec<Plan> = mapping
+        let kept: Vec<bool> = mapping
             .entries
             .iter()
-            .map(|e| {
-                if kept(e) {
-                    return Plan::Kept;
+            .map(|e| match (e.name(), &already_set) {
+                (Some(n), Some(set)) => {
+                    !matches!(e.origin, Origin::EnvRef { .. }) && set.contains(n.as_str())
                 }
-                match &e.source {
-                    Source::Single(r) => {
-                        let (scheme, idx) = groups.single(r);
-                        Plan::Single { scheme, idx }
-                    }
-                    Source::Glob(g) => {
-                        let (scheme, idx) = groups.glob(g);
-                        Plan::Glob { scheme, idx }
-                    }
-                    Source::Template(t) => {
-                        Plan::Template { refs: t.refs().map(|r| groups.single(r)).collect() }
-                    }
-                }
+                _ => false,
             })
             .collect();
+        let mut groups = Groups::default();
+        for (e, _) in mapping.entries.iter().zip(&kept).filter(|(_, kept)| !**kept) {
+            groups.entry(e);
+        }
+        let options = backend_options(&settings);
         let backends = groups
             .wanted
             .keys()
             .map(|scheme| {
                 let made = match backend::constructor(scheme) {
-                    Some(make) => make(&settings),
+                    Some(make) => make(&options),
                     None => Err(BackendError::new(
                         FailureKind::Config,
                         format!("no backend for {scheme}:// references in this build"),
@@ -231,7 +200,7 @@ impl Resolver {
                 (*scheme, made)
             })
             .collect();
-        Self { mapping, settings, already_set, plans, wanted: groups.wanted, backends }
+        Self { mapping, settings, already_set, kept, wanted: groups.wanted, backends }
     }
 
     /// The mapping being resolved.
@@ -242,8 +211,39 @@ impl Resolver {
     /// Fetches everything (concurrently, under the start-up deadline) and assembles the result.
     pub async fn resolve(&self, events: &(dyn Fn(Event) + Send + Sync)) -> Resolution {
         let deadline = Deadline::new(self.settings.deadline);
-        let fetched = fetch_all(&self.wanted, &self.backends, &deadline, events).await;
-        assemble(&self.mapping, &self.plans, &self.wanted, fetched, self.already_set.as_ref())
+        let answers = fetch_all(&self.wanted, &self.backends, &deadline, events).await;
+        let mut out = Resolution::default();
+        let ctx = Assembly { answers: &answers, already_set: self.already_set.as_ref() };
+        for (entry, kept) in self.mapping.entries.iter().zip(&self.kept) {
+            let outcome = if *kept { Outcome::Kept } else { ctx.entry(entry, &mut out) };
+            out.outcomes.push(EntryOutcome {
+                target: entry.target().to_string(),
+                reference: entry.source(),
+                origin: entry.origin.clone(),
+                backend: backend_of(entry),
+                requirement: requirement(entry),
+                outcome,
+            });
+        }
+        check_collisions(&mut out);
+        out
+    }
+}
+
+/// The backends' share of the run's settings.
+fn backend_options(s: &Settings) -> backend::Options {
+    backend::Options {
+        base_url: s.base_url.clone(),
+        ttl: s.ttl,
+        timeout: s.timeout,
+        retries: s.retries,
+        concurrency: s.concurrency,
+        concurrency_http2: s.concurrency_http2,
+        deadline: s.deadline,
+        approval_timeout: s.approval_timeout,
+        allow_insecure_http: s.allow_insecure_http,
+        agent_key_file: s.agent_key_file.clone(),
+        vault_token_file: s.vault_token_file.clone(),
     }
 }
 
@@ -298,203 +298,177 @@ async fn fetch_all(
     answers
 }
 
-fn status_of(kind: FailureKind) -> Status {
-    match kind {
-        FailureKind::Missing => Status::Missing,
-        FailureKind::Auth => Status::Denied,
-        FailureKind::ApprovalPending => Status::Approval,
-        FailureKind::Temporary | FailureKind::Config => Status::Error,
+fn requirement(e: &Entry) -> &'static str {
+    match &e.kind {
+        EntryKind::Single { requirement: Requirement::Default(_), .. } => "default",
+        EntryKind::Single { requirement: Requirement::Optional, .. }
+        | EntryKind::Glob { requirement: MatchRequirement::Optional, .. } => "optional",
+        _ => "required",
     }
 }
 
-fn requirement(e: &Entry) -> Requirement {
-    if e.default.is_some() {
-        Requirement::Default
-    } else if e.optional {
-        Requirement::Optional
-    } else {
-        Requirement::Required
-    }
+/// A backend that left a wanted reference unanswered: its fault, reported rather than guessed.
+fn unanswered(what: &dyn fmt::Display) -> BackendError {
+    BackendError::new(FailureKind::Temporary, format!("{what}: the backend gave no answer for it"))
 }
 
-fn single<'a>(answers: &'a Answers, scheme: &str, idx: usize) -> Result<&'a SecretValue, &'a BackendError> {
-    match &answers[scheme] {
-        Ok(f) => f.singles[idx].as_ref(),
-        Err(e) => Err(e),
-    }
+/// The answers of one run, turned entry by entry into variables, errors and outcomes.
+struct Assembly<'a> {
+    answers: &'a Answers,
+    already_set: Option<&'a AlreadySet>,
 }
 
-fn assemble(
-    mapping: &Mapping,
-    plans: &[Plan],
-    wanted: &BTreeMap<&'static str, Wanted>,
-    answers: Answers,
-    already_set: Option<&AlreadySet>,
-) -> Resolution {
-    let mut out = Resolution::default();
-    for (entry, plan) in mapping.entries.iter().zip(plans) {
-        let req = requirement(entry);
-        let backend = backend_of(&entry.source);
-        let mut row_why = |name: String, reference: String, v: Option<&SecretValue>, status, reason| {
-            out.rows.push(Row {
-                name,
-                reference,
-                backend,
-                version: v.and_then(|v| v.version),
-                tier: v.and_then(|v| v.tier.clone()),
-                requirement: req,
-                status,
-                reason,
-            })
-        };
-        let target = match &entry.target {
-            Target::Name(n) => n.as_str().to_owned(),
-            Target::Glob(g) => g.to_string(),
-        };
-        let reference = match entry.origin {
-            // `check` must show which variables an inherited value asked for, not the mapping.
-            Origin::EnvRef { .. } => format!("{} (inherited reference)", entry.source),
-            _ => entry.source.to_string(),
-        };
-        let fail = |out: &mut Vec<ResolveError>, e: &BackendError, hint: &str| {
-            out.push(ResolveError { kind: e.kind, message: format!("{target}: {}{hint}", e.message) })
-        };
-        match plan {
-            Plan::Kept => row_why(
-                target.clone(),
-                reference,
-                None,
-                Status::Kept,
-                Some("already set (--no-override)".to_owned()),
-            ),
-            Plan::Single { scheme, idx } => match single(&answers, scheme, *idx) {
-                Ok(v) => {
-                    row_why(target.clone(), reference, Some(v), Status::Ok, None);
-                    out.vars.push(var(entry, &target, v.value.clone()));
-                }
-                Err(e) if e.kind == FailureKind::Missing && req != Requirement::Required => {
-                    let why = if entry.default.is_some() {
-                        "not found; default used"
-                    } else {
-                        "not found; optional"
-                    };
-                    row_why(target.clone(), reference, None, Status::Missing, Some(why.to_owned()));
-                    if let Some(default) = &entry.default {
-                        out.vars.push(var(entry, &target, default.clone()));
-                    }
-                }
-                Err(e) => {
-                    row_why(target.clone(), reference, None, status_of(e.kind), Some(e.short_reason()));
-                    let hint = if e.kind == FailureKind::Missing {
-                        "; check the path or mark it optional = true"
-                    } else {
-                        ""
-                    };
-                    fail(&mut out.errors, e, hint);
-                }
+impl Assembly<'_> {
+    fn value(&self, r: &Reference) -> Result<&SecretValue, BackendError> {
+        match self.answers.get(r.scheme()) {
+            Some(Ok(f)) => match f.singles.get(r) {
+                Some(answer) => answer.as_ref().map_err(Clone::clone),
+                None => Err(unanswered(r)),
             },
-            Plan::Glob { scheme, idx } => {
-                let Target::Glob(glob_name) = &entry.target else {
-                    unreachable!("glob source has a glob target")
-                };
-                let matches = match &answers[scheme] {
-                    Ok(f) => f.globs[*idx].as_ref(),
-                    Err(e) => Err(e),
-                };
-                match matches {
-                    Ok(found) if found.is_empty() => {
-                        let why =
-                            if entry.optional { "matched nothing; optional" } else { "matched nothing" };
-                        row_why(target.clone(), reference, None, Status::Missing, Some(why.to_owned()));
-                        if !entry.optional {
-                            let pattern = &wanted[scheme].globs[*idx];
-                            out.errors.push(ResolveError {
-                                kind: FailureKind::Missing,
-                                message: format!(
-                                    "{target}: {pattern} matched no secret; check the pattern or mark it optional = true"
-                                ),
-                            });
-                        }
-                    }
-                    Ok(found) => {
-                        for (key, v) in found {
-                            let name = glob_name.name_for(key);
-                            if already_set.is_some_and(|s| s.contains(&name)) {
-                                row_why(
-                                    name,
-                                    format!("{reference} ({key})"),
-                                    Some(v),
-                                    Status::Kept,
-                                    Some("already set (--no-override)".to_owned()),
-                                );
-                                continue;
-                            }
-                            row_why(name.clone(), format!("{reference} ({key})"), Some(v), Status::Ok, None);
-                            out.vars.push(var(entry, &name, v.value.clone()));
-                        }
-                    }
-                    Err(e) => {
-                        row_why(target.clone(), reference, None, status_of(e.kind), Some(e.short_reason()));
-                        fail(&mut out.errors, e, "");
-                    }
-                }
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(unanswered(r)),
+        }
+    }
+
+    fn matches(&self, g: &GlobRef) -> Result<&[(String, SecretValue)], BackendError> {
+        match self.answers.get(g.scheme()) {
+            Some(Ok(f)) => match f.globs.get(g) {
+                Some(answer) => answer.as_deref().map_err(Clone::clone),
+                None => Err(unanswered(g)),
+            },
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(unanswered(g)),
+        }
+    }
+
+    fn entry(&self, entry: &Entry, out: &mut Resolution) -> Outcome {
+        match &entry.kind {
+            EntryKind::Single { name, reference, requirement } => {
+                self.single(entry, name.as_str(), reference, requirement, out)
             }
-            Plan::Template { refs } => {
-                let Source::Template(template) = &entry.source else { unreachable!("template plan") };
-                let values: Result<Vec<&SecretValue>, &BackendError> =
-                    refs.iter().map(|(s, i)| single(&answers, s, *i)).collect();
-                match values {
-                    Ok(values) => {
-                        let by_ref: HashMap<String, &SecretString> =
-                            template.refs().zip(&values).map(|(r, v)| (r.to_string(), &v.value)).collect();
-                        let rendered = template.render(|r| by_ref[&r.to_string()]);
-                        let version = if values.len() == 1 { values[0].version } else { None };
-                        out.rows.push(Row {
-                            name: target.clone(),
-                            reference,
-                            backend,
-                            version,
-                            tier: values.iter().filter_map(|v| v.tier.clone()).max(),
-                            requirement: req,
-                            status: Status::Ok,
-                            reason: None,
-                        });
-                        out.vars.push(var(entry, &target, rendered));
-                        out.template_parts.extend(values.iter().map(|v| (target.clone(), v.value.clone())));
-                    }
-                    Err(e) => {
-                        row_why(target.clone(), reference, None, status_of(e.kind), Some(e.short_reason()));
-                        let hint = if e.kind == FailureKind::Missing {
-                            "; templates need every secret they name"
-                        } else {
-                            ""
-                        };
-                        fail(&mut out.errors, e, hint);
-                    }
-                }
+            EntryKind::Glob { name, pattern, requirement } => {
+                self.glob(entry, name, pattern, *requirement, out)
+            }
+            EntryKind::Template { name, template } => self.template(entry, name.as_str(), template, out),
+        }
+    }
+
+    fn single(
+        &self,
+        entry: &Entry,
+        name: &str,
+        reference: &Reference,
+        requirement: &Requirement,
+        out: &mut Resolution,
+    ) -> Outcome {
+        match (self.value(reference), requirement) {
+            (Ok(v), _) => {
+                out.vars.push(var(entry, name, v.value.clone()));
+                Outcome::Fetched(v.into())
+            }
+            (Err(e), Requirement::Optional) if e.kind == FailureKind::Missing => {
+                Outcome::Missing { default_used: false }
+            }
+            (Err(e), Requirement::Default(default)) if e.kind == FailureKind::Missing => {
+                out.vars.push(var(entry, name, default.clone()));
+                Outcome::Missing { default_used: true }
+            }
+            (Err(e), _) => {
+                let hint = if e.kind == FailureKind::Missing {
+                    "; check the path or mark it optional = true"
+                } else {
+                    ""
+                };
+                fail(out, name, &e, hint)
             }
         }
     }
-    check_collisions(&mut out);
-    out
+
+    fn glob(
+        &self,
+        entry: &Entry,
+        name: &GlobName,
+        pattern: &GlobRef,
+        requirement: MatchRequirement,
+        out: &mut Resolution,
+    ) -> Outcome {
+        let found = match self.matches(pattern) {
+            Ok(found) => found,
+            Err(e) => return fail(out, &name.to_string(), &e, ""),
+        };
+        if found.is_empty() {
+            let optional = requirement == MatchRequirement::Optional;
+            if !optional {
+                out.errors.push(ResolveError {
+                    kind: FailureKind::Missing,
+                    message: format!(
+                        "{name}: {pattern} matched no secret; check the pattern or mark it optional = true"
+                    ),
+                });
+            }
+            return Outcome::NothingMatched { optional };
+        }
+        let matches = found
+            .iter()
+            .map(|(key, v)| {
+                let var_name = name.name_for(key);
+                let kept = self.already_set.is_some_and(|s| s.contains(&var_name));
+                if !kept {
+                    out.vars.push(var(entry, &var_name, v.value.clone()));
+                }
+                Match { name: var_name, key: key.clone(), found: v.into(), kept }
+            })
+            .collect();
+        Outcome::Matched(matches)
+    }
+
+    fn template(&self, entry: &Entry, name: &str, template: &Template, out: &mut Resolution) -> Outcome {
+        let values: Result<Vec<&SecretValue>, BackendError> =
+            template.refs().map(|r| self.value(r)).collect();
+        let values = match values {
+            Ok(values) => values,
+            Err(e) => {
+                let hint = if e.kind == FailureKind::Missing {
+                    "; templates need every secret they name"
+                } else {
+                    ""
+                };
+                return fail(out, name, &e, hint);
+            }
+        };
+        let by_ref: HashMap<&Reference, &SecretString> =
+            template.refs().zip(&values).map(|(r, v)| (r, &v.value)).collect();
+        let rendered = template.render(|r| by_ref[r]);
+        out.vars.push(var(entry, name, rendered));
+        out.template_parts.extend(values.iter().map(|v| (name.to_owned(), v.value.clone())));
+        Outcome::Fetched(Found {
+            version: if values.len() == 1 { values[0].version } else { None },
+            tier: values.iter().filter_map(|v| v.tier.clone()).max(),
+        })
+    }
 }
 
-fn backend_of(source: &Source) -> &'static str {
-    match source {
-        Source::Single(r) => scheme(r),
-        Source::Glob(g) => glob_scheme(g),
-        Source::Template(t) => {
-            let (mut ass, mut vault) = (false, false);
-            for r in t.refs() {
-                match r {
-                    Reference::Ass(_) => ass = true,
-                    Reference::Vault(_) => vault = true,
-                }
-            }
-            match (ass, vault) {
-                (true, true) => "ass+vault",
-                (false, true) => "vault",
-                _ => "ass",
+/// Records `e` as the reason `target` cannot be set.
+fn fail(out: &mut Resolution, target: &str, e: &BackendError, hint: &str) -> Outcome {
+    out.errors.push(ResolveError { kind: e.kind, message: format!("{target}: {}{hint}", e.message) });
+    Outcome::Failed(e.clone())
+}
+
+/// The backend(s) an entry reads from, in registry order.
+fn backend_of(entry: &Entry) -> String {
+    match &entry.kind {
+        EntryKind::Single { reference, .. } => reference.scheme().to_owned(),
+        EntryKind::Glob { pattern, .. } => pattern.scheme().to_owned(),
+        EntryKind::Template { template, .. } => {
+            let used: Vec<&str> = backend::REGISTRY
+                .iter()
+                .map(|r| r.scheme)
+                .filter(|s| template.refs().any(|r| r.scheme() == *s))
+                .collect();
+            if used.is_empty() {
+                crate::backend::reference::DEFAULT_SCHEME.to_owned()
+            } else {
+                used.join("+")
             }
         }
     }

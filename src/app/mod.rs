@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::backend::Event;
+use crate::check_report::Row;
 use crate::check_report::{CheckFormat, Literal, Report};
 use crate::duration::HumanDuration;
 use crate::environment::{self, EnvOptions, InheritedVar};
@@ -15,7 +16,7 @@ use crate::exec;
 use crate::notify::notify;
 use crate::privilege::{self, RunAs};
 use crate::proxy::{Proxy, ProxyError};
-use crate::resolve::{AlreadySet, Resolution, Resolver, Row};
+use crate::resolve::{AlreadySet, Resolution, Resolver};
 use crate::supervise::{Launch, Refresh, SuperviseError};
 
 mod config;
@@ -110,11 +111,8 @@ pub fn check(config: RunConfig, format: CheckFormat) -> ExitCode {
         }
     };
     let mapping = fetched.resolver.mapping();
-    let rows: Vec<Row> = fetched
-        .resolution
-        .rows
-        .iter()
-        .cloned()
+    let rows: Vec<Row> = crate::check_report::rows(&fetched.resolution)
+        .into_iter()
         .map(|mut r| {
             if let Some(note) = crate::proxy::describe(mapping, &r.name) {
                 r.reference = format!("{}  {note}", r.reference);

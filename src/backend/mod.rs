@@ -2,18 +2,22 @@
 //! named once in [`REGISTRY`]; adding one is a folder here plus one line there.
 
 pub mod ass;
+pub mod file;
+mod options;
 pub mod private_file;
+pub mod reference;
 pub mod vault;
 
+use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
-use crate::mapping::{GlobRef, Reference};
 use crate::secret::SecretString;
-use crate::settings::Settings;
-use crate::wire::AccessTier;
+pub use options::Options;
+pub use reference::{GlobRef, Reference, ReferenceError, Syntax};
 
 /// A boxed future, so that backends can live in a registry as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -74,6 +78,27 @@ impl BackendError {
     }
 }
 
+/// How closely a backend guards a secret (the store's access tier), for `check`. Ordered by
+/// rank, so that a template reports its most guarded part.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tier {
+    rank: u8,
+    name: String,
+}
+
+impl Tier {
+    /// A tier named `name`; a higher `rank` is more guarded.
+    pub fn new(rank: u8, name: impl Into<String>) -> Self {
+        Self { rank, name: name.into() }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 /// A fetched value with what is known about it.
 #[derive(Debug, Clone)]
 pub struct SecretValue {
@@ -81,8 +106,8 @@ pub struct SecretValue {
     pub value: SecretString,
     /// Version, when the backend has versions.
     pub version: Option<u64>,
-    /// Access tier (Agent Secret Store only).
-    pub tier: Option<AccessTier>,
+    /// How closely it is guarded, when the backend has such a notion.
+    pub tier: Option<Tier>,
 }
 
 /// Everything one backend must fetch in a run.
@@ -94,13 +119,14 @@ pub struct Wanted {
     pub globs: Vec<GlobRef>,
 }
 
-/// What one backend fetched: `singles[i]` answers `Wanted::singles[i]`, likewise `globs`.
+/// What one backend fetched, keyed by the wanted references; a reference without an answer is
+/// reported as the backend's fault, never guessed.
 #[derive(Debug, Default)]
 pub struct Fetched {
     /// One result per wanted single.
-    pub singles: Vec<Result<SecretValue, BackendError>>,
+    pub singles: HashMap<Reference, Result<SecretValue, BackendError>>,
     /// Per wanted glob: the matches as (key, value), in a stable order.
-    pub globs: Vec<Result<Vec<(String, SecretValue)>, BackendError>>,
+    pub globs: HashMap<GlobRef, Result<Vec<(String, SecretValue)>, BackendError>>,
 }
 
 /// Something a backend reports while it works (for logs and systemd `STATUS=`).
@@ -149,13 +175,15 @@ pub trait Backend: Send + Sync {
     }
 }
 
-/// Builds a backend from the settings.
-pub type Constructor = fn(&Settings) -> Result<Box<dyn Backend>, BackendError>;
+/// Builds a backend from its options.
+pub type Constructor = fn(&Options) -> Result<Box<dyn Backend>, BackendError>;
 
 /// One backend in the registry.
 pub struct Registration {
-    /// The scheme its references use (`ass`, `vault`).
+    /// The scheme its references use (`ass`, `vault`, `file`).
     pub scheme: &'static str,
+    /// Checks its references when the mapping is built.
+    pub syntax: Syntax,
     /// Builds it (only when the mapping uses the scheme).
     pub make: Constructor,
     /// Environment variables holding its credentials, never passed to the child.
@@ -164,17 +192,34 @@ pub struct Registration {
 
 /// Every backend.
 pub const REGISTRY: &[Registration] = &[
-    Registration { scheme: "ass", make: ass::AssBackend::boxed, credential_vars: ass::CREDENTIAL_VARS },
+    Registration {
+        scheme: reference::DEFAULT_SCHEME,
+        syntax: ass::reference::SYNTAX,
+        make: ass::AssBackend::boxed,
+        credential_vars: ass::CREDENTIAL_VARS,
+    },
     Registration {
         scheme: "vault",
+        syntax: vault::reference::SYNTAX,
         make: vault::VaultBackend::boxed,
         credential_vars: vault::auth::CREDENTIAL_VARS,
     },
+    Registration {
+        scheme: "file",
+        syntax: file::SYNTAX,
+        make: file::FileBackend::boxed,
+        credential_vars: file::CREDENTIAL_VARS,
+    },
 ];
+
+/// The registration of a scheme, matched without regard to case (`ASS://` is `ass://`).
+pub fn registration(scheme: &str) -> Option<&'static Registration> {
+    REGISTRY.iter().find(|r| r.scheme.eq_ignore_ascii_case(scheme))
+}
 
 /// The constructor for a scheme.
 pub fn constructor(scheme: &str) -> Option<Constructor> {
-    REGISTRY.iter().find(|r| r.scheme == scheme).map(|r| r.make)
+    registration(scheme).map(|r| r.make)
 }
 
 /// Every backend's credential variables.

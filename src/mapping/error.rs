@@ -6,8 +6,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::name::NameError;
-use super::reference::ReferenceError;
 use super::template::TemplateError;
+use crate::backend::ReferenceError;
 
 /// Where an entry (or a problem) is, for messages.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -16,11 +16,14 @@ mod template;
 use std::fmt;
 use std::path::Path;
 
+pub use crate::backend::ass::glob::AssGlob;
+pub use crate::backend::reference::{GlobRef, Reference, ReferenceError};
+pub use crate::backend::vault::reference::VaultRef;
 pub use error::{check_collisions, MappingError, Origin};
-pub use glob::{parse_glob_reference, AssGlob, GlobRef};
+pub use glob::parse_glob_reference;
 pub use name::{check_name, EnvName, GlobName, NameError};
 pub use proxy::{check_host, ProxySpec, RANDOM_MARKER};
-pub use reference::{parse_reference, Reference, ReferenceError, VaultRef};
+pub use reference::parse_reference;
 pub use template::{Template, TemplateError, TemplatePart};
 
 use crate::duration::HumanDuration;
@@ -69,28 +72,6 @@ impl fmt::Display for Target {
     }
 }
 
-/// Where an entry's value comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// One secret.
-    Single(Reference),
-    /// Every secret (or Vault field) a pattern matches; only with a [`Target::Glob`].
-    Glob(GlobRef),
-    /// Literal text around secrets; only with a [`Target::Name`], always required.
-    Template(Template),
-}
-
-impl fmt::Display for Source {
-    /// The reference as the user wrote it; a template's literal text shows as `…`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Single(r) => r.fmt(f),
-            Source::Glob(g) => g.fmt(f),
-            Source::Template(t) => t.fmt(f),
-        }
-    }
-}
-
 /// How the child receives the value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Delivery {
@@ -101,23 +82,100 @@ pub enum Delivery {
     File,
 }
 
+/// Whether a single secret must exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// It must exist.
+    Required,
+    /// It may be missing; the variable is then not set.
+    Optional,
+    /// It may be missing; this value is used then. May be sensitive: never printed.
+    Default(SecretString),
+}
+
+/// Whether a glob must match something (a glob has no default: it names no one variable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchRequirement {
+    /// At least one secret must match.
+    Required,
+    /// Matching nothing is fine.
+    Optional,
+}
+
+/// What an entry sets and from where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// One variable from one secret.
+    Single {
+        /// The variable.
+        name: EnvName,
+        /// The secret.
+        reference: Reference,
+        /// What a missing secret means.
+        requirement: Requirement,
+    },
+    /// One variable per secret (or Vault field) a pattern matches (`STRIPE_*`).
+    Glob {
+        /// The glob key.
+        name: GlobName,
+        /// The pattern.
+        pattern: GlobRef,
+        /// What matching nothing means.
+        requirement: MatchRequirement,
+    },
+    /// One variable: literal text around secrets, every one of which must exist.
+    Template {
+        /// The variable.
+        name: EnvName,
+        /// The text and its references.
+        template: Template,
+    },
+}
+
 /// One line of the mapping.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// The variable, or the glob key.
-    pub target: Target,
-    /// The secret(s).
-    pub source: Source,
-    /// Whether a missing secret (or a glob matching nothing) is fine. True whenever `default` is set.
-    pub optional: bool,
-    /// Used when the secret does not exist. May be sensitive: never printed.
-    pub default: Option<SecretString>,
+    /// What it sets and from where.
+    pub kind: EntryKind,
     /// Environment value or file.
     pub delivery: Delivery,
     /// Where the entry was written.
     pub origin: Origin,
     /// Agent-safe mode (`hosts = [...]`): the child gets a placeholder, the proxy the value.
     pub proxy: Option<ProxySpec>,
+}
+
+impl Entry {
+    /// A required single secret in the environment, as `NAME = "REF"` and `-e` write it.
+    pub fn single(name: EnvName, reference: Reference, origin: Origin) -> Self {
+        let kind = EntryKind::Single { name, reference, requirement: Requirement::Required };
+        Self { kind, delivery: Delivery::Env, origin, proxy: None }
+    }
+
+    /// The variable, or the glob key.
+    pub fn target(&self) -> Target {
+        match &self.kind {
+            EntryKind::Single { name, .. } | EntryKind::Template { name, .. } => Target::Name(name.clone()),
+            EntryKind::Glob { name, .. } => Target::Glob(name.clone()),
+        }
+    }
+
+    /// The one variable it sets, unless it is a glob.
+    pub fn name(&self) -> Option<&EnvName> {
+        match &self.kind {
+            EntryKind::Single { name, .. } | EntryKind::Template { name, .. } => Some(name),
+            EntryKind::Glob { .. } => None,
+        }
+    }
+
+    /// The reference as the user wrote it; a template's literal text shows as `…`.
+    pub fn source(&self) -> String {
+        match &self.kind {
+            EntryKind::Single { reference, .. } => reference.to_string(),
+            EntryKind::Glob { pattern, .. } => pattern.to_string(),
+            EntryKind::Template { template, .. } => template.to_string(),
+        }
+    }
 }
 
 /// The checked mapping: settings from `[store]` and the entries, file order first (a flag that
@@ -176,9 +234,9 @@ impl Mapping {
                 return Err(MappingError::FlagSyntax { origin });
             };
             let entry = schema::simple(name, reference, origin.clone(), origin, vars)?;
-            if let Some(first) = from_flags.iter().find(|e| e.target == entry.target) {
+            if let Some(first) = from_flags.iter().find(|e| e.target() == entry.target()) {
                 return Err(MappingError::Duplicate {
-                    name: entry.target.to_string(),
+                    name: entry.target().to_string(),
                     first: first.origin.clone(),
                     origin: entry.origin,
                 });
@@ -186,14 +244,14 @@ impl Mapping {
             from_flags.push(entry);
         }
         for flag in from_flags {
-            match entries.iter_mut().find(|e| e.target == flag.target) {
+            match entries.iter_mut().find(|e| e.target() == flag.target()) {
                 Some(slot) => *slot = flag,
                 None => entries.push(flag),
             }
         }
 
         for (path, name, reference) in env_files {
-            if entries.iter().any(|e| matches!(&e.target, Target::Name(n) if n.as_str() == *name)) {
+            if entries.iter().any(|e| e.name().is_some_and(|n| n.as_str() == *name)) {
                 continue;
             }
             let origin = Origin::EnvFile { path: (*path).into(), name: (*name).into() };
@@ -205,26 +263,19 @@ impl Mapping {
                 continue;
             }
             // Lowest priority; the first of duplicated inherited names wins, as with getenv.
-            if entries.iter().any(|e| matches!(&e.target, Target::Name(n) if n.as_str() == name)) {
+            if entries.iter().any(|e| e.name().is_some_and(|n| n.as_str() == name)) {
                 continue;
             }
             let origin = Origin::EnvRef { name: name.clone() };
-            let target = EnvName::new(name)
-                .map(Target::Name)
-                .map_err(|source| MappingError::Name { origin: origin.clone(), source })?;
+            let target =
+                EnvName::new(name).map_err(|source| MappingError::Name { origin: origin.clone(), source })?;
             let value = schema::expanded(value, vars, name, &origin, false)?;
-            let source = parse_reference(&value).map(Source::Single).map_err(|source| {
-                MappingError::Reference { origin: origin.clone(), name: name.clone(), source }
-            })?;
-            entries.push(Entry {
-                target,
+            let reference = parse_reference(&value).map_err(|source| MappingError::Reference {
+                origin: origin.clone(),
+                name: name.clone(),
                 source,
-                optional: false,
-                default: None,
-                delivery: Delivery::Env,
-                origin,
-                proxy: None,
-            });
+            })?;
+            entries.push(Entry::single(target, reference, origin));
         }
         Ok(Mapping { settings, entries })
     }
@@ -238,7 +289,7 @@ impl Mapping {
     /// secret is fetched. Names from globs are known only after expansion: check them then.
     pub fn check_names(&self, allow: &[String]) -> Result<(), MappingError> {
         for e in &self.entries {
-            if let Target::Name(n) = &e.target {
+            if let Some(n) = e.name() {
                 check_name(n.as_str(), allow)
                     .map_err(|source| MappingError::Name { origin: e.origin.clone(), source })?;
             }

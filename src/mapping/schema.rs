@@ -12,7 +12,9 @@ use super::name::{EnvName, GlobName};
 use super::proxy::ProxySpec;
 use super::reference::parse_reference;
 use super::template::Template;
-use super::{Delivery, Entry, FileSettings, MappingError, Origin, Source, Target};
+use super::{
+    Delivery, Entry, EntryKind, FileSettings, MappingError, MatchRequirement, Origin, Requirement, Target,
+};
 use crate::duration::HumanDuration;
 use crate::expand::{expand, expand_placeholders, ExpandError, Lookup};
 use crate::secret::SecretString;
@@ -52,13 +54,28 @@ pub(crate) fn target(key: &str, origin: &Origin) -> Result<Target, MappingError>
     named.map_err(|source| MappingError::Name { origin: origin.clone(), source })
 }
 
-/// Parses `reference` as a single secret, or as a pattern when the target is a glob.
-fn source(target: &Target, key: &str, reference: &str, at: Origin) -> Result<Source, MappingError> {
-    let parsed = match target {
-        Target::Glob(_) => parse_glob_reference(reference).map(Source::Glob),
-        Target::Name(_) => parse_reference(reference).map(Source::Single),
-    };
-    parsed.map_err(|source| MappingError::Reference { origin: at, name: key.to_owned(), source })
+/// The entry for `target` reading `reference` (a pattern when the target is a glob).
+fn from_reference(
+    target: Target,
+    key: &str,
+    reference: &str,
+    at: Origin,
+    requirement: Requirement,
+) -> Result<EntryKind, MappingError> {
+    let refused = |source| MappingError::Reference { origin: at.clone(), name: key.to_owned(), source };
+    Ok(match target {
+        Target::Glob(name) => {
+            let requirement = match requirement {
+                Requirement::Optional => MatchRequirement::Optional,
+                // The schema refuses a glob's default before this.
+                Requirement::Required | Requirement::Default(_) => MatchRequirement::Required,
+            };
+            EntryKind::Glob { name, pattern: parse_glob_reference(reference).map_err(refused)?, requirement }
+        }
+        Target::Name(name) => {
+            EntryKind::Single { name, reference: parse_reference(reference).map_err(refused)?, requirement }
+        }
+    })
 }
 
 /// `NAME = "REF"` (a file string or an `-e` flag): required, delivered in the environment.
@@ -72,8 +89,8 @@ pub(crate) fn simple(
 ) -> Result<Entry, MappingError> {
     let target = target(key, &origin)?;
     let reference = expanded(reference, vars, key, &at, false)?;
-    let source = source(&target, key, &reference, at)?;
-    Ok(Entry { target, source, optional: false, default: None, delivery: Delivery::Env, origin, proxy: None })
+    let kind = from_reference(target, key, &reference, at, Requirement::Required)?;
+    Ok(Entry { kind, delivery: Delivery::Env, origin, proxy: None })
 }
 
 /// Checks the whole document.
@@ -326,15 +343,11 @@ fn table_entry(
             );
             return Err(schema(at, message));
         }
-        return Ok(Entry {
-            target,
-            source: Source::Template(template),
-            optional: false,
-            default: None,
-            delivery,
-            origin,
-            proxy: None,
-        });
+        let Target::Name(name) = target else {
+            let message = format!("entry {name}: a template makes one variable, so its name cannot have '*'");
+            return Err(schema(origin, message));
+        };
+        return Ok(Entry { kind: EntryKind::Template { name, template }, delivery, origin, proxy: None });
     }
     let Some((reference, span)) = path else {
         return Err(schema(origin, format!("entry {name} needs path = \"…\" or template = \"…\"")));
@@ -348,7 +361,11 @@ fn table_entry(
         return Err(schema(at.clone(), message));
     }
     let reference = expanded(&reference, vars, name, &loc.at(span.start), false)?;
-    let source = source(&target, name, &reference, loc.at(span.start))?;
-    let optional = default.is_some() || optional.is_some_and(|o| o.0);
-    Ok(Entry { target, source, optional, default: default.map(|d| d.0), delivery, origin, proxy })
+    let requirement = match (default, optional) {
+        (Some((value, _)), _) => Requirement::Default(value),
+        (None, Some((true, _))) => Requirement::Optional,
+        (None, _) => Requirement::Required,
+    };
+    let kind = from_reference(target, name, &reference, loc.at(span.start), requirement)?;
+    Ok(Entry { kind, delivery, origin, proxy })
 }

@@ -6,7 +6,8 @@
 
 use std::fmt;
 
-use super::reference::{parse_reference, Reference, ReferenceError};
+use super::reference::parse_reference;
+use crate::backend::{Reference, ReferenceError};
 use crate::secret::SecretString;
 
 /// Why a template was refused. Offsets are bytes into the template string.
@@ -193,7 +194,7 @@ mod tests {
         let refs: Vec<String> = t.refs().map(ToString::to_string).collect();
         assert_eq!(refs, ["a/U", "vault://kv/db#pw", "a/U"]);
         let (u, p) = (SecretString::from("user"), SecretString::from("pw"));
-        let out = t.render(|r| if matches!(r, Reference::Vault(_)) { &p } else { &u });
+        let out = t.render(|r| if r.scheme() == "vault" { &p } else { &u });
         assert_eq!(out.expose(), "user:pwuser");
         assert_eq!(t.to_string(), "{{ a/U }}…{{ vault://kv/db#pw }}{{ a/U }}");
     }

@@ -29,11 +29,58 @@ fn at(line: usize, column: usize) -> Origin {
 }
 
 fn ass(s: &str) -> Reference {
-    Reference::Ass(s.parse().unwrap())
+    let r = parse_reference(s).unwrap();
+    assert_eq!(r.scheme(), "ass", "{s}");
+    r
 }
 
 fn name(e: &Entry) -> String {
-    e.target.to_string()
+    e.target().to_string()
+}
+
+/// What an entry reads, as one value to compare.
+#[derive(Debug, PartialEq)]
+enum Src<'a> {
+    Single(&'a Reference),
+    Glob(&'a GlobRef),
+    Template(&'a Template),
+}
+
+fn source(e: &Entry) -> Src<'_> {
+    match &e.kind {
+        EntryKind::Single { reference, .. } => Src::Single(reference),
+        EntryKind::Glob { pattern, .. } => Src::Glob(pattern),
+        EntryKind::Template { template, .. } => Src::Template(template),
+    }
+}
+
+/// Whether a missing secret (or a glob matching nothing) is fine.
+fn optional(e: &Entry) -> bool {
+    matches!(
+        e.kind,
+        EntryKind::Single { requirement: Requirement::Optional | Requirement::Default(_), .. }
+            | EntryKind::Glob { requirement: MatchRequirement::Optional, .. }
+    )
+}
+
+fn default(e: &Entry) -> Option<&SecretString> {
+    match &e.kind {
+        EntryKind::Single { requirement: Requirement::Default(d), .. } => Some(d),
+        _ => None,
+    }
+}
+
+/// The part after the scheme of a single or glob entry's reference.
+fn source_rest(e: &Entry) -> &str {
+    match source(e) {
+        Src::Single(r) => r.rest(),
+        Src::Glob(g) => g.rest(),
+        Src::Template(_) => panic!("a template"),
+    }
+}
+
+fn glob(s: &str) -> GlobRef {
+    parse_glob_reference(s).unwrap()
 }
 
 const SPEC: &str = r#"[store]                     # optional; flags and env win
@@ -72,37 +119,41 @@ fn the_spec_example() {
     );
     let e = &m.entries;
 
-    assert_eq!(e[0].source, Source::Single(ass("production/gemini/GEMINI_API_KEY")));
-    assert!(!e[0].optional && e[0].default.is_none() && e[0].delivery == Delivery::Env);
+    assert_eq!(source(&e[0]), Src::Single(&ass("production/gemini/GEMINI_API_KEY")));
+    assert!(!optional(&e[0]) && default(&e[0]).is_none() && e[0].delivery == Delivery::Env);
     assert_eq!(e[0].origin, at(6, 1));
     assert_eq!(e[0].origin.to_string(), "vault-run.toml:6:1");
 
-    assert!(e[1].optional && e[1].default.is_none());
-    assert_eq!(e[1].source, Source::Single(ass("production/sentry/DSN")));
+    assert!(optional(&e[1]) && default(&e[1]).is_none());
+    assert_eq!(source(&e[1]), Src::Single(&ass("production/sentry/DSN")));
 
-    assert!(e[2].optional, "a default implies optional");
-    assert_eq!(e[2].default.as_ref().map(|d| d.expose()), Some("info"));
+    assert!(optional(&e[2]), "a default implies optional");
+    assert_eq!(default(&e[2]).map(|d| d.expose()), Some("info"));
 
-    let Source::Template(t) = &e[3].source else { panic!("{:?}", e[3].source) };
+    let Src::Template(t) = &source(&e[3]) else { panic!("{:?}", source(&e[3])) };
     assert_eq!(t.refs().cloned().collect::<Vec<_>>(), [ass("production/db/PASSWORD")]);
-    assert_eq!(e[3].source.to_string(), "…{{ production/db/PASSWORD }}…");
-    assert!(!e[3].optional);
+    assert_eq!(e[3].source(), "…{{ production/db/PASSWORD }}…");
+    assert!(!optional(&e[3]));
 
     assert_eq!(e[4].delivery, Delivery::File);
 
-    let Target::Glob(g) = &e[5].target else { panic!() };
+    let Target::Glob(g) = &e[5].target() else { panic!() };
     assert_eq!(g.name_for("SECRET_KEY"), "STRIPE_SECRET_KEY");
-    let Source::Glob(GlobRef::Ass(glob)) = &e[5].source else { panic!() };
-    assert_eq!(glob.prefix(), "production/stripe");
-    assert_eq!(glob.scope().to_string(), "secrets:read:production/stripe/*");
-    assert!(glob.matches(&"production/stripe/SECRET_KEY".parse().unwrap()));
+    let Src::Glob(pattern) = source(&e[5]) else { panic!() };
+    assert_eq!(pattern.scheme(), "ass");
+    let compiled = AssGlob::new(pattern.rest()).unwrap();
+    assert_eq!(compiled.prefix(), "production/stripe");
+    assert_eq!(compiled.scope().to_string(), "secrets:read:production/stripe/*");
+    assert!(compiled.matches(&"production/stripe/SECRET_KEY".parse().unwrap()));
     assert_eq!(e[5].origin, at(11, 1));
 
-    assert_eq!(e[6].source, Source::Glob(GlobRef::VaultFields { path: "secret/app/db".into() }));
-    assert_eq!(e[6].source.to_string(), "vault://secret/app/db#*");
+    assert_eq!(source(&e[6]), Src::Glob(&glob("vault://secret/app/db#*")));
+    assert_eq!(crate::backend::vault::reference::parse_fields("", source_rest(&e[6])), Ok("secret/app/db"));
+    assert_eq!(e[6].source(), "vault://secret/app/db#*");
+    assert_eq!(source(&e[7]), Src::Single(&parse_reference("vault://secret/app/db#password").unwrap()));
     assert_eq!(
-        e[7].source,
-        Source::Single(Reference::Vault(VaultRef { path: "secret/app/db".into(), field: "password".into() }))
+        crate::backend::vault::reference::parse("", source_rest(&e[7])),
+        Ok(VaultRef { path: "secret/app/db".into(), field: "password".into() })
     );
 }
 
@@ -124,20 +175,20 @@ fn other_entry_forms() {
     )
     .unwrap();
     let e = &m.entries;
-    assert_eq!(e[0].source, Source::Single(ass("prod/app/A")));
-    assert!(!e[1].optional);
-    assert!(e[2].optional && e[2].default.is_some());
-    assert!(e[3].optional && e[3].delivery == Delivery::File && matches!(e[3].target, Target::Glob(_)));
+    assert_eq!(source(&e[0]), Src::Single(&ass("prod/app/A")));
+    assert!(!optional(&e[1]));
+    assert!(optional(&e[2]) && default(&e[2]).is_some());
+    assert!(optional(&e[3]) && e[3].delivery == Delivery::File && matches!(e[3].target(), Target::Glob(_)));
     assert_eq!(e[4].delivery, Delivery::Env);
     assert_eq!(name(&e[5]), "F");
-    assert!(e[5].optional);
+    assert!(optional(&e[5]));
     assert_eq!(e[5].origin, at(7, 6));
 }
 
 #[test]
 fn dotted_keys_make_tables() {
     let m = build("[env]\nFOO.path = \"a/b\"\nFOO.optional = true\n").unwrap();
-    assert!(m.entries[0].optional);
+    assert!(optional(&m.entries[0]));
     assert_eq!(m.entries[0].origin, at(2, 1));
     assert_eq!(
         err("[env]\nFOO.path.x = 1\n"),
@@ -351,10 +402,9 @@ fn glob_entry_rules() {
         "vault-run.toml:2:11: *_KEY: glob pattern \"production/*/KEY\" needs a wildcard in its last segment, since each secret's key names its variable"
     );
     let m = build("[env]\n\"*_URL\" = \"ass://production/*/URL_*\"\n").unwrap();
-    let (Target::Glob(g), Source::Glob(GlobRef::Ass(p))) = (&m.entries[0].target, &m.entries[0].source)
-    else {
-        panic!()
-    };
+    let (Target::Glob(g), Src::Glob(p)) = (&m.entries[0].target(), source(&m.entries[0])) else { panic!() };
+    assert_eq!(p.scheme(), "ass");
+    let p = AssGlob::new(p.rest()).unwrap();
     assert_eq!(g.name_for("API"), "API_URL");
     assert_eq!(p.prefix(), "production");
     assert_eq!(p.scope_pattern(), "production/*");
@@ -403,7 +453,7 @@ fn template_errors_point_inside_the_string() {
 #[test]
 fn templates_render() {
     let m = build(SPEC).unwrap();
-    let Source::Template(t) = &m.entries[3].source else { panic!() };
+    let Src::Template(t) = &source(&m.entries[3]) else { panic!() };
     let pw = SecretString::from("pw");
     assert_eq!(t.render(|_| &pw).expose(), "postgres://app:pw@db:5432/app");
 }
@@ -429,16 +479,16 @@ fn flags_add_and_override() {
         ]
     );
     let log = &m.entries[2];
-    assert_eq!(log.source, Source::Single(ass("prod/app/DEBUG_LEVEL")));
+    assert_eq!(source(log), Src::Single(&ass("prod/app/DEBUG_LEVEL")));
     assert_eq!(log.origin, Origin::Flag { index: 1 });
     // A flag replaces the whole entry: the file's default does not survive.
-    assert!(!log.optional && log.default.is_none());
+    assert!(!optional(log) && default(log).is_none());
     assert_eq!(m.entries[5].origin.to_string(), "-e #3");
-    assert_eq!(m.entries[5].source.to_string(), "prod/other/*");
+    assert_eq!(m.entries[5].source(), "prod/other/*");
     assert_eq!(m.entries[8].origin, Origin::Flag { index: 2 });
     // Without a file.
     let m = Mapping::build(None, &flags(&["A=a/b", "B=c/d=e"]), &[]).unwrap();
-    assert_eq!(m.entries[1].source, Source::Single(ass("c/d=e")));
+    assert_eq!(source(&m.entries[1]), Src::Single(&ass("c/d=e")));
 }
 
 #[test]
@@ -472,7 +522,7 @@ fn env_references() {
     ]);
     let m = Mapping::build(Some((Path::new(FILE), SPEC)), &flags(&["NEW=a/b"]), &inherited).unwrap();
     let tail: Vec<(String, String, String)> =
-        m.entries[9..].iter().map(|e| (name(e), e.source.to_string(), e.origin.to_string())).collect();
+        m.entries[9..].iter().map(|e| (name(e), e.source(), e.origin.to_string())).collect();
     assert_eq!(
         tail,
         [
@@ -481,7 +531,7 @@ fn env_references() {
         ]
     );
     // The file's GEMINI_API_KEY wins over the inherited reference.
-    assert_eq!(m.entries[0].source, Source::Single(ass("production/gemini/GEMINI_API_KEY")));
+    assert_eq!(source(&m.entries[0]), Src::Single(&ass("production/gemini/GEMINI_API_KEY")));
     assert_eq!(m.entries.len(), 11);
     // A flag wins too.
     let m = Mapping::build(None, &flags(&["PG=a/b"]), &env(&[("PG", "vault://kv/db#pw")])).unwrap();
@@ -524,7 +574,7 @@ fn check_names_refuses_dangerous_fixed_names() {
 fn expanded_names_collide() {
     let m = build(SPEC).unwrap();
     let stripe = &m.entries[5];
-    let Target::Glob(g) = &stripe.target else { panic!() };
+    let Target::Glob(g) = &stripe.target() else { panic!() };
     let key = g.name_for("KEY");
     let gemini = &m.entries[0];
     assert_eq!(

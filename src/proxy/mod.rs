@@ -24,7 +24,7 @@ use rustls::pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
 use crate::environment::InheritedVar;
-use crate::mapping::{check_host, Delivery, Mapping, Target, RANDOM_MARKER};
+use crate::mapping::{check_host, Delivery, Mapping, RANDOM_MARKER};
 use crate::resolve::ResolvedVar;
 use crate::secret::SecretString;
 use ca::RunCa;
@@ -132,7 +132,7 @@ pub fn routes(mapping: &Mapping) -> Vec<Route> {
         .iter()
         .filter_map(|e| {
             let spec = e.proxy.as_ref()?;
-            let Target::Name(name) = &e.target else { return None };
+            let name = e.name()?;
             let random = random_token(32);
             let placeholder = match &spec.placeholder {
                 Some(t) => t.replacen(RANDOM_MARKER, &random, 1),
@@ -150,10 +150,8 @@ pub fn routes(mapping: &Mapping) -> Vec<Route> {
 
 /// `check`'s note for an entry: `proxy → host, host`.
 pub fn describe(mapping: &Mapping, name: &str) -> Option<String> {
-    mapping.entries.iter().find_map(|e| match (&e.target, &e.proxy) {
-        (Target::Name(n), Some(spec)) if n.as_str() == name => {
-            Some(format!("proxy → {}", spec.hosts.join(", ")))
-        }
+    mapping.entries.iter().find_map(|e| match (e.name(), &e.proxy) {
+        (Some(n), Some(spec)) if n.as_str() == name => Some(format!("proxy → {}", spec.hosts.join(", "))),
         _ => None,
     })
 }

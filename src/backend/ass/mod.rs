@@ -1,23 +1,26 @@
 //! The Agent Secret Store backend: one token scoped to exactly the paths and globs of the
 //! mapping, an approval wait when a human must agree, then every read concurrently.
 
+pub mod glob;
 pub mod key;
+pub mod reference;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use self::glob::AssGlob;
 use super::{
-    Backend, BackendError, BoxFuture, Event, FailureKind, FetchContext, Fetched, SecretValue, Wanted,
+    Backend, BackendError, BoxFuture, Event, FailureKind, FetchContext, Fetched, GlobRef, Options, Reference,
+    SecretValue, Tier, Wanted,
 };
 use crate::client::{AgentVault, Error as ClientError};
 use crate::duration::HumanDuration;
-use crate::mapping::{GlobRef, Reference};
 use crate::path::{Action, Scope, SecretPath};
-use crate::settings::Settings;
+use crate::wire::AccessTier;
 
 /// Variables holding the agent key; never passed to the child (unless `--keep-agent-key`).
 pub const CREDENTIAL_VARS: &[&str] = &["ASS_AGENT_KEY", "ASS_AGENT_KEY_FILE", "ASS_ADMIN_KEY"];
@@ -35,7 +38,7 @@ pub struct AssBackend {
 
 impl AssBackend {
     /// Builds the backend: finds the agent key and checks the base URL.
-    pub fn new(settings: &Settings) -> Result<Self, BackendError> {
+    pub fn new(settings: &Options) -> Result<Self, BackendError> {
         let (agent_key, source) = key::load(settings.agent_key_file.as_deref())?;
         tracing::debug!(source = ?source, "agent key found");
         let source = source.clone();
@@ -62,7 +65,7 @@ impl AssBackend {
     }
 
     /// [`AssBackend::new`], boxed for the registry.
-    pub fn boxed(settings: &Settings) -> Result<Box<dyn Backend>, BackendError> {
+    pub fn boxed(settings: &Options) -> Result<Box<dyn Backend>, BackendError> {
         Ok(Box::new(Self::new(settings)?))
     }
 
@@ -186,11 +189,8 @@ impl AssBackend {
     }
 
     /// Lists each glob's namespace and keeps the matching, unexpired secrets.
-    async fn expand(&self, globs: &[GlobRef]) -> Vec<Result<Vec<SecretPath>, BackendError>> {
-        let lists = globs.iter().map(|g| async move {
-            let GlobRef::Ass(glob) = g else {
-                return Err(BackendError::new(FailureKind::Config, "not an Agent Secret Store glob"));
-            };
+    async fn expand(&self, globs: &[(GlobRef, AssGlob)]) -> Vec<Result<Vec<SecretPath>, BackendError>> {
+        let lists = globs.iter().map(|(_, glob)| async move {
             let listing = self.client.list_secrets(glob.prefix()).await.map_err(|e| read_error(e, glob.pattern()))?;
             let mut paths: Vec<SecretPath> = listing
                 .items
@@ -220,14 +220,14 @@ impl AssBackend {
         Arc::new(Semaphore::new(in_flight))
     }
 
-    /// Reads `paths`, each holding a permit of `limit` while in flight.
+    /// Reads `paths`, each holding a permit of `limit` while in flight; answers by path.
     async fn read_all(
         &self,
         paths: Vec<SecretPath>,
         limit: Arc<Semaphore>,
-    ) -> Vec<Result<SecretValue, BackendError>> {
+    ) -> HashMap<SecretPath, Result<SecretValue, BackendError>> {
         let mut set = JoinSet::new();
-        for (i, path) in paths.into_iter().enumerate() {
+        for path in paths {
             let (client, limit) = (self.client.clone(), limit.clone());
             set.spawn(async move {
                 let _permit = limit.acquire_owned().await;
@@ -237,23 +237,22 @@ impl AssBackend {
                     .map(|r| SecretValue {
                         value: r.value,
                         version: Some(r.version),
-                        tier: Some(r.access_tier),
+                        tier: Some(tier(r.access_tier)),
                     })
                     .map_err(|e| read_error(e, &path.to_string()));
-                (i, out)
+                (path, out)
             });
         }
-        let mut out: Vec<Option<Result<SecretValue, BackendError>>> = Vec::new();
-        out.resize_with(set.len(), || None);
+        let mut out = HashMap::new();
         while let Some(joined) = set.join_next().await {
             match joined {
-                Ok((i, r)) => out[i] = Some(r),
+                Ok((path, r)) => {
+                    out.insert(path, r);
+                }
                 Err(e) => tracing::error!(error = %e, "read task failed"),
             }
         }
-        out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(BackendError::new(FailureKind::Temporary, "read task failed"))))
-            .collect()
+        out
     }
 }
 
@@ -264,26 +263,37 @@ impl Backend for AssBackend {
         ctx: &'a FetchContext<'a>,
     ) -> BoxFuture<'a, Result<Fetched, BackendError>> {
         Box::pin(async move {
-            let singles: Vec<SecretPath> = wanted
-                .singles
-                .iter()
-                .map(|r| match r {
-                    Reference::Ass(p) => Ok(p.clone()),
-                    other => Err(BackendError::new(
-                        FailureKind::Config,
-                        format!("{other} is not an ass:// reference"),
-                    )),
-                })
-                .collect::<Result<_, _>>()?;
-            let mut scopes: BTreeSet<Scope> = singles.iter().map(|p| p.scope(Action::Read)).collect();
-            for g in &wanted.globs {
-                if let GlobRef::Ass(glob) = g {
-                    scopes.insert(Scope::new(Action::Read, glob.scope_pattern()));
+            // A reference that does not parse (the mapping checked them all) is answered with
+            // its error rather than failing the batch.
+            let mut singles: HashMap<Reference, Result<SecretValue, BackendError>> = HashMap::new();
+            let mut paths: Vec<(Reference, SecretPath)> = Vec::new();
+            for r in &wanted.singles {
+                match reference::path(r.rest()) {
+                    Ok(p) => paths.push((r.clone(), p)),
+                    Err(e) => {
+                        singles.insert(
+                            r.clone(),
+                            Err(BackendError::new(FailureKind::Config, format!("{r}: {e}"))),
+                        );
+                    }
                 }
             }
+            let mut globs: HashMap<GlobRef, Result<Vec<(String, SecretValue)>, BackendError>> =
+                HashMap::new();
+            let mut patterns: Vec<(GlobRef, AssGlob)> = Vec::new();
+            for g in &wanted.globs {
+                match AssGlob::new(g.rest()) {
+                    Ok(a) => patterns.push((g.clone(), a)),
+                    Err(e) => {
+                        globs.insert(g.clone(), Err(BackendError::new(FailureKind::Config, e.to_string())));
+                    }
+                }
+            }
+            let mut scopes: BTreeSet<Scope> = paths.iter().map(|(_, p)| p.scope(Action::Read)).collect();
+            scopes.extend(patterns.iter().map(|(_, a)| a.scope()));
             let scopes: Vec<Scope> = scopes.into_iter().collect();
             if scopes.is_empty() {
-                return Ok(Fetched::default());
+                return Ok(Fetched { singles, globs });
             }
             self.token(&scopes, ctx).await?;
 
@@ -291,29 +301,47 @@ impl Backend for AssBackend {
             // the globs are listed; the matches once the listings are in.
             let limit = self.read_limit();
             let globbed = async {
-                let expanded = self.expand(&wanted.globs).await;
+                let expanded = self.expand(&patterns).await;
                 let paths: Vec<SecretPath> = expanded.iter().flatten().flatten().cloned().collect();
                 let values = self.read_all(paths, limit.clone()).await;
                 (expanded, values)
             };
-            let (singles, (expanded, values)) =
-                futures_util::future::join(self.read_all(singles, limit.clone()), globbed).await;
-            let mut values = values.into_iter();
-            let globs = expanded
-                .into_iter()
-                .map(|r| {
-                    r.and_then(|paths| {
-                        paths
-                            .into_iter()
-                            .map(|p| {
-                                values.next().expect("one value per path").map(|v| (p.key().to_owned(), v))
-                            })
-                            .collect()
-                    })
-                })
-                .collect();
+            let single_paths = paths.iter().map(|(_, p)| p.clone()).collect();
+            let (mut read, (expanded, mut values)) =
+                futures_util::future::join(self.read_all(single_paths, limit.clone()), globbed).await;
+            for (r, p) in paths {
+                singles.insert(r, answer(&mut read, &p));
+            }
+            for ((g, _), listed) in patterns.into_iter().zip(expanded) {
+                let matches = listed.and_then(|paths| {
+                    paths.iter().map(|p| answer(&mut values, p).map(|v| (p.key().to_owned(), v))).collect()
+                });
+                globs.insert(g, matches);
+            }
             Ok(Fetched { singles, globs })
         })
+    }
+}
+
+/// The store's access tier, ranked as the SDK orders it (an unknown one above `critical`).
+fn tier(t: AccessTier) -> Tier {
+    let rank = match t {
+        AccessTier::Standard => 0,
+        AccessTier::Sensitive => 1,
+        AccessTier::Critical => 2,
+        _ => 3,
+    };
+    Tier::new(rank, t.to_string())
+}
+
+/// The value read for `path`; a read whose task died has none.
+fn answer(
+    read: &mut HashMap<SecretPath, Result<SecretValue, BackendError>>,
+    path: &SecretPath,
+) -> Result<SecretValue, BackendError> {
+    match read.get(path) {
+        Some(r) => r.clone(),
+        None => Err(BackendError::new(FailureKind::Temporary, format!("{path}: read task failed"))),
     }
 }
 

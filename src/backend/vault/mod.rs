@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod kv;
+pub mod reference;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,15 +16,17 @@ use reqwest::Method;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use super::{Backend, BackendError, BoxFuture, FailureKind, FetchContext, Fetched, SecretValue, Wanted};
+use super::{
+    Backend, BackendError, BoxFuture, FailureKind, FetchContext, Fetched, GlobRef, Options, Reference,
+    SecretValue, Wanted,
+};
 use crate::client::transport::{self, RetryPolicy};
 use crate::client::{check_base_url, Error as ClientError};
 use crate::duration::HumanDuration;
-use crate::mapping::{GlobRef, Reference};
 use crate::path::encode_segment;
 use crate::secret::Token;
-use crate::settings::Settings;
 use auth::Credential;
+use reference::VaultRef;
 
 /// A CA bundle: a regular file (a FIFO would block forever, `/dev/zero` never end), at most 4 MiB.
 fn read_ca_file(path: &str) -> std::io::Result<Vec<u8>> {
@@ -69,7 +72,7 @@ struct AuthData {
 impl VaultBackend {
     /// Builds the backend from `VAULT_ADDR`/`BAO_ADDR`, `VAULT_NAMESPACE`, `VAULT_CACERT` and
     /// the credential variables.
-    pub fn new(settings: &Settings) -> Result<Self, BackendError> {
+    pub fn new(settings: &Options) -> Result<Self, BackendError> {
         let config = |m: String| BackendError::new(FailureKind::Config, m);
         let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
         let addr = var(&["VAULT_ADDR", "BAO_ADDR"]).ok_or_else(|| {
@@ -111,7 +114,7 @@ impl VaultBackend {
     }
 
     /// [`VaultBackend::new`], boxed for the registry.
-    pub fn boxed(settings: &Settings) -> Result<Box<dyn Backend>, BackendError> {
+    pub fn boxed(settings: &Options) -> Result<Box<dyn Backend>, BackendError> {
         Ok(Box::new(Self::new(settings)?))
     }
 
@@ -268,23 +271,22 @@ impl Backend for VaultBackend {
         _ctx: &'a FetchContext<'a>,
     ) -> BoxFuture<'a, Result<Fetched, BackendError>> {
         Box::pin(async move {
-            // Each distinct secret path is read once, whatever fields are wanted from it.
-            let mut paths: Vec<&str> = Vec::new();
-            let path_of = |r: &'a Reference| match r {
-                Reference::Vault(v) => Ok(v.path.as_str()),
-                other => Err(BackendError::new(
-                    FailureKind::Config,
-                    format!("{other} is not a vault:// reference"),
-                )),
-            };
-            for r in &wanted.singles {
-                paths.push(path_of(r)?);
-            }
-            for g in &wanted.globs {
-                if let GlobRef::VaultFields { path } = g {
-                    paths.push(path);
-                }
-            }
+            // The mapping checked every reference; one that does not parse is answered with its
+            // error. Each distinct secret path is read once, whatever fields are wanted from it.
+            let bad = |e: super::ReferenceError| BackendError::new(FailureKind::Config, e.to_string());
+            let singles: Vec<(&Reference, Result<VaultRef, BackendError>)> = wanted
+                .singles
+                .iter()
+                .map(|r| (r, reference::parse(&r.to_string(), r.rest()).map_err(bad)))
+                .collect();
+            let globs: Vec<(&GlobRef, Result<&str, BackendError>)> = wanted
+                .globs
+                .iter()
+                .map(|g| (g, reference::parse_fields(&g.to_string(), g.rest()).map_err(bad)))
+                .collect();
+            let mut paths: Vec<&str> =
+                singles.iter().filter_map(|(_, v)| v.as_ref().ok()).map(|v| v.path.as_str()).collect();
+            paths.extend(globs.iter().filter_map(|(_, p)| p.as_ref().ok().copied()));
             paths.sort_unstable();
             paths.dedup();
 
@@ -330,39 +332,38 @@ impl Backend for VaultBackend {
             let secrets: BTreeMap<&str, Result<kv::KvSecret, BackendError>> =
                 futures_util::future::join_all(reads).await.into_iter().collect();
 
-            let singles = wanted
-                .singles
+            let value = |secret: &kv::KvSecret, field: &kv::Field| SecretValue {
+                value: field.0.clone(),
+                version: secret.version,
+                tier: None,
+            };
+            let singles = singles
                 .iter()
-                .map(|r| {
-                    let Reference::Vault(v) = r else { unreachable!("checked above") };
-                    let secret = secrets[v.path.as_str()].as_ref().map_err(Clone::clone)?;
-                    let field = secret.fields.get(&v.field).ok_or_else(|| {
-                        BackendError::new(
-                            FailureKind::Missing,
-                            format!("vault://{} has no field {:?}; check the #field part", v.path, v.field),
-                        )
-                    })?;
-                    Ok(SecretValue { value: field.0.clone(), version: secret.version, tier: None })
+                .map(|(r, v)| {
+                    let answer = v.as_ref().map_err(Clone::clone).and_then(|v| {
+                        let secret = secrets[v.path.as_str()].as_ref().map_err(Clone::clone)?;
+                        let field = secret.fields.get(&v.field).ok_or_else(|| {
+                            BackendError::new(
+                                FailureKind::Missing,
+                                format!(
+                                    "vault://{} has no field {:?}; check the #field part",
+                                    v.path, v.field
+                                ),
+                            )
+                        })?;
+                        Ok(value(secret, field))
+                    });
+                    ((*r).clone(), answer)
                 })
                 .collect();
-            let globs = wanted
-                .globs
-                .iter()
-                .map(|g| {
-                    let GlobRef::VaultFields { path } = g else {
-                        return Err(BackendError::new(FailureKind::Config, "not a vault:// glob"));
-                    };
-                    let secret = secrets[path.as_str()].as_ref().map_err(Clone::clone)?;
-                    Ok(secret
-                        .fields
-                        .iter()
-                        .map(|(k, f)| {
-                            (
-                                k.clone(),
-                                SecretValue { value: f.0.clone(), version: secret.version, tier: None },
-                            )
-                        })
-                        .collect())
+            let globs = globs
+                .into_iter()
+                .map(|(g, path)| {
+                    let answer = path.and_then(|path| {
+                        let secret = secrets[path].as_ref().map_err(Clone::clone)?;
+                        Ok(secret.fields.iter().map(|(k, f)| (k.clone(), value(secret, f))).collect())
+                    });
+                    (g.clone(), answer)
                 })
                 .collect();
             Ok(Fetched { singles, globs })
