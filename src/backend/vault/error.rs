@@ -1,0 +1,78 @@
+//! Vault/OpenBao's answers in Vault's terms: the shared HTTP layer hands back statuses and
+//! `{"errors": [...]}` bodies, and they are read here, never through Agent Secret Store's error
+//! table (a Vault 403 is a token or policy refusal, not the store's `SCOPE_DENIED`).
+
+use agentsecretstore::http::Failure;
+
+/// How a call to Vault/OpenBao failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VaultError {
+    /// Connect, timeout or reset, after retries.
+    #[error("cannot reach Vault/OpenBao at {addr} ({message}); check VAULT_ADDR (or BAO_ADDR) and that the server is running")]
+    Unreachable {
+        /// The server's address.
+        addr: String,
+        /// What failed.
+        message: String,
+    },
+    /// 401/403: the token is unknown or expired, or its policies do not allow the call.
+    #[error("permission denied by Vault ({status}: {message})")]
+    Denied {
+        /// HTTP status.
+        status: u16,
+        /// Vault's message.
+        message: String,
+    },
+    /// 404: nothing at that path (or the token may not know whether there is).
+    #[error("not found")]
+    NotFound,
+    /// 429 or 5xx after retries.
+    #[error("Vault server error {status}: {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// Vault's message.
+        message: String,
+    },
+    /// Any other 4xx: the request itself was refused.
+    #[error("Vault refused the request ({status}: {message})")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// Vault's message.
+        message: String,
+    },
+    /// A 2xx that does not parse, a body over the cap, or a redirect.
+    #[error("unexpected answer from Vault: {0}")]
+    Invalid(String),
+}
+
+impl VaultError {
+    /// Maps a failed exchange with the server at `addr`.
+    pub fn from_failure(f: Failure, addr: &str) -> Self {
+        match f {
+            Failure::Network { message, .. } => VaultError::Unreachable { addr: addr.to_owned(), message },
+            Failure::Invalid { message } => VaultError::Invalid(message),
+            Failure::Status(reply) => {
+                let status = reply.status.as_u16();
+                let message = reply.message(errors);
+                match status {
+                    401 | 403 => VaultError::Denied { status, message },
+                    404 => VaultError::NotFound,
+                    429 | 500..=599 => VaultError::Server { status, message },
+                    _ => VaultError::Rejected { status, message },
+                }
+            }
+        }
+    }
+}
+
+/// Vault/OpenBao error bodies: `{"errors": ["permission denied"]}`.
+fn errors(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<String>,
+    }
+    let e: Errors = serde_json::from_slice(bytes).ok()?;
+    (!e.errors.is_empty()).then(|| e.errors.join("; "))
+}
