@@ -3,17 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_not_started, env_of, marker_child, output_within, stderr_of, vault_run, wait_within, DevServer,
-    RecordingServer,
+    assert_not_started, env_of, marker_child, output_within, stderr_of, vault_run, DevServer,
+    RecordingServer, Running,
 };
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::json;
 
@@ -29,85 +26,6 @@ async fn dev_with(pairs: &[(&str, &str)]) -> DevServer {
         dev.put(p, v).await;
     }
     dev
-}
-
-/// A running vault-run whose stdout lines arrive on a channel; killed on drop.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    fn start(cmd: &mut Command) -> Self {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
-        let (tx, lines) = channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let mut err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    return;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Self { child, lines, stderr }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// The next stdout line, within `limit`.
-    fn next(&self, limit: Duration) -> String {
-        self.lines
-            .recv_timeout(limit)
-            .unwrap_or_else(|_| panic!("no line within {limit:?}; stderr: {}", self.stderr()))
-    }
-
-    /// Waits for the line `want`; panics with what came instead.
-    fn line(&self, want: &str) {
-        let until = Instant::now() + T;
-        let mut seen = Vec::new();
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l == want => return,
-                Ok(l) => seen.push(l),
-                Err(_) => panic!("no line {want:?}; saw {seen:?}; stderr: {}", self.stderr()),
-            }
-        }
-    }
-
-    fn signal(&self, s: Signal) {
-        kill(self.pid(), s).unwrap();
-    }
-
-    fn wait(&mut self) -> std::process::ExitStatus {
-        wait_within(&mut self.child, T)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn alive(pid: u32) -> bool {
@@ -413,7 +331,7 @@ async fn splay_delays_the_restart_by_at_most_splay() {
     assert!(waited + 500 >= delay, "restarted after {waited}ms, before the {delay}ms splay");
     assert!(waited <= delay + 5000, "restarted after {waited}ms, long after the {delay}ms splay");
     run.signal(Signal::SIGTERM);
-    run.wait();
+    run.wait(T);
 }
 
 #[tokio::test]
@@ -427,7 +345,7 @@ async fn an_ending_signal_during_a_restart_cancels_it() {
     dev.put(V_PATH, "value-two").await;
     run.line("term");
     run.signal(Signal::SIGTERM);
-    let status = run.wait();
+    let status = run.wait(T);
     let mut rest = Vec::new();
     while let Ok(l) = run.lines.try_recv() {
         rest.push(l);
@@ -442,7 +360,7 @@ async fn mask_with_watch_keeps_old_values_masked() {
     let dir = tmp();
     // The old value is written into the command itself, so the restarted child prints it.
     let script = "echo \"cur=$V\"; echo old=value-one-rotating; exec sleep 60";
-    let run = Running::start(&mut watch_cmd(&dev, dir.path(), &["--mask"], script));
+    let mut run = Running::start(&mut watch_cmd(&dev, dir.path(), &["--mask"], script));
     assert_eq!(run.next(T), "cur=[REDACTED:V]");
     assert_eq!(run.next(T), "old=[REDACTED:V]");
     dev.put(V_PATH, "value-two-rotating").await;
@@ -479,7 +397,7 @@ async fn without_a_tty_signals_go_to_the_childs_whole_group() {
     let mut got = [run.next(T), run.next(T)];
     got.sort();
     assert_eq!(got, ["helper-got-TERM", "main-got-TERM"], "{}", run.stderr());
-    assert_eq!(run.wait().code(), Some(3));
+    assert_eq!(run.wait(T).code(), Some(3));
 }
 
 /// Caught signals of `pid`, from /proc/PID/status.
@@ -523,7 +441,7 @@ async fn quit_usr1_winch_are_forwarded_and_fault_signals_are_not() {
     run.signal(Signal::SIGUSR1);
     assert_eq!(run.next(Duration::from_secs(10)), "got-USR1", "still forwarding afterwards");
     run.signal(Signal::SIGTERM);
-    run.wait();
+    run.wait(T);
 }
 
 #[tokio::test]
@@ -536,7 +454,7 @@ async fn the_child_dies_with_vault_run() {
     let child: u32 = run.next(T).parse().unwrap();
     assert!(alive(child));
     run.signal(Signal::SIGKILL);
-    run.wait();
+    run.wait(T);
     let until = Instant::now() + Duration::from_secs(5);
     while alive(child) {
         assert!(Instant::now() < until, "the child outlived vault-run (no PDEATHSIG)");
@@ -558,7 +476,7 @@ async fn under_watch_the_supervisors_environ_holds_no_credential_or_reference() 
         "-c",
         "echo \"ref=$REF\"; exec sleep 60",
     ]);
-    let run = Running::start(&mut cmd);
+    let mut run = Running::start(&mut cmd);
     assert_eq!(run.next(T), "ref=value-a-secret");
     // Read as the test's (root) user, which non-dumpability does not stop: the block itself
     // must hold nothing.

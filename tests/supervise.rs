@@ -3,16 +3,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{output_within, stderr_of, vault_run, DevServer};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use common::{output_within, stderr_of, vault_run, DevServer, Running};
+use nix::sys::signal::Signal;
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
@@ -27,105 +24,6 @@ async fn seeded() -> DevServer {
     let dev = DevServer::start();
     dev.put(SECRET_PATH, SECRET).await;
     dev
-}
-
-/// A vault-run process whose stdout lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(cmd: &mut Command) -> Self {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
-        let (tx, lines) = channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let mut err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    return;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Self { child, lines, stderr, seen: Vec::new() }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits for a stdout line satisfying `want`; panics with what was seen after `limit`.
-    fn expect(&mut self, want: impl Fn(&str) -> bool, limit: Duration) -> String {
-        let until = Instant::now() + limit;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if want(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    panic!("no expected line; stdout so far: {:?}; stderr: {}", self.seen, self.stderr())
-                }
-            }
-        }
-    }
-
-    fn line(&mut self, exact: &str) {
-        self.expect(|l| l == exact, Duration::from_secs(20));
-    }
-
-    fn signal(&self, s: Signal) {
-        kill(self.pid(), s).unwrap();
-    }
-
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let until = Instant::now() + limit;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < until, "vault-run did not exit; stderr: {}", self.stderr());
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Remaining stdout lines until EOF.
-    fn rest(&mut self) -> Vec<String> {
-        let mut v = Vec::new();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(10)) {
-            v.push(l);
-        }
-        v
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A Python child that reports each signal it gets, and exits 7 after `last`.

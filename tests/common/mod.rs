@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod bao;
+
 /// The vault-run binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_vault-run")
@@ -15,12 +17,13 @@ pub fn bin() -> &'static str {
 
 /// A `vault-run dev` process, killed on drop.
 pub struct DevServer {
-    child: Child,
+    pub child: Child,
     pub base_url: String,
     pub agent_key: String,
     pub admin_key: String,
     stderr: Arc<Mutex<String>>,
-    http: reqwest::Client,
+    /// A plain client (15 s timeout) for requests a test makes itself.
+    pub http: reqwest::Client,
 }
 
 impl DevServer {
@@ -32,23 +35,14 @@ impl DevServer {
         let mut child = Command::new(bin())
             .args(["dev", "--listen", "127.0.0.1:0"])
             .args(args)
+            // Its log level is the test's to choose (with -v), not the environment's.
+            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start vault-run dev");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = collect(child.stderr.take().unwrap());
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut get = |prefix: &str| {
             let line = lines
@@ -61,7 +55,8 @@ impl DevServer {
         let agent_key = get("ASS_AGENT_KEY=");
         let admin_key = get("ASS_ADMIN_KEY=");
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Self { child, base_url, agent_key, admin_key, stderr, http: reqwest::Client::new() }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+        Self { child, base_url, agent_key, admin_key, stderr, http }
     }
 
     /// Everything the server wrote to stderr so far.
@@ -155,6 +150,22 @@ impl Drop for DevServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Everything `pipe` yields, gathered by a thread into a string that grows as it is written.
+pub fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
 }
 
 /// A one-trick HTTP server on loopback: answers every connection with `response` (raw bytes,
@@ -446,6 +457,107 @@ impl RecordingProxy {
 }
 
 impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running vault-run whose stdout lines arrive on a channel; killed on drop.
+pub struct Running {
+    pub child: Child,
+    /// Stdout lines not taken yet.
+    pub lines: std::sync::mpsc::Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    /// Every stdout line taken so far.
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    pub fn start(cmd: &mut Command) -> Self {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr = collect(child.stderr.take().unwrap());
+        Self { child, lines, stderr, seen: Vec::new() }
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The next stdout line, within `limit`.
+    pub fn next(&mut self, limit: Duration) -> String {
+        let line = self
+            .lines
+            .recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("no line within {limit:?}; stderr: {}", self.stderr()));
+        self.seen.push(line.clone());
+        line
+    }
+
+    /// Waits for a stdout line satisfying `want`; panics with what was seen after `limit`.
+    pub fn expect(&mut self, want: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let until = Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    panic!("no expected line; stdout so far: {:?}; stderr: {}", self.seen, self.stderr())
+                }
+            }
+        }
+    }
+
+    /// Waits (60 s at most: a loaded machine is slow) for the line `exact`.
+    pub fn line(&mut self, exact: &str) {
+        self.expect(|l| l == exact, Duration::from_secs(60));
+    }
+
+    pub fn signal(&self, s: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), s).unwrap();
+    }
+
+    /// Waits for vault-run to exit; panics with its stderr after `limit`.
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < until, "vault-run did not exit; stderr: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Remaining stdout lines until EOF.
+    pub fn rest(&mut self) -> Vec<String> {
+        let mut v = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            v.push(l);
+        }
+        v
+    }
+}
+
+impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
