@@ -67,12 +67,39 @@ impl VaultError {
     }
 }
 
-/// Vault/OpenBao error bodies: `{"errors": ["permission denied"]}`.
+/// Vault/OpenBao error bodies: `{"errors": ["permission denied"]}`, where an entry may be a
+/// Go multierror (`"1 error occurred:\n\t* permission denied\n\n"`): its items are kept.
 fn errors(bytes: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Vec<String>,
     }
     let e: Errors = serde_json::from_slice(bytes).ok()?;
-    (!e.errors.is_empty()).then(|| e.errors.join("; "))
+    let items: Vec<String> = e
+        .errors
+        .iter()
+        .flat_map(|entry| match entry.split_once("occurred:") {
+            Some((_, list)) => {
+                list.split("\n").filter_map(|l| l.trim().strip_prefix("* ")).map(str::to_owned).collect()
+            }
+            None => vec![entry.split_whitespace().collect::<Vec<_>>().join(" ")],
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!items.is_empty()).then(|| items.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::errors;
+
+    #[test]
+    fn vault_error_bodies() {
+        let multi = br#"{"errors":["1 error occurred:\n\t* permission denied\n\n"]}"#;
+        assert_eq!(errors(multi).as_deref(), Some("permission denied"));
+        let two = br#"{"errors":["2 errors occurred:\n\t* a\n\t* b\n\n", "no handler\nfor route"]}"#;
+        assert_eq!(errors(two).as_deref(), Some("a; b; no handler for route"));
+        assert_eq!(errors(br#"{"errors":[]}"#), None);
+        assert_eq!(errors(b"not json"), None);
+    }
 }
