@@ -14,14 +14,10 @@ use common::{
     assert_not_started, marker_child, output_within, stderr_of, vault_run, wait_within, DevServer,
     RecordingServer,
 };
+use common::{tmp, T};
 use serde_json::json;
 
-const T: Duration = Duration::from_secs(60);
 const MODES: [&[&str]; 3] = [&[], &["--supervise"], &["--watch", "--watch-interval", "1s"]];
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
 
 /// Runs `cmd` (already pointed at a server) with `args`, a mapping file and a marker child, in
 /// every mode; asserts `code` and that no child ran.

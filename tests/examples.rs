@@ -5,11 +5,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use common::T;
 use common::{bare_vault_run, env_of, output_within, stderr_of, vault_run, DevServer};
-
-const T: Duration = Duration::from_secs(60);
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")

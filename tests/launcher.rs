@@ -5,19 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{env_of, output_within, stderr_of, vault_run, DevServer};
+use common::{tmp, write, T};
 use serde_json::json;
-
-const T: Duration = Duration::from_secs(60);
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 async fn seeded() -> DevServer {
     let dev = DevServer::start();

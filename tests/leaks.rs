@@ -12,9 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{bare_vault_run, env_of, output_within, stderr_of, vault_run, DevServer};
+use common::{tmp, write, T};
 use serde_json::json;
-
-const T: Duration = Duration::from_secs(60);
 
 /// Every value stored in the dev server by these tests: none may show up where it should not.
 const SECRETS: [(&str, &str); 5] = [
@@ -96,16 +95,6 @@ fn assert_clean(what: &str, text: &str, dev: &DevServer, token_prefix: &str) {
     if let Some(k) = has_credential_shape(text, key_prefix) {
         panic!("{what}: something shaped like an agent key ({k}) leaked:\n{text}");
     }
-}
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,13 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{output_within, stderr_of, RecordingServer};
+use common::{tmp, T};
 use serde_json::{json, Value};
-
-const T: Duration = Duration::from_secs(60);
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
 
 fn secrets() -> Value {
     json!({"secrets": {

@@ -4,22 +4,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::{bare_vault_run, env_of, http_json, output_within, raw_server, stderr_of, vault_run, DevServer};
+use common::{write, T};
 use serde_json::Value;
-
-const T: Duration = Duration::from_secs(60);
-
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 async fn seeded() -> DevServer {
     let dev = DevServer::start();

@@ -10,15 +10,10 @@ use common::{
     assert_not_started, env_of, marker_child, output_within, stderr_of, vault_run, DevServer,
     RecordingServer, Running,
 };
+use common::{tmp, T};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::json;
-
-const T: Duration = Duration::from_secs(60);
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
 
 async fn dev_with(pairs: &[(&str, &str)]) -> DevServer {
     let dev = DevServer::start();

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::T;
 use common::{output_within, stderr_of, vault_run, DevServer};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-const T: Duration = Duration::from_secs(60);
 /// Characters that need care in a header, a query string and JSON.
 const SECRET: &str = "sk-live-Ab/3+x?y&z=q~0042";
 const BODY_SECRET: &str = "body-secret-7f3e";

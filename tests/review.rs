@@ -4,22 +4,11 @@
 mod common;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{output_within, stderr_of, vault_run, DevServer};
-
-const T: Duration = Duration::from_secs(60);
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
+use common::{tmp, write, T};
 
 // ---------------------------------------------------------------------------------------------
 // --mask on a terminal: the pseudo-terminal turns each "\n" the child writes into "\r\n", so a

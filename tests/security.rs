@@ -5,22 +5,11 @@ mod common;
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{bare_vault_run, env_of, output_within, stderr_of, vault_run, DevServer};
-
-const T: Duration = Duration::from_secs(60);
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
+use common::{tmp, write, T};
 
 // ---------------------------------------------------------------------------------------------
 // 1. A mapping file cannot choose where the agent key goes.

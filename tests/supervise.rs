@@ -9,16 +9,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{output_within, stderr_of, vault_run, DevServer, Running};
+use common::{tmp, T};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-const T: Duration = Duration::from_secs(60);
 const SECRET: &str = "sk-live-Ab/3+x?y&z=\"q\"~0042";
 const SECRET_PATH: &str = "production/app/API_KEY";
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
 
 async fn seeded() -> DevServer {
     let dev = DevServer::start();

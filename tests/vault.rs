@@ -3,13 +3,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::bao::{bao_available, Bao, ROOT};
+use common::T;
 use common::{bare_vault_run, env_of, output_within, stderr_of, DevServer};
 use serde_json::json;
-
-const T: Duration = Duration::from_secs(60);
 
 async fn seeded() -> Bao {
     let bao = Bao::start().await;

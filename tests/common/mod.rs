@@ -563,3 +563,21 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// The bound on one vault-run run in tests: generous, for a loaded machine.
+pub const T: Duration = Duration::from_secs(60);
+
+/// A fresh temporary directory, removed on drop.
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Writes `text` to `dir/name` (creating folders on the way); its path.
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
