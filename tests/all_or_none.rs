@@ -207,7 +207,7 @@ async fn watch_never_restarts_the_child_with_a_missing_secret() {
     let starts = dir.path().join("starts");
     let script = format!("echo \"A=$A B=${{B-unset}} C=$C\" >> '{}'; exec sleep 60", starts.display());
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--watch", "--watch-interval", "300ms", "--retries", "0", "--", "sh", "-c", &script]);
+    cmd.args(common::words("--watch --watch-interval 300ms --retries 0 -- sh -c")).arg(&script);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let read = || std::fs::read_to_string(&starts).unwrap_or_default();

@@ -1003,7 +1003,7 @@ fn official_js_sdk_works_unchanged() {
                 return;
             }
             let mut npm = Command::new("npm");
-            npm.args(["install", "--no-save", "--no-audit", "--no-fund", "--prefix"])
+            npm.args(common::words("install --no-save --no-audit --no-fund --prefix"))
                 .arg(tmp.path())
                 .arg("@agentsecretstore/sdk@1.0.0");
             let install = common::output_within(&mut npm, Duration::from_secs(300));

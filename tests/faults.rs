@@ -558,7 +558,7 @@ async fn plain_http_to_loopback_never_goes_through_a_proxy() {
             .env("ALL_PROXY", &trap.url)
             .env_remove("no_proxy")
             .env_remove("NO_PROXY")
-            .args(["--retries", "0", "--deadline", "10s"])
+            .args(common::words("--retries 0 --deadline 10s"))
             .args(child_args()),
         HANG,
     );

@@ -36,12 +36,10 @@ async fn run_injects_every_entry_form_and_nothing_else() {
     let dir = tmp();
     write(dir.path(), "vault-run.toml", MAPPING);
     let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_AGENT_KEY_FILE", "/nonexistent").args([
-            "--",
-            "sh",
-            "-c",
-            "env -0; printf 'FILE=%s' \"$(cat \"$TLS_KEY_FILE\")\" >&2",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("ASS_AGENT_KEY_FILE", "/nonexistent")
+            .args(common::words("-- sh -c"))
+            .arg("env -0; printf 'FILE=%s' \"$(cat \"$TLS_KEY_FILE\")\" >&2"),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -68,7 +66,7 @@ async fn exec_keeps_pid_and_exit_status() {
     let dev = seeded().await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "K=production/app/LOG_LEVEL", "--", "sh", "-c", "echo $$; exit 42"]);
+    cmd.args(common::words("-e K=production/app/LOG_LEVEL -- sh -c")).arg("echo $$; exit 42");
     let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let out = common::output_of_within(child, T);
@@ -90,7 +88,7 @@ async fn flags_env_refs_and_precedence() {
             .env("REF_VAR", "ass://production/db/PASSWORD")
             .env("B", "ass://production/stripe/SECRET")
             .env("PLAIN", "ass:/not-a-ref")
-            .args(["-f", "m.toml", "-e", "A=production/gemini/GEMINI_API_KEY", "--", "env", "-0"]),
+            .args(common::words("-f m.toml -e A=production/gemini/GEMINI_API_KEY -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -106,16 +104,10 @@ async fn pristine_keep_no_override_keep_agent_key() {
     let dev = seeded().await;
     let dir = tmp();
     let out = output_within(
-        vault_run(&dev, dir.path()).env("KEEP_ME", "1").env("DROP_ME", "1").args([
-            "--pristine",
-            "--keep",
-            "KEEP_ME",
-            "-e",
-            "L=production/app/LOG_LEVEL",
-            "--",
-            "env",
-            "-0",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("KEEP_ME", "1")
+            .env("DROP_ME", "1")
+            .args(common::words("--pristine --keep KEEP_ME -e L=production/app/LOG_LEVEL -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -125,15 +117,9 @@ async fn pristine_keep_no_override_keep_agent_key() {
     assert_eq!(names, ["KEEP_ME", "L"]);
 
     let out = output_within(
-        vault_run(&dev, dir.path()).env("L", "already").args([
-            "--no-override",
-            "--keep-agent-key",
-            "-e",
-            "L=production/app/LOG_LEVEL",
-            "--",
-            "env",
-            "-0",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("L", "already")
+            .args(common::words("--no-override --keep-agent-key -e L=production/app/LOG_LEVEL -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -201,12 +187,9 @@ async fn failures_end_with_one_line_and_the_documented_code() {
     assert_eq!(out.status.code(), Some(78), "colliding names: {}", stderr_of(&out));
 
     let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_AGENT_KEY", "ass_wrong").args([
-            "-e",
-            "X=production/app/LOG_LEVEL",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("ASS_AGENT_KEY", "ass_wrong")
+            .args(common::words("-e X=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(77), "{}", stderr_of(&out));
@@ -214,23 +197,17 @@ async fn failures_end_with_one_line_and_the_documented_code() {
 
     let narrow = dev.agent("narrow", &["secrets:read:public/*"]).await;
     let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_AGENT_KEY", &narrow).args([
-            "-e",
-            "X=production/app/LOG_LEVEL",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("ASS_AGENT_KEY", &narrow)
+            .args(common::words("-e X=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(77), "scope denied: {}", stderr_of(&out));
 
     let out = output_within(
-        vault_run(&dev, dir.path()).env_remove("ASS_AGENT_KEY").args([
-            "-e",
-            "X=production/app/LOG_LEVEL",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .env_remove("ASS_AGENT_KEY")
+            .args(common::words("-e X=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(78), "no agent key: {}", stderr_of(&out));
@@ -243,14 +220,9 @@ async fn unreachable_server_and_deadline_are_temporary() {
     let dir = tmp();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_BASE_URL", format!("http://{closed}")).args([
-            "--retries",
-            "1",
-            "-e",
-            "X=production/app/LOG_LEVEL",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("ASS_BASE_URL", format!("http://{closed}"))
+            .args(common::words("--retries 1 -e X=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
@@ -258,14 +230,8 @@ async fn unreachable_server_and_deadline_are_temporary() {
     dev.faults(json!({"latency": "10s"})).await;
     let started = std::time::Instant::now();
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "--deadline",
-            "1s",
-            "-e",
-            "X=production/app/LOG_LEVEL",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words("--deadline 1s -e X=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
@@ -279,7 +245,7 @@ async fn approval_is_awaited_then_the_child_starts() {
     dev.put_tier("production/pay/KEY", "pay-key-value-0009", "sensitive").await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "PAY=production/pay/KEY", "--", "env", "-0"]);
+    cmd.args(common::words("-e PAY=production/pay/KEY -- env -0"));
     let handle = std::thread::spawn(move || output_within(&mut cmd, T));
     let id = dev.wait_pending().await;
     dev.approve(&id).await;
@@ -289,21 +255,15 @@ async fn approval_is_awaited_then_the_child_starts() {
     assert!(stderr_of(&out).contains(&id), "the approval id is printed: {}", stderr_of(&out));
 
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "--approval-timeout",
-            "0",
-            "-e",
-            "PAY=production/pay/KEY",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words("--approval-timeout 0 -e PAY=production/pay/KEY -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("apr_"), "{}", stderr_of(&out));
 
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "PAY=production/pay/KEY", "--", "true"]);
+    cmd.args(common::words("-e PAY=production/pay/KEY -- true"));
     let handle = std::thread::spawn(move || output_within(&mut cmd, T));
     let id = loop {
         let pending = dev.pending().await;
@@ -352,7 +312,8 @@ async fn check_prints_the_table_and_exits_like_a_run() {
         assert!(!table.contains(value), "check never prints values: {table}");
     }
 
-    let out = output_within(vault_run(&dev, dir.path()).args(["check", "-e", "X=production/none/X"]), T);
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(common::words("check -e X=production/none/X")), T);
     assert_eq!(out.status.code(), Some(69));
     assert!(String::from_utf8_lossy(&out.stdout).contains("missing"));
 }
@@ -363,7 +324,7 @@ async fn verbose_json_logs_carry_no_secret_key_or_token() {
     let dir = tmp();
     write(dir.path(), "vault-run.toml", MAPPING);
     let out =
-        output_within(vault_run(&dev, dir.path()).args(["-vvv", "--log-format", "json", "--", "true"]), T);
+        output_within(vault_run(&dev, dir.path()).args(common::words("-vvv --log-format json -- true")), T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let err = stderr_of(&out);
     assert!(err.lines().any(|l| l.starts_with('{')), "json lines: {err}");
@@ -390,7 +351,7 @@ async fn systemd_status_lines_while_waiting_for_approval() {
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.env("NOTIFY_SOCKET", &sock_path).args(["-e", "PAY=production/pay/KEY", "--", "true"]);
+    cmd.env("NOTIFY_SOCKET", &sock_path).args(common::words("-e PAY=production/pay/KEY -- true"));
     let handle = std::thread::spawn(move || output_within(&mut cmd, T));
     let id = dev.wait_pending().await;
     let mut buf = [0u8; 512];
@@ -409,7 +370,7 @@ async fn text_logs_are_plain_lines_when_stderr_is_not_a_terminal() {
     let dev = seeded().await;
     let dir = tmp();
     let out = output_within(
-        vault_run(&dev, dir.path()).args(["-vv", "-e", "L=production/app/LOG_LEVEL", "--", "true"]),
+        vault_run(&dev, dir.path()).args(common::words("-vv -e L=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));

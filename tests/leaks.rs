@@ -202,7 +202,10 @@ async fn no_key_or_token_in_argv_or_the_childs_environment() {
             if key_by_file {
                 cmd.env_remove("ASS_AGENT_KEY").env("ASS_AGENT_KEY_FILE", &key_file);
             }
-            cmd.args(["-f", mapping.to_str().unwrap()]).args(mode).args(["--", "sh", "-c", child_script]);
+            cmd.args(["-f", mapping.to_str().unwrap()])
+                .args(mode)
+                .args(common::words("-- sh -c"))
+                .arg(child_script);
             let vault_pid;
             let (mut proc, child_pid, _out) = {
                 let spawned = spawn_reporting_pid(&mut cmd);
@@ -445,15 +448,10 @@ async fn same_uid_processes_cannot_read_vault_runs_memory_or_environment() {
     // The unprivileged vault-run must be able to enter its working directory.
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let mut cmd = bare_vault_run(dir.path());
-    cmd.env("ASS_BASE_URL", &dev.base_url).env("ASS_AGENT_KEY", &dev.agent_key).args([
-        "--supervise",
-        "-e",
-        "API_KEY=leak/app/API_KEY",
-        "--",
-        "sh",
-        "-c",
-        "echo $$; exec sleep 30",
-    ]);
+    cmd.env("ASS_BASE_URL", &dev.base_url)
+        .env("ASS_AGENT_KEY", &dev.agent_key)
+        .args(common::words("--supervise -e API_KEY=leak/app/API_KEY -- sh -c"))
+        .arg("echo $$; exec sleep 30");
     if let Some(uid) = uid {
         cmd.uid(uid).gid(uid);
     }
@@ -493,20 +491,7 @@ async fn the_childs_environment_never_holds_the_token_even_when_keeping_variable
     let prefix = token_prefix(&dev).await;
     let dir = tmp();
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "--pristine",
-            "--keep",
-            "ASS_AGENT_KEY",
-            "--keep",
-            "ASS_TOKEN",
-            "--keep",
-            "ASS_BASE_URL",
-            "-e",
-            "API_KEY=leak/app/API_KEY",
-            "--",
-            "env",
-            "-0",
-        ]),
+        vault_run(&dev, dir.path()).args(common::words("--pristine --keep ASS_AGENT_KEY --keep ASS_TOKEN --keep ASS_BASE_URL -e API_KEY=leak/app/API_KEY -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));

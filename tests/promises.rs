@@ -38,8 +38,10 @@ async fn vault_run_file_names_the_mapping() {
     let conf = tempfile::tempdir().unwrap();
     let file = conf.path().join("elsewhere.toml");
     std::fs::write(&file, "[env]\nFROM_FILE = \"production/app/A\"\n").unwrap();
-    let out =
-        output_within(vault_run(&dev, dir.path()).env("VAULT_RUN_FILE", &file).args(["--", "env", "-0"]), T);
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("VAULT_RUN_FILE", &file).args(common::words("-- env -0")),
+        T,
+    );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(env_of(&out.stdout).get("FROM_FILE").map(String::as_str), Some("value-from-file"));
 }
@@ -89,7 +91,7 @@ fn quiet_leaves_only_the_error_line() {
         if quiet {
             cmd.arg("-q");
         }
-        cmd.args(["--approval-timeout", "0", "-e", "A=production/app/A", "--", "true"]);
+        cmd.args(common::words("--approval-timeout 0 -e A=production/app/A -- true"));
         output_within(&mut cmd, T)
     };
     let loud = run(false);
@@ -112,7 +114,7 @@ fn plain_http_to_a_non_loopback_host_needs_allow_insecure_http() {
     let dir = tmp();
     let marker = dir.path().join("started");
     let mut cmd = rec.vault_run(dir.path());
-    cmd.env("ASS_BASE_URL", &url).args(["-e", "A=production/app/A", "--"]).args(marker_child(&marker));
+    cmd.env("ASS_BASE_URL", &url).args(common::words("-e A=production/app/A --")).args(marker_child(&marker));
     let out = output_within(&mut cmd, T);
     assert_not_started(&out, 78, &marker);
     assert!(stderr_of(&out).contains("--allow-insecure-http"), "the fix is named: {}", stderr_of(&out));
@@ -123,14 +125,8 @@ fn plain_http_to_a_non_loopback_host_needs_allow_insecure_http() {
     for k in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
         cmd.env_remove(k);
     }
-    cmd.env("ASS_BASE_URL", &url).args([
-        "--allow-insecure-http",
-        "-e",
-        "A=production/app/A",
-        "--",
-        "env",
-        "-0",
-    ]);
+    cmd.env("ASS_BASE_URL", &url)
+        .args(common::words("--allow-insecure-http -e A=production/app/A -- env -0"));
     let out = output_within(&mut cmd, T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(env_of(&out.stdout)["A"], "value-a");
@@ -151,7 +147,7 @@ fn approval_timeout_is_75_and_an_expired_approval_77() {
         let marker = dir.path().join("started");
         let start = Instant::now();
         let mut cmd = rec.vault_run(dir.path());
-        cmd.args(args).args(["-e", "A=production/app/A", "--"]).args(marker_child(&marker));
+        cmd.args(args).args(common::words("-e A=production/app/A --")).args(marker_child(&marker));
         let out = output_within(&mut cmd, T);
         assert_not_started(&out, code, &marker);
         assert!(start.elapsed() < Duration::from_secs(15), "{status}: took {:?}", start.elapsed());
@@ -174,7 +170,7 @@ async fn an_expired_secret_is_69() {
     let dir = tmp();
     let marker = dir.path().join("started");
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "A=production/app/A", "-e", "OLD=production/app/OLD", "--"]).args(marker_child(&marker));
+    cmd.args(common::words("-e A=production/app/A -e OLD=production/app/OLD --")).args(marker_child(&marker));
     let out = output_within(&mut cmd, T);
     assert_not_started(&out, 69, &marker);
     assert!(stderr_of(&out).contains("expired"), "{}", stderr_of(&out));
@@ -186,7 +182,7 @@ async fn a_value_with_a_nul_byte_is_78() {
     let dir = tmp();
     let marker = dir.path().join("started");
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "A=production/app/A", "-e", "N=production/app/NUL", "--"]).args(marker_child(&marker));
+    cmd.args(common::words("-e A=production/app/A -e N=production/app/NUL --")).args(marker_child(&marker));
     let out = output_within(&mut cmd, T);
     assert_not_started(&out, 78, &marker);
     let err = stderr_of(&out);
@@ -203,7 +199,7 @@ async fn an_environment_too_large_for_execve_is_78() {
     let dir = tmp();
     let marker = dir.path().join("started");
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "A=production/app/A", "-e", "BIG=production/app/BIG", "--"]).args(marker_child(&marker));
+    cmd.args(common::words("-e A=production/app/A -e BIG=production/app/BIG --")).args(marker_child(&marker));
     let out = output_within(&mut cmd, T);
     assert_not_started(&out, 78, &marker);
     assert!(!stderr_of(&out).contains("xxxxxxxx"), "the value is not shown");
@@ -232,13 +228,9 @@ async fn check_shows_denied_and_approval() {
     let key = dev.agent("narrow", &["secrets:read:production/app/*"]).await;
     let dir = tmp();
     let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_AGENT_KEY", &key).args([
-            "check",
-            "-e",
-            "A=production/app/A",
-            "-e",
-            "B=production/other/B",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("ASS_AGENT_KEY", &key)
+            .args(common::words("check -e A=production/app/A -e B=production/other/B")),
         T,
     );
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -249,15 +241,9 @@ async fn check_shows_denied_and_approval() {
 
     dev.put_tier("production/pay/KEY", "value-pay", "sensitive").await;
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "check",
-            "--approval-timeout",
-            "0",
-            "-e",
-            "A=production/app/A",
-            "-e",
-            "PAY=production/pay/KEY",
-        ]),
+        vault_run(&dev, dir.path()).args(common::words(
+            "check --approval-timeout 0 -e A=production/app/A -e PAY=production/pay/KEY",
+        )),
         T,
     );
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -277,7 +263,7 @@ async fn rotating(first: &str) -> DevServer {
 
 fn watch_cmd(dev: &DevServer, dir: &std::path::Path, extra: &[&str], script: &str) -> Command {
     let mut cmd = vault_run(dev, dir);
-    cmd.args(["--watch", "--watch-interval", "300ms"]).args(extra).args([
+    cmd.args(common::words("--watch --watch-interval 300ms")).args(extra).args([
         "-e",
         &format!("V={V_PATH}"),
         "--",
@@ -378,7 +364,7 @@ async fn without_a_tty_signals_go_to_the_childs_whole_group() {
     let dev = dev_with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--supervise", "-e", "A=production/app/A", "--", "sh", "-c", HELPERS]);
+    cmd.args(common::words("--supervise -e A=production/app/A -- sh -c")).arg(HELPERS);
     let mut run = Running::start(&mut cmd);
     let mut seen = [run.next(T), run.next(T)];
     seen.sort();
@@ -409,7 +395,7 @@ async fn quit_usr1_winch_are_forwarded_and_fault_signals_are_not() {
     let script = "for s in QUIT USR1 WINCH SEGV; do trap \"echo got-$s\" $s; done; echo ready; \
                   while :; do sleep 0.1; done";
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--supervise", "-e", "A=production/app/A", "--", "sh", "-c", script]);
+    cmd.args(common::words("--supervise -e A=production/app/A -- sh -c")).arg(script);
     let mut run = Running::start(&mut cmd);
     run.line("ready");
     for (sig, name) in [(Signal::SIGQUIT, "QUIT"), (Signal::SIGUSR1, "USR1"), (Signal::SIGWINCH, "WINCH")] {
@@ -444,7 +430,7 @@ async fn the_child_dies_with_vault_run() {
     let dev = dev_with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--supervise", "-e", "A=production/app/A", "--", "sh", "-c", "echo $$; exec sleep 60"]);
+    cmd.args(common::words("--supervise -e A=production/app/A -- sh -c")).arg("echo $$; exec sleep 60");
     let mut run = Running::start(&mut cmd);
     let child: u32 = run.next(T).parse().unwrap();
     assert!(alive(child));
@@ -462,15 +448,9 @@ async fn under_watch_the_supervisors_environ_holds_no_credential_or_reference() 
     let dev = dev_with(&[("production/app/A", "value-a-secret")]).await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.env("REF", "ass://production/app/A").args([
-        "--watch",
-        "--watch-interval",
-        "300ms",
-        "--",
-        "sh",
-        "-c",
-        "echo \"ref=$REF\"; exec sleep 60",
-    ]);
+    cmd.env("REF", "ass://production/app/A")
+        .args(common::words("--watch --watch-interval 300ms -- sh -c"))
+        .arg("echo \"ref=$REF\"; exec sleep 60");
     let mut run = Running::start(&mut cmd);
     assert_eq!(run.next(T), "ref=value-a-secret");
     // Read as the test's (root) user, which non-dumpability does not stop: the block itself

@@ -261,7 +261,7 @@ head -c 100 "$SSL_CERT_FILE"; echo
 "#
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["-v", "--", "sh", "-c", &script]);
+    cmd.args(common::words("-v -- sh -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = stderr_of(&out);
@@ -327,7 +327,7 @@ async fn http2_child_to_an_http1_only_upstream() {
         up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--", "sh", "-c", &script]);
+    cmd.args(common::words("-- sh -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
@@ -359,7 +359,7 @@ true"#,
         port = up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--", "sh", "-c", &script]);
+    cmd.args(common::words("-- sh -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
@@ -381,7 +381,7 @@ true"#,
         port = up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--deny-other-hosts", "--", "sh", "-c", &script]);
+    cmd.args(common::words("--deny-other-hosts -- sh -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(stdout.lines().any(|l| l == "other 403"), "{stdout}\n{}", stderr_of(&out));
@@ -414,7 +414,8 @@ done"#,
         up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--watch", "--watch-interval", "1s", "--", "sh", "-c", &script])
+    cmd.args(common::words("--watch --watch-interval 1s -- sh -c"))
+        .arg(&script)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = KillOnDrop(cmd.spawn().unwrap());
@@ -569,7 +570,7 @@ subprocess.run(["sh", "-c", 'curl -sS --fail -H "Authorization: Bearer $API_KEY"
         up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--", "python3", "-c", &script]);
+    cmd.args(common::words("-- python3 -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(up.at("/grandchild")[0].authorization, format!("Bearer {SECRET}"));
@@ -588,7 +589,7 @@ async fn the_host_header_cannot_steer_the_value_elsewhere() {
         r#"curl -sS --fail --http1.1 -o /dev/null -H "Host: {OTHER}:{port}" -H "Authorization: Bearer $API_KEY" "https://{HOST}:{port}/fronting""#
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--", "sh", "-c", &script]);
+    cmd.args(common::words("-- sh -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let seen = up.at("/fronting");
@@ -619,7 +620,7 @@ print("got", c.sock.recv(100).decode())"#,
         port = up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--", "python3", "-c", &script]);
+    cmd.args(common::words("-- python3 -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));

@@ -70,7 +70,7 @@ fn a_servers_approval_id_cannot_forge_log_lines_or_notify_systemd() {
             .env("ASS_BASE_URL", &url)
             .env("ASS_AGENT_KEY", "ass_review_key_0123456789")
             .env("NOTIFY_SOCKET", &socket_path)
-            .args(["--approval-timeout", "0", "--retries", "0", "-e", "A=production/app/A", "--", "true"]),
+            .args(common::words("--approval-timeout 0 --retries 0 -e A=production/app/A -- true")),
         T,
     );
     let err = stderr_of(&out);
@@ -154,7 +154,7 @@ fn an_agent_key_file_that_is_a_fifo_is_refused_at_once() {
         common::bare_vault_run(dir.path())
             .env("ASS_BASE_URL", "http://127.0.0.1:9")
             .env("ASS_AGENT_KEY_FILE", &fifo)
-            .args(["--deadline", "5s", "-e", "A=production/app/A", "--", "true"]),
+            .args(common::words("--deadline 5s -e A=production/app/A -- true")),
         Duration::from_secs(20),
     );
     let err = stderr_of(&out);
@@ -183,14 +183,19 @@ async fn a_mapping_file_found_in_the_directory_but_owned_by_another_user_is_refu
         "[env]\nA = \"production/app/A\"\nPLANTED = { path = \"none/x/Y\", default = \"sh -c planted\" }\n",
     );
     std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
-    let out = output_within(vault_run(&dev, dir.path()).args(["--", "sh", "-c", "echo \"$PLANTED\""]), T);
+    let out = output_within(
+        vault_run(&dev, dir.path()).args(common::words("-- sh -c")).arg("echo \"$PLANTED\""),
+        T,
+    );
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("planted"));
     assert!(err.contains("owned by uid 65534") && err.contains("-f"), "{err}");
     // Named explicitly, it is the caller's choice.
     let out = output_within(
-        vault_run(&dev, dir.path()).args(["-f", "vault-run.toml", "--", "sh", "-c", "echo \"$PLANTED\""]),
+        vault_run(&dev, dir.path())
+            .args(common::words("-f vault-run.toml -- sh -c"))
+            .arg("echo \"$PLANTED\""),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -254,7 +259,7 @@ fn a_vault_cacert_that_is_not_a_regular_file_is_refused_at_once() {
                 .env("VAULT_ADDR", "http://127.0.0.1:9")
                 .env("VAULT_TOKEN", "hvs.review-token-0123456789")
                 .env("VAULT_CACERT", ca)
-                .args(["--deadline", "5s", "-e", "A=vault://secret/app#a", "--", "true"]),
+                .args(common::words("--deadline 5s -e A=vault://secret/app#a -- true")),
             Duration::from_secs(20),
         );
         let err = stderr_of(&out);
@@ -310,12 +315,10 @@ fn a_server_error_that_echoes_the_credential_does_not_print_it() {
     );
     let url = common::raw_server(common::http_json("401 Unauthorized", &body));
     let out = output_within(
-        common::bare_vault_run(dir.path()).env("ASS_BASE_URL", &url).env("ASS_AGENT_KEY", key).args([
-            "-e",
-            "A=production/app/A",
-            "--",
-            "true",
-        ]),
+        common::bare_vault_run(dir.path())
+            .env("ASS_BASE_URL", &url)
+            .env("ASS_AGENT_KEY", key)
+            .args(common::words("-e A=production/app/A -- true")),
         T,
     );
     let err = stderr_of(&out);
@@ -327,12 +330,10 @@ fn a_server_error_that_echoes_the_credential_does_not_print_it() {
     let body = format!(r#"{{"errors":["permission denied for token {token}"]}}"#);
     let url = common::raw_server(common::http_json("403 Forbidden", &body));
     let out = output_within(
-        common::bare_vault_run(dir.path()).env("VAULT_ADDR", &url).env("VAULT_TOKEN", token).args([
-            "-e",
-            "A=vault://secret/app#a",
-            "--",
-            "true",
-        ]),
+        common::bare_vault_run(dir.path())
+            .env("VAULT_ADDR", &url)
+            .env("VAULT_TOKEN", token)
+            .args(common::words("-e A=vault://secret/app#a -- true")),
         T,
     );
     let err = stderr_of(&out);
@@ -364,14 +365,12 @@ async fn user_supervised_command_is_looked_up_as_the_user() {
     let path = format!("{}:/usr/bin:/bin", private.display());
     for mode in [None, Some("--supervise")] {
         let out = output_within(
-            vault_run(&dev, dir.path()).env("PATH", &path).args(["--user", "nobody"]).args(mode).args([
-                "-e",
-                "A=production/app/A",
-                "--",
-                "sh",
-                "-c",
-                "echo ran-as-$(id -u)",
-            ]),
+            vault_run(&dev, dir.path())
+                .env("PATH", &path)
+                .args(["--user", "nobody"])
+                .args(mode)
+                .args(common::words("-e A=production/app/A -- sh -c"))
+                .arg("echo ran-as-$(id -u)"),
             T,
         );
         assert!(out.status.success(), "{mode:?}: {}", stderr_of(&out));

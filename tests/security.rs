@@ -49,7 +49,7 @@ fn a_mapping_file_alone_cannot_send_the_agent_key_elsewhere() {
             bare_vault_run(dir.path())
                 .env("ASS_AGENT_KEY", "ass_agent_key_that_must_stay_home_0123456789")
                 .args(sub)
-                .args(["--timeout", "2s", "--retries", "0"])
+                .args(common::words("--timeout 2s --retries 0"))
                 .args(if sub.is_empty() { &["--", "true"][..] } else { &[][..] }),
             T,
         );
@@ -75,7 +75,7 @@ async fn the_flag_or_environment_url_wins_over_the_files_with_a_warning() {
         &format!("[vault]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url()),
     );
     // From the environment.
-    let out = output_within(vault_run(&dev, dir.path()).args(["--", "env", "-0"]), T);
+    let out = output_within(vault_run(&dev, dir.path()).args(common::words("-- env -0")), T);
     let err = stderr_of(&out);
     assert!(out.status.success(), "{err}");
     assert_eq!(env_of(&out.stdout)["A"], "value-a");
@@ -102,7 +102,7 @@ async fn the_flag_or_environment_url_wins_over_the_files_with_a_warning() {
         "vault-run.toml",
         "[vault]\nbase_url = \"https://api.agentsecretstore.com\"\n\n[env]\nA = \"production/app/A\"\n",
     );
-    let out = output_within(vault_run(&dev, dir.path()).args(["--", "env", "-0"]), T);
+    let out = output_within(vault_run(&dev, dir.path()).args(common::words("-- env -0")), T);
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
 
@@ -121,7 +121,7 @@ async fn inherited_references_are_not_resolved_unless_asked_for() {
     let run = |args: &[&str]| {
         let mut c = vault_run(&dev, dir.path());
         c.env("ASS_AGENT_KEY", &narrow).env("GREETING", "ass://production/other/PRIVATE").args(args);
-        output_within(c.args(["--", "env", "-0"]), T)
+        output_within(c.args(common::words("-- env -0")), T)
     };
     // --pristine: not kept, so neither read nor asked for (the narrow agent would be refused).
     let out = run(&["--pristine"]);
@@ -149,14 +149,9 @@ async fn a_kept_inherited_reference_is_resolved_and_check_says_where_it_came_fro
     let dir = tmp();
     write(dir.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
     let out = output_within(
-        vault_run(&dev, dir.path()).env("GREETING", "ass://production/other/GREETING").args([
-            "--pristine",
-            "--keep",
-            "GREETING",
-            "--",
-            "env",
-            "-0",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("GREETING", "ass://production/other/GREETING")
+            .args(common::words("--pristine --keep GREETING -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -200,19 +195,17 @@ async fn credentials_directory_is_removed_from_the_child_when_it_holds_the_key()
     let creds = credentials_dir(&dev);
     let work = tmp();
     write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
-    let out =
-        output_within(key_from_credentials(&dev, work.path(), creds.path()).args(["--", "env", "-0"]), T);
+    let out = output_within(
+        key_from_credentials(&dev, work.path(), creds.path()).args(common::words("-- env -0")),
+        T,
+    );
     assert!(out.status.success(), "{}", stderr_of(&out));
     let env = env_of(&out.stdout);
     assert_eq!(env["A"], "value-a");
     assert!(!env.contains_key("CREDENTIALS_DIRECTORY"), "{env:?}");
     let out = output_within(
-        key_from_credentials(&dev, work.path(), creds.path()).args([
-            "--keep-credentials-directory",
-            "--",
-            "env",
-            "-0",
-        ]),
+        key_from_credentials(&dev, work.path(), creds.path())
+            .args(common::words("--keep-credentials-directory -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -246,7 +239,7 @@ async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
         let mut c = key_from_credentials(&dev, work.path(), creds.path());
         c.env("KEY", &key).env("HOME", "/root").env("USER", "root").env("LOGNAME", "root");
         c.args(["--keep-credentials-directory", "--user", user]).args(mode);
-        let out = output_within(c.args(["--", "sh", "-c", WHO]), T);
+        let out = output_within(c.args(common::words("-- sh -c")).arg(WHO), T);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{user} {mode:?}: {}{stdout}", stderr_of(&out));
         let mut lines = stdout.lines();
@@ -268,7 +261,8 @@ async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
     let out = output_within(
         key_from_credentials(&dev, work.path(), creds.path())
             .env("KEY", &key)
-            .args(["--user", "nobody", "--", "sh", "-c", WHO]),
+            .args(common::words("--user nobody -- sh -c"))
+            .arg(WHO),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -322,7 +316,8 @@ async fn mask_hides_a_template_secret_printed_alone() {
         "[env]\nDATABASE_URL = { template = \"postgres://app:{{ production/db/PASSWORD }}@db/app\" }\n",
     );
     let script = r#"echo "url=$DATABASE_URL"; p=${DATABASE_URL#postgres://app:}; echo "alone=${p%@db/app}""#;
-    let out = output_within(vault_run(&dev, dir.path()).args(["--mask", "--", "sh", "-c", script]), T);
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(common::words("--mask -- sh -c")).arg(script), T);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(!stdout.contains("db-pass-value-0002"), "{stdout}");
@@ -361,7 +356,7 @@ fn decoding_errors_do_not_echo_the_response() {
             bare_vault_run(dir.path())
                 .env("ASS_BASE_URL", &url)
                 .env("ASS_AGENT_KEY", "ass_test_key_0123456789abcdef")
-                .args(["--retries", "0", "-e", "A=production/app/A", "-vvv", "--", "echo", "child-ran"]),
+                .args(common::words("--retries 0 -e A=production/app/A -vvv -- echo child-ran")),
             T,
         );
         let err = stderr_of(&out);
@@ -389,7 +384,7 @@ async fn the_pseudo_terminal_master_does_not_leak_into_the_child() {
     // vault-run's stdout is a terminal: --mask then runs the child on a pseudo-terminal.
     let pty = nix::pty::openpty(None, None).unwrap();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--mask", "--", "sleep", "30"])
+    cmd.args(common::words("--mask -- sleep 30"))
         .stdout(std::process::Stdio::from(pty.slave.try_clone().unwrap()))
         .stderr(std::process::Stdio::piped());
     // vault-run starts with 0, 1 and 2 only (the harness's own descriptors, which vault-run
@@ -459,7 +454,8 @@ async fn mask_sees_a_secret_split_between_stdout_and_stderr_sent_to_one_file() {
     let file = std::fs::File::create(&log).unwrap();
     let script = r#"printf '%s' "${A%%-value-0042}"; printf '%s\n' "-value-0042" >&2; echo done"#;
     let status = vault_run(&dev, dir.path())
-        .args(["--mask", "-q", "--", "sh", "-c", script])
+        .args(common::words("--mask -q -- sh -c"))
+        .arg(script)
         .stdout(file.try_clone().unwrap())
         .stderr(file)
         .status()
@@ -553,15 +549,8 @@ async fn names_that_load_code_trust_another_ca_or_redirect_traffic_are_refused()
     }
     assert_eq!(dev.count("POST /v1/tokens").await, 0, "refused before any request");
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "-e",
-            "https_proxy=production/app/A",
-            "--allow-name",
-            "https_proxy",
-            "--",
-            "env",
-            "-0",
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words("-e https_proxy=production/app/A --allow-name https_proxy -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -624,7 +613,7 @@ fn vault_token_and_secret_id_files_readable_by_others_are_refused() {
     chmod(&secret_id, 0o644);
     // Refused before any connection: the address is a closed port.
     let run = |c: &mut std::process::Command| {
-        c.env("VAULT_ADDR", "http://127.0.0.1:9").args(["-e", "P=vault://secret/app#p", "--", "true"]);
+        c.env("VAULT_ADDR", "http://127.0.0.1:9").args(common::words("-e P=vault://secret/app#p -- true"));
         output_within(c, T)
     };
     let out = run(bare_vault_run(dir.path()).arg("--vault-token-file").arg(&token));
@@ -727,13 +716,9 @@ async fn the_admin_key_is_removed_from_the_childs_environment() {
     dev.put("production/app/A", "value-a").await;
     let dir = tmp();
     let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_ADMIN_KEY", &dev.admin_key).args([
-            "-e",
-            "A=production/app/A",
-            "--",
-            "env",
-            "-0",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("ASS_ADMIN_KEY", &dev.admin_key)
+            .args(common::words("-e A=production/app/A -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));

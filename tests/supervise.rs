@@ -103,13 +103,9 @@ async fn secrets_only_in_the_child_and_memfds_closed() {
     )
     .unwrap();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.env("REF", format!("ass://{SECRET_PATH}")).args([
-        "--supervise",
-        "--",
-        "sh",
-        "-c",
-        "echo \"k=$K ref=$REF tls=$(cat $TLS)\"; echo ready; sleep 30",
-    ]);
+    cmd.env("REF", format!("ass://{SECRET_PATH}"))
+        .args(common::words("--supervise -- sh -c"))
+        .arg("echo \"k=$K ref=$REF tls=$(cat $TLS)\"; echo ready; sleep 30");
     let mut run = Running::start(&mut cmd);
     let line = run.expect(|l| l.starts_with("k="), Duration::from_secs(20));
     assert_eq!(line, format!("k={SECRET} ref={SECRET} tls=-----TLS KEY 0005-----"));
@@ -159,7 +155,9 @@ fn children_of(pid: u32) -> Vec<u32> {
 /// `unshare --pid --fork` running the same vault-run command (so it is PID 1 there).
 fn in_new_pid_namespace(vr: &Command) -> Command {
     let mut u = Command::new("unshare");
-    u.args(["--pid", "--fork", "--map-root-user", "--kill-child"]).arg(vr.get_program()).args(vr.get_args());
+    u.args(common::words("--pid --fork --map-root-user --kill-child"))
+        .arg(vr.get_program())
+        .args(vr.get_args());
     for (k, v) in vr.get_envs() {
         match v {
             Some(v) => u.env(k, v),
@@ -175,7 +173,7 @@ fn in_new_pid_namespace(vr: &Command) -> Command {
 
 fn unshare_works() -> bool {
     let mut u = Command::new("unshare");
-    u.args(["--pid", "--fork", "--map-root-user", "true"]).stdout(Stdio::null()).stderr(Stdio::null());
+    u.args(common::words("--pid --fork --map-root-user true")).stdout(Stdio::null()).stderr(Stdio::null());
     u.spawn().is_ok_and(|mut c| common::wait_within(&mut c, T).success())
 }
 
@@ -440,17 +438,8 @@ async fn watch_restarts_the_child_with_new_values() {
     let dev = seeded().await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--watch",
-        "--watch-interval",
-        "1s",
-        "-e",
-        "V=production/app/VERSIONED",
-        "--",
-        "sh",
-        "-c",
-        "echo \"start $V\"; exec sleep 30",
-    ]);
+    cmd.args(common::words("--watch --watch-interval 1s -e V=production/app/VERSIONED -- sh -c"))
+        .arg("echo \"start $V\"; exec sleep 30");
     dev.put("production/app/VERSIONED", "value-one").await;
     let mut run = Running::start(&mut cmd);
     run.line("start value-one");
@@ -466,21 +455,7 @@ async fn watch_restart_kills_a_child_that_ignores_the_signal() {
     let dir = tmp();
     dev.put("production/app/VERSIONED", "value-one").await;
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--watch",
-        "--watch-interval",
-        "1s",
-        "--restart-signal",
-        "USR1",
-        "--kill-timeout",
-        "1s",
-        "-e",
-        "V=production/app/VERSIONED",
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo ignored' USR1; echo \"start $V\"; while :; do sleep 0.1; done",
-    ]);
+    cmd.args(common::words("--watch --watch-interval 1s --restart-signal USR1 --kill-timeout 1s -e V=production/app/VERSIONED -- sh -c")).arg("trap 'echo ignored' USR1; echo \"start $V\"; while :; do sleep 0.1; done");
     let mut run = Running::start(&mut cmd);
     run.line("start value-one");
     dev.put("production/app/VERSIONED", "value-two").await;
@@ -527,19 +502,10 @@ async fn watch_reload_signals_instead_of_restarting() {
     let dir = tmp();
     dev.put("production/app/VERSIONED", "value-one").await;
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--watch",
-        "--watch-interval",
-        "1s",
-        "--reload-signal",
-        "hup",
-        "-e",
-        "V=production/app/VERSIONED",
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo \"reload $V\"' HUP; trap 'exit 9' TERM; echo \"start $V\"; while :; do sleep 0.1; done",
-    ]);
+    cmd.args(common::words(
+        "--watch --watch-interval 1s --reload-signal hup -e V=production/app/VERSIONED -- sh -c",
+    ))
+    .arg("trap 'echo \"reload $V\"' HUP; trap 'exit 9' TERM; echo \"start $V\"; while :; do sleep 0.1; done");
     let mut run = Running::start(&mut cmd);
     run.line("start value-one");
     dev.put("production/app/VERSIONED", "value-two").await;
@@ -556,19 +522,8 @@ async fn watch_keeps_the_child_when_a_fetch_fails() {
     let dir = tmp();
     dev.put("production/app/VERSIONED", "value-one").await;
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--watch",
-        "--watch-interval",
-        "1s",
-        "--retries",
-        "0",
-        "-e",
-        "V=production/app/VERSIONED",
-        "--",
-        "sh",
-        "-c",
-        "echo \"start $V\"; exec sleep 30",
-    ]);
+    cmd.args(common::words("--watch --watch-interval 1s --retries 0 -e V=production/app/VERSIONED -- sh -c"))
+        .arg("echo \"start $V\"; exec sleep 30");
     let mut run = Running::start(&mut cmd);
     run.line("start value-one");
     // Every API request fails (the admin API too, so the value changes once they pass again).
@@ -628,7 +583,7 @@ async fn bad_supervise_flags_are_usage_errors() {
         assert_eq!(out.status.code(), Some(64), "{args:?}: {}", stderr_of(&out));
     }
     let out = output_within(
-        vault_run(&dev, dir.path()).args(["--watch", "--restart-signal", "nope", "--", "true"]),
+        vault_run(&dev, dir.path()).args(common::words("--watch --restart-signal nope -- true")),
         T,
     );
     assert!(stderr_of(&out).contains("unknown signal"), "{}", stderr_of(&out));

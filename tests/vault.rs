@@ -25,18 +25,7 @@ async fn reads_kv_v1_v2_fields_and_globs_with_a_revoked_child_token() {
     let dir = tempfile::tempdir().unwrap();
     let before = bao.accessors().await;
     let out = output_within(
-        bao.run(dir.path()).env("VAULT_TOKEN", ROOT).args([
-            "-vv",
-            "-e",
-            "PG_PASS=vault://secret/app/db#password",
-            "-e",
-            "LEGACY=vault://kv1/legacy#api_key",
-            "-e",
-            "DB_*=vault://secret/app/db#*",
-            "--",
-            "env",
-            "-0",
-        ]),
+        bao.run(dir.path()).env("VAULT_TOKEN", ROOT).args(common::words("-vv -e PG_PASS=vault://secret/app/db#password -e LEGACY=vault://kv1/legacy#api_key -e DB_*=vault://secret/app/db#* -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -68,7 +57,7 @@ async fn approle_token_files_and_env_references() {
             .env("VAULT_ROLE_ID", &role_id)
             .env("VAULT_SECRET_ID", &secret_id)
             .env("PG", "vault://secret/app/db#password")
-            .args(["--", "env", "-0"]),
+            .args(common::words("-- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -79,14 +68,13 @@ async fn approle_token_files_and_env_references() {
     let secret_file = dir.path().join("secret-id");
     std::fs::write(&secret_file, format!("{secret_id}\n")).unwrap();
     private(&secret_file);
-    let out =
-        output_within(
-            bao.run(dir.path())
-                .env("VAULT_ROLE_ID", &role_id)
-                .env("VAULT_SECRET_ID_FILE", &secret_file)
-                .args(["-e", "PG=vault://secret/app/db#password", "--", "true"]),
-            T,
-        );
+    let out = output_within(
+        bao.run(dir.path())
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID_FILE", &secret_file)
+            .args(common::words("-e PG=vault://secret/app/db#password -- true")),
+        T,
+    );
     assert!(out.status.success(), "_FILE form: {}", stderr_of(&out));
 
     let token_file = dir.path().join("tok");
@@ -109,8 +97,10 @@ async fn approle_token_files_and_env_references() {
 
     std::fs::write(dir.path().join(".vault-token"), ROOT).unwrap();
     private(&dir.path().join(".vault-token"));
-    let out =
-        output_within(bao.run(dir.path()).args(["-e", "PG=vault://secret/app/db#password", "--", "true"]), T);
+    let out = output_within(
+        bao.run(dir.path()).args(common::words("-e PG=vault://secret/app/db#password -- true")),
+        T,
+    );
     assert!(out.status.success(), "~/.vault-token: {}", stderr_of(&out));
 }
 
@@ -186,7 +176,7 @@ async fn one_mapping_mixes_both_backends() {
             .env("VAULT_TOKEN", ROOT)
             .env("ASS_BASE_URL", &dev.base_url)
             .env("ASS_AGENT_KEY", &dev.agent_key)
-            .args(["--", "env", "-0"]),
+            .args(common::words("-- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -244,13 +234,10 @@ async fn bao_addr_and_bao_token_work_like_the_vault_names() {
     let bao = seeded().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = bare_vault_run(dir.path());
-    cmd.env("HOME", dir.path()).env("BAO_ADDR", &bao.addr).env("BAO_TOKEN", ROOT).args([
-        "-e",
-        "PG=vault://secret/app/db#password",
-        "--",
-        "env",
-        "-0",
-    ]);
+    cmd.env("HOME", dir.path())
+        .env("BAO_ADDR", &bao.addr)
+        .env("BAO_TOKEN", ROOT)
+        .args(common::words("-e PG=vault://secret/app/db#password -- env -0"));
     let out = output_within(&mut cmd, T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let env = env_of(&out.stdout);
@@ -271,16 +258,7 @@ async fn the_child_token_use_count_and_the_approle_login_token_is_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let run = |envs: &[(&str, &str)]| {
         let mut cmd = bao.run(dir.path());
-        cmd.env("VAULT_ADDR", &proxy.url).envs(envs.iter().copied()).args([
-            "-e",
-            "PG=vault://secret/app/db#password",
-            "-e",
-            "LEGACY=vault://kv1/legacy#api_key",
-            "-e",
-            "U=vault://secret/app/db#username",
-            "--",
-            "true",
-        ]);
+        cmd.env("VAULT_ADDR", &proxy.url).envs(envs.iter().copied()).args(common::words("-e PG=vault://secret/app/db#password -e LEGACY=vault://kv1/legacy#api_key -e U=vault://secret/app/db#username -- true"));
         output_within(&mut cmd, T)
     };
     let out = run(&[("VAULT_TOKEN", ROOT)]);

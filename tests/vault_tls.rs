@@ -35,12 +35,11 @@ async fn vault_over_tls_reads_with_http2_in_flight() {
 
     let cmd = |extra: &[&str]| {
         let mut cmd = bao.run(dir.path());
-        cmd.env("VAULT_TOKEN", ROOT).arg("-vv").args(extra).args([
-            "--",
-            "sh",
-            "-c",
-            "test \"$S_1\" = tls-value-1 && test \"$S_40\" = tls-value-40 && echo ALL",
-        ]);
+        cmd.env("VAULT_TOKEN", ROOT)
+            .arg("-vv")
+            .args(extra)
+            .args(common::words("-- sh -c"))
+            .arg("test \"$S_1\" = tls-value-1 && test \"$S_40\" = tls-value-40 && echo ALL");
         cmd
     };
     let (mut default, mut capped) = (cmd(&[]), cmd(&["--concurrency", "4"]));

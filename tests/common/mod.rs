@@ -581,3 +581,9 @@ pub fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBu
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// An argument list written as one line: `words("-e A=production/app/A -- env -0")`. For
+/// arguments without spaces; a script goes after it with `.arg(script)`.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}

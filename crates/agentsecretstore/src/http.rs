@@ -204,11 +204,15 @@ pub enum Failure {
 }
 
 impl Failure {
-    fn describe(&self) -> String {
+    /// What was retried, by name, for the debug log; the launcher's live status line starts
+    /// its rate-limit countdown on `RATE_LIMITED`.
+    fn code(&self) -> &'static str {
         match self {
-            Failure::Network { .. } => "network".into(),
-            Failure::Invalid { .. } => "invalid".into(),
-            Failure::Status(e) => e.status.as_u16().to_string(),
+            Failure::Network { .. } => "NETWORK_ERROR",
+            Failure::Invalid { .. } => "INVALID_RESPONSE",
+            Failure::Status(e) if e.status == StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
+            Failure::Status(e) if e.status.is_server_error() => "SERVER_ERROR",
+            Failure::Status(_) => "HTTP_ERROR",
         }
     }
 }
@@ -249,7 +253,7 @@ pub async fn send(
         }
         tracing::debug!(
             %method, path = path_of(url), attempt, wait_ms = wait.as_millis() as u64,
-            error = %outcome.as_ref().err().map(Failure::describe).unwrap_or_default(),
+            error = outcome.as_ref().err().map(Failure::code).unwrap_or_default(),
             "retrying"
         );
         tokio::time::sleep(wait).await;
