@@ -263,14 +263,10 @@ async fn rotating(first: &str) -> DevServer {
 
 fn watch_cmd(dev: &DevServer, dir: &std::path::Path, extra: &[&str], script: &str) -> Command {
     let mut cmd = vault_run(dev, dir);
-    cmd.args(common::words("--watch --watch-interval 300ms")).args(extra).args([
-        "-e",
-        &format!("V={V_PATH}"),
-        "--",
-        "sh",
-        "-c",
-        script,
-    ]);
+    cmd.args(common::words("--watch --watch-interval 300ms"))
+        .args(extra)
+        .args(common::words(&format!("-e V={V_PATH} -- sh -c")))
+        .arg(script);
     cmd
 }
 

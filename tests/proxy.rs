@@ -479,14 +479,8 @@ fn plain_recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                match stream.read(&mut byte) {
-                    Ok(1) => head.push(byte[0]),
-                    _ => break,
-                }
-            }
+            // A peer that hangs up before the end of its head is recorded as an empty head.
+            let head = common::read_head(&mut stream).unwrap_or_default();
             record.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
             let _ = std::io::Write::write_all(
                 &mut stream,
@@ -517,7 +511,7 @@ curl -sS --fail -H "Authorization: Bearer $API_KEY" "http://localhost:{port}/loo
 curl -sS --fail -H "Authorization: Bearer $API_KEY" "http://api.example.test:{port}/remote""#
     );
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--resolve", &format!("api.example.test:{port}:127.0.0.1"), "--", "sh", "-c", &script]);
+    cmd.args(common::words(&format!("--resolve api.example.test:{port}:127.0.0.1 -- sh -c"))).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));

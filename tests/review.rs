@@ -292,7 +292,7 @@ fn references_with_dot_segments_are_refused_before_any_request() {
                 .env("ASS_AGENT_KEY", "ass_review_key_0123456789")
                 .env("VAULT_ADDR", &url)
                 .env("VAULT_TOKEN", "hvs.review-token-0123456789")
-                .args(["-e", &format!("A={reference}"), "--", "true"]),
+                .args(common::words(&format!("-e A={reference} -- true"))),
             T,
         );
         let err = stderr_of(&out);

@@ -539,7 +539,7 @@ async fn names_that_load_code_trust_another_ca_or_redirect_traffic_are_refused()
     ];
     for name in names {
         let out = output_within(
-            vault_run(&dev, dir.path()).args(["-e", &format!("{name}=production/app/A"), "--", "true"]),
+            vault_run(&dev, dir.path()).args(common::words(&format!("-e {name}=production/app/A -- true"))),
             T,
         );
         let err = stderr_of(&out);

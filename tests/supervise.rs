@@ -46,7 +46,7 @@ async fn signals_are_forwarded_and_the_exit_code_kept() {
     let dev = seeded().await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--supervise", "-e", &format!("K={SECRET_PATH}")]).args(py_signals("SIGTERM"));
+    cmd.args(common::words(&format!("--supervise -e K={SECRET_PATH}"))).args(py_signals("SIGTERM"));
     let mut run = Running::start(&mut cmd);
     run.line("ready");
     for (s, name) in [
@@ -192,7 +192,7 @@ async fn orphans_are_reparented_to_vault_run_and_reaped_as_subreaper() {
     // The subshell exits at once, leaving its `sleep` an orphan; its pid is printed.
     let script = "(sleep 3 & echo orphan=$!); echo ready; exec sleep 60";
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--supervise", "-e", &format!("K={SECRET_PATH}"), "--", "sh", "-c", script]);
+    cmd.args(common::words(&format!("--supervise -e K={SECRET_PATH} -- sh -c"))).arg(script);
     let mut run = Running::start(&mut cmd);
     let orphan: u32 = run.expect(|l| l.starts_with("orphan="), Duration::from_secs(20))[7..].parse().unwrap();
     run.line("ready");
@@ -234,7 +234,7 @@ async fn orphans_are_reaped_as_pid_1() {
     let script = "echo ppid=$PPID; for i in 1 2 3 4; do (sleep 0.2 &); done; echo ready; sleep 3; exit 5";
     let mut cmd = in_new_pid_namespace(&vault_run(&dev, dir.path()));
     cmd.arg("--supervise");
-    cmd.args(["-e", &format!("K={SECRET_PATH}"), "--", "sh", "-c", script]);
+    cmd.args(common::words(&format!("-e K={SECRET_PATH} -- sh -c"))).arg(script);
     let mut run = Running::start(&mut cmd);
     let ppid = run.expect(|l| l.starts_with("ppid="), Duration::from_secs(20));
     run.line("ready");
@@ -264,34 +264,22 @@ print("err", v, file=sys.stderr, flush=True)
 print("short", os.environ["S"], flush=True)
 "#;
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "--mask",
-            "-e",
-            &format!("K={SECRET_PATH}"),
-            "-e",
-            "S=production/app/SHORT",
-            "--",
-            "python3",
-            "-c",
-            script,
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words(&format!(
+                "--mask -e K={SECRET_PATH} -e S=production/app/SHORT -- python3 -c"
+            )))
+            .arg(script),
         T,
     );
     // SHORT is missing: put it and run again.
     assert!(!out.status.success());
     dev.put("production/app/SHORT", "abc").await;
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "--mask",
-            "-e",
-            &format!("K={SECRET_PATH}"),
-            "-e",
-            "S=production/app/SHORT",
-            "--",
-            "python3",
-            "-c",
-            script,
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words(&format!(
+                "--mask -e K={SECRET_PATH} -e S=production/app/SHORT -- python3 -c"
+            )))
+            .arg(script),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -310,15 +298,8 @@ async fn mask_flushes_a_partial_line_after_a_pause() {
     let dev = seeded().await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--mask",
-        "-e",
-        &format!("K={SECRET_PATH}"),
-        "--",
-        "sh",
-        "-c",
-        "printf 'prompt> '; sleep 3; echo done",
-    ]);
+    cmd.args(common::words(&format!("--mask -e K={SECRET_PATH} -- sh -c")))
+        .arg("printf 'prompt> '; sleep 3; echo done");
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut out = child.stdout.take().unwrap();
     let start = Instant::now();
@@ -428,7 +409,7 @@ async fn as_pid_1_a_signal_death_becomes_128_plus_n() {
         return;
     }
     let mut vr = vault_run(&dev, dir.path());
-    vr.args(["--supervise", "-e", &format!("K={SECRET_PATH}"), "--", "sh", "-c", "kill -TERM $$"]);
+    vr.args(common::words(&format!("--supervise -e K={SECRET_PATH} -- sh -c"))).arg("kill -TERM $$");
     let out = output_within(&mut in_new_pid_namespace(&vr), T);
     assert_eq!(out.status.code(), Some(128 + libc::SIGTERM), "{}", stderr_of(&out));
 }
@@ -469,19 +450,8 @@ async fn watch_renews_the_token_before_it_expires() {
     let dev = seeded().await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--watch",
-        "--watch-interval",
-        "1s",
-        "--ttl",
-        "12s",
-        "-e",
-        &format!("K={SECRET_PATH}"),
-        "--",
-        "sh",
-        "-c",
-        "echo start; exec sleep 30",
-    ]);
+    cmd.args(common::words(&format!("--watch --watch-interval 1s --ttl 12s -e K={SECRET_PATH} -- sh -c")))
+        .arg("echo start; exec sleep 30");
     let mut run = Running::start(&mut cmd);
     run.line("start");
     // Tokens are reused while more than 10 s remain: with a 12 s TTL, new ones within seconds.
@@ -550,16 +520,9 @@ async fn notify_ready_after_the_child_starts() {
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.env("NOTIFY_SOCKET", &sock_path).args([
-        "--notify-ready",
-        "-v",
-        "-e",
-        &format!("K={SECRET_PATH}"),
-        "--",
-        "sh",
-        "-c",
-        "echo \"socket=$NOTIFY_SOCKET\"; sleep 1",
-    ]);
+    cmd.env("NOTIFY_SOCKET", &sock_path)
+        .args(common::words(&format!("--notify-ready -v -e K={SECRET_PATH} -- sh -c")))
+        .arg("echo \"socket=$NOTIFY_SOCKET\"; sleep 1");
     let mut run = Running::start(&mut cmd);
     let mut buf = [0u8; 256];
     let n = sock.recv(&mut buf).unwrap();

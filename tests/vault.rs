@@ -8,20 +8,38 @@ use common::T;
 use common::{bare_vault_run, env_of, output_within, stderr_of, DevServer};
 use serde_json::json;
 
-async fn seeded() -> Bao {
+/// A seeded server, or `None` (the test skipped) when `bao` is not installed outside CI.
+async fn seeded() -> Option<Bao> {
+    if !bao_available() {
+        return None;
+    }
     let bao = Bao::start().await;
     bao.kv2("app/db", json!({"username": "app", "password": "pg-pass-0001", "port": 5432})).await;
     bao.api("POST", "sys/mounts/kv1", Some(json!({"type": "kv", "options": {"version": "1"}}))).await;
     bao.api("POST", "kv1/legacy", Some(json!({"api_key": "legacy-key-0002"}))).await;
-    bao
+    Some(bao)
+}
+
+/// Seeds `secret/other/x` and returns a token that may read `secret/app/*` only (and may not
+/// create child tokens).
+async fn narrow_token(bao: &Bao) -> String {
+    bao.kv2("other/x", json!({"v": "other-0003"})).await;
+    bao.api(
+        "PUT",
+        "sys/policies/acl/narrow",
+        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }"})),
+    )
+    .await;
+    bao.api("POST", "auth/token/create", Some(json!({"policies": ["narrow"], "ttl": "10m"}))).await["auth"]
+        ["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
 async fn reads_kv_v1_v2_fields_and_globs_with_a_revoked_child_token() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
+    let Some(bao) = seeded().await else { return };
     let dir = tempfile::tempdir().unwrap();
     let before = bao.accessors().await;
     let out = output_within(
@@ -43,10 +61,7 @@ async fn reads_kv_v1_v2_fields_and_globs_with_a_revoked_child_token() {
 
 #[tokio::test]
 async fn approle_token_files_and_env_references() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
+    let Some(bao) = seeded().await else { return };
     let (role_id, secret_id) = bao
         .approle("path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }")
         .await;
@@ -106,23 +121,8 @@ async fn approle_token_files_and_env_references() {
 
 #[tokio::test]
 async fn denied_missing_sealed_and_no_create_fallback() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
-    bao.kv2("other/x", json!({"v": "other-0003"})).await;
-    bao.api(
-        "PUT",
-        "sys/policies/acl/narrow",
-        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }"})),
-    )
-    .await;
-    let narrow = bao
-        .api("POST", "auth/token/create", Some(json!({"policies": ["narrow"], "ttl": "10m"})))
-        .await["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let Some(bao) = seeded().await else { return };
+    let narrow = narrow_token(&bao).await;
     let dir = tempfile::tempdir().unwrap();
     let run = |token: &str, args: &[&str]| {
         output_within(bao.run(dir.path()).env("VAULT_TOKEN", token).args(args), T)
@@ -159,10 +159,7 @@ async fn denied_missing_sealed_and_no_create_fallback() {
 
 #[tokio::test]
 async fn one_mapping_mixes_both_backends() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
+    let Some(bao) = seeded().await else { return };
     let dev = DevServer::start();
     dev.put("production/app/TOKEN", "ass-token-value-0004").await;
     let dir = tempfile::tempdir().unwrap();
@@ -191,23 +188,8 @@ async fn one_mapping_mixes_both_backends() {
 /// Secret Store's error table (its `SCOPE_DENIED`) and lost Vault's own message.
 #[tokio::test]
 async fn a_vault_denial_speaks_vaults_terms_not_the_stores() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
-    bao.kv2("other/x", json!({"v": "other-0003"})).await;
-    bao.api(
-        "PUT",
-        "sys/policies/acl/narrow",
-        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }"})),
-    )
-    .await;
-    let narrow = bao
-        .api("POST", "auth/token/create", Some(json!({"policies": ["narrow"], "ttl": "10m"})))
-        .await["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let Some(bao) = seeded().await else { return };
+    let narrow = narrow_token(&bao).await;
     let dir = tempfile::tempdir().unwrap();
     for args in [
         &["-e", "X=vault://secret/other/x#v", "--", "true"][..],
@@ -228,10 +210,7 @@ async fn a_vault_denial_speaks_vaults_terms_not_the_stores() {
 
 #[tokio::test]
 async fn bao_addr_and_bao_token_work_like_the_vault_names() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
+    let Some(bao) = seeded().await else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = bare_vault_run(dir.path());
     cmd.env("HOME", dir.path())
@@ -250,10 +229,7 @@ async fn bao_addr_and_bao_token_work_like_the_vault_names() {
 /// Seen through a recording proxy in front of the real server.
 #[tokio::test]
 async fn the_child_token_use_count_and_the_approle_login_token_is_revoked() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
+    let Some(bao) = seeded().await else { return };
     let proxy = common::RecordingProxy::start(&bao.addr);
     let dir = tempfile::tempdir().unwrap();
     let run = |envs: &[(&str, &str)]| {

@@ -126,14 +126,7 @@ impl Bao {
 
     /// A request with `token` that must succeed; its JSON answer (or `Null`).
     pub async fn api_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
+        let resp = self.request(token, method, path, body).send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
         assert!(status.is_success(), "{method} {path}: {status} {text}");
@@ -142,14 +135,18 @@ impl Bao {
 
     /// The status of a root-token request (no success required).
     pub async fn api_status(&self, method: &str, path: &str, body: Option<Value>) -> u16 {
-        let mut req = self
+        self.request(ROOT, method, path, body).send().await.unwrap().status().as_u16()
+    }
+
+    fn request(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> reqwest::RequestBuilder {
+        let req = self
             .http
             .request(method.parse().unwrap(), format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", ROOT);
-        if let Some(b) = body {
-            req = req.json(&b);
+            .header("X-Vault-Token", token);
+        match body {
+            Some(b) => req.json(&b),
+            None => req,
         }
-        req.send().await.unwrap().status().as_u16()
     }
 
     /// Writes `data` at `secret/PATH` (KV v2).

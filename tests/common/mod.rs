@@ -179,13 +179,8 @@ pub fn raw_server(response: Vec<u8>) -> String {
             let response = response.clone();
             std::thread::spawn(move || {
                 use std::io::Write;
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
+                if read_head(&mut stream).is_none() {
+                    return;
                 }
                 let _ = stream.write_all(&response);
                 let _ = stream.flush();
@@ -193,6 +188,19 @@ pub fn raw_server(response: Vec<u8>) -> String {
         }
     });
     format!("http://{addr}")
+}
+
+/// Reads an HTTP request head byte by byte (nothing past it); `None` if the peer hung up first.
+pub fn read_head(stream: &mut impl Read) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
 }
 
 /// An HTTP response with a JSON body.
@@ -324,6 +332,23 @@ pub fn tool_runs(tool: &str) -> bool {
     })
 }
 
+/// Starts `python3 tests/fixtures/SCRIPT ARG`; the process and the URL it prints on its first line.
+fn python_fixture(script: &str, arg: &std::ffi::OsStr) -> (Child, String) {
+    let path = format!("{}/tests/fixtures/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start python3 {path}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("http://127.0.0.1:"), "{script} did not start: {line:?}");
+    (child, line.trim().to_owned())
+}
+
 /// `tests/fixtures/recording_ass.py`: an Agent Secret Store written apart from the dev server,
 /// with per-path failures, that records token scopes, ttl and the credential on every request.
 /// Killed on drop.
@@ -342,19 +367,8 @@ impl RecordingServer {
         config["agent_key"] = json!(agent_key);
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(config.to_string().as_bytes()).unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/recording_ass.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(file.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start python3 tests/fixtures/recording_ass.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "recording server did not start: {line:?}");
-        Self { child, base_url: line.trim().to_owned(), agent_key, _config: file }
+        let (child, base_url) = python_fixture("recording_ass.py", file.path().as_os_str());
+        Self { child, base_url, agent_key, _config: file }
     }
 
     /// What the server recorded so far (see the script's docstring).
@@ -435,19 +449,8 @@ pub struct RecordingProxy {
 
 impl RecordingProxy {
     pub fn start(upstream: &str) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/recording_proxy.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(upstream)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start python3 tests/fixtures/recording_proxy.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "recording proxy did not start: {line:?}");
-        Self { child, url: line.trim().to_owned() }
+        let (child, url) = python_fixture("recording_proxy.py", upstream.as_ref());
+        Self { child, url }
     }
 
     /// Every request so far, oldest first.
