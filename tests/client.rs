@@ -16,6 +16,12 @@ fn client(dev: &DevServer) -> AgentVault {
     client_with_key(dev, &dev.agent_key)
 }
 
+/// A client that does not retry, and waits out 429s for `patience` in all.
+fn no_retries(dev: &DevServer, patience: Duration) -> AgentVault {
+    let builder = AgentVault::builder().agent_key(dev.agent_key.as_str()).base_url(&dev.base_url);
+    builder.retries(0).rate_limit_patience(patience).build().unwrap()
+}
+
 fn client_with_key(dev: &DevServer, key: &str) -> AgentVault {
     AgentVault::builder()
         .agent_key(key)
@@ -188,13 +194,7 @@ async fn error_classes_map_to_variants_with_codes() {
 async fn rate_limit_after_retries_carries_retry_after() {
     let dev = DevServer::start();
     dev.put("prod/a/K", "value-k").await;
-    let v = AgentVault::builder()
-        .agent_key(dev.agent_key.as_str())
-        .base_url(&dev.base_url)
-        .retries(0)
-        .rate_limit_patience(Duration::ZERO)
-        .build()
-        .unwrap();
+    let v = no_retries(&dev, Duration::ZERO);
     dev.faults(json!({"fail_next": 5, "fail_status": 429})).await;
     let e = v.get_secret("prod/a/K").await.unwrap_err();
     let Error::RateLimited { retry_after, .. } = &e else { panic!("{e:?}") };
@@ -206,13 +206,7 @@ async fn rate_limit_after_retries_carries_retry_after() {
 async fn rate_limits_are_waited_out_within_the_patience() {
     let dev = DevServer::start();
     dev.put("prod/a/K", "value-k").await;
-    let v = AgentVault::builder()
-        .agent_key(dev.agent_key.as_str())
-        .base_url(&dev.base_url)
-        .retries(0)
-        .rate_limit_patience(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let v = no_retries(&dev, Duration::from_secs(20));
     dev.faults(json!({"fail_next": 3, "fail_status": 429, "retry_after": 1})).await;
     let started = std::time::Instant::now();
     assert_eq!(v.get_secret("prod/a/K").await.unwrap().expose(), "value-k");

@@ -83,16 +83,13 @@ async fn flags_env_refs_and_precedence() {
         "m.toml",
         "[env]\nA = \"production/app/LOG_LEVEL\"\nB = \"production/app/LOG_LEVEL\"\n",
     );
-    let out = output_within(
+    let env = common::env_after(
         vault_run(&dev, dir.path())
             .env("REF_VAR", "ass://production/db/PASSWORD")
             .env("B", "ass://production/stripe/SECRET")
             .env("PLAIN", "ass:/not-a-ref")
             .args(common::words("-f m.toml -e A=production/gemini/GEMINI_API_KEY -- env -0")),
-        T,
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["A"], "gm-key-value-0001", "-e wins over the file");
     assert_eq!(env["B"], "debug", "the file wins over an env reference");
     assert_eq!(env["REF_VAR"], "db-pass-value-0002", "env references are resolved");
@@ -103,27 +100,21 @@ async fn flags_env_refs_and_precedence() {
 async fn pristine_keep_no_override_keep_agent_key() {
     let dev = seeded().await;
     let dir = tmp();
-    let out = output_within(
+    let env = common::env_after(
         vault_run(&dev, dir.path())
             .env("KEEP_ME", "1")
             .env("DROP_ME", "1")
             .args(common::words("--pristine --keep KEEP_ME -e L=production/app/LOG_LEVEL -- env -0")),
-        T,
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     let mut names: Vec<&String> = env.keys().collect();
     names.sort();
     assert_eq!(names, ["KEEP_ME", "L"]);
 
-    let out = output_within(
+    let env = common::env_after(
         vault_run(&dev, dir.path())
             .env("L", "already")
             .args(common::words("--no-override --keep-agent-key -e L=production/app/LOG_LEVEL -- env -0")),
-        T,
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["L"], "already");
     assert_eq!(env["ASS_AGENT_KEY"], dev.agent_key, "--keep-agent-key passes it on");
 }

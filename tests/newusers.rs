@@ -132,14 +132,10 @@ async fn env_files_resolve_references_and_pass_literals() {
     assert_eq!(env["OVER"], "from-later", "a later env file wins");
 
     // -e wins over everything; --no-override keeps an inherited value; --pristine keeps literals.
-    let out = output_within(
-        vault_run(&dev, dir.path()).env("PLAIN", "inherited").args(common::words(
+    let env =
+        common::env_after(vault_run(&dev, dir.path()).env("PLAIN", "inherited").args(common::words(
             "--env-file app.env -e LEVEL=production/dev/PASSWORD --no-override -- env -0",
-        )),
-        T,
-    );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
+        )));
     assert_eq!(env["LEVEL"], "dev-pass-0002");
     assert_eq!(env["PLAIN"], "inherited");
     let out = output_within(

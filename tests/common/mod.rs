@@ -190,7 +190,8 @@ pub fn raw_server(response: Vec<u8>) -> String {
     format!("http://{addr}")
 }
 
-/// Reads an HTTP request head byte by byte (nothing past it); `None` if the peer hung up first.
+/// Reads an HTTP request head byte by byte (nothing past it); `None` if the peer hung up first
+/// or sent more than 64 KiB without ending it.
 pub fn read_head(stream: &mut impl Read) -> Option<Vec<u8>> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -198,6 +199,9 @@ pub fn read_head(stream: &mut impl Read) -> Option<Vec<u8>> {
         match stream.read(&mut byte) {
             Ok(1) => head.push(byte[0]),
             _ => return None,
+        }
+        if head.len() > 64 * 1024 {
+            return None;
         }
     }
     Some(head)
@@ -589,4 +593,11 @@ pub fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBu
 /// arguments without spaces; a script goes after it with `.arg(script)`.
 pub fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
+}
+
+/// Runs `cmd` (bounded by [`T`]), which must succeed, and parses its `env -0` output.
+pub fn env_after(cmd: &mut Command) -> std::collections::HashMap<String, String> {
+    let out = output_within(cmd, T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    env_of(&out.stdout)
 }
