@@ -325,15 +325,15 @@ async fn malformed_redirecting_and_oversized_answers() {
     assert!(e.to_string().contains("larger than"), "{e}");
 }
 
+fn blocking_client(dev: &DevServer) -> agentsecretstore::blocking::AgentVault {
+    let builder = agentsecretstore::blocking::AgentVault::builder().agent_key(dev.agent_key.as_str());
+    builder.base_url(&dev.base_url).approval_poll_interval(Duration::from_millis(50)).build().unwrap()
+}
+
 #[test]
 fn blocking_twin_has_the_same_surface() {
     let dev = DevServer::start();
-    let v = agentsecretstore::blocking::AgentVault::builder()
-        .agent_key(dev.agent_key.as_str())
-        .base_url(&dev.base_url)
-        .approval_poll_interval(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let v = blocking_client(&dev);
     assert_eq!(v.health().unwrap().status, "ok");
     v.set_secret("dev/app/TOKEN", "blocking-value").unwrap();
     assert_eq!(v.get_secret("dev/app/TOKEN").unwrap().expose(), "blocking-value");
@@ -351,11 +351,7 @@ fn blocking_twin_has_the_same_surface() {
 #[test]
 fn debug_output_never_shows_credentials_or_values() {
     let dev = DevServer::start();
-    let v = agentsecretstore::blocking::AgentVault::builder()
-        .agent_key(dev.agent_key.as_str())
-        .base_url(&dev.base_url)
-        .build()
-        .unwrap();
+    let v = blocking_client(&dev);
     v.set_secret("dev/app/PW", "pw-1234567890").unwrap();
     let secret = v.get_secret_with_metadata("dev/app/PW").unwrap();
     let t = v.request_token(["secrets:read:dev/*"], None).unwrap();

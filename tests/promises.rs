@@ -15,14 +15,6 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::json;
 
-async fn dev_with(pairs: &[(&str, &str)]) -> DevServer {
-    let dev = DevServer::start();
-    for (p, v) in pairs {
-        dev.put(p, v).await;
-    }
-    dev
-}
-
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| s.rfind(')').is_some_and(|i| !s[i + 2..].starts_with('Z')))
@@ -33,7 +25,7 @@ fn alive(pid: u32) -> bool {
 
 #[tokio::test]
 async fn vault_run_file_names_the_mapping() {
-    let dev = dev_with(&[("production/app/A", "value-from-file")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-from-file")]).await;
     let dir = tmp();
     let conf = tempfile::tempdir().unwrap();
     let file = conf.path().join("elsewhere.toml");
@@ -161,7 +153,7 @@ fn approval_timeout_is_75_and_an_expired_approval_77() {
 
 #[tokio::test]
 async fn an_expired_secret_is_69() {
-    let dev = dev_with(&[("production/app/A", "value-a")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let (status, body) = dev
         .admin("PUT", "/v1/secrets/production/app/OLD", Some(json!({"value": "value-old", "ttl": "1s"})))
         .await;
@@ -178,7 +170,7 @@ async fn an_expired_secret_is_69() {
 
 #[tokio::test]
 async fn a_value_with_a_nul_byte_is_78() {
-    let dev = dev_with(&[("production/app/A", "value-a"), ("production/app/NUL", "abc\0def")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a"), ("production/app/NUL", "abc\0def")]).await;
     let dir = tmp();
     let marker = dir.path().join("started");
     let mut cmd = vault_run(&dev, dir.path());
@@ -195,7 +187,7 @@ async fn an_environment_too_large_for_execve_is_78() {
     // One value over Linux's per-string limit (128 KiB), and, separately, many values that
     // together pass the total limit.
     let big = "x".repeat(200 * 1024);
-    let dev = dev_with(&[("production/app/A", "value-a"), ("production/app/BIG", &big)]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a"), ("production/app/BIG", &big)]).await;
     let dir = tmp();
     let marker = dir.path().join("started");
     let mut cmd = vault_run(&dev, dir.path());
@@ -224,7 +216,7 @@ async fn an_environment_too_large_for_execve_is_78() {
 
 #[tokio::test]
 async fn check_shows_denied_and_approval() {
-    let dev = dev_with(&[("production/app/A", "value-a"), ("production/other/B", "value-b")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a"), ("production/other/B", "value-b")]).await;
     let key = dev.agent("narrow", &["secrets:read:production/app/*"]).await;
     let dir = tmp();
     let out = output_within(
@@ -258,7 +250,7 @@ async fn check_shows_denied_and_approval() {
 const V_PATH: &str = "production/app/ROTATING";
 
 async fn rotating(first: &str) -> DevServer {
-    dev_with(&[(V_PATH, first)]).await
+    DevServer::with(&[(V_PATH, first)]).await
 }
 
 fn watch_cmd(dev: &DevServer, dir: &std::path::Path, extra: &[&str], script: &str) -> Command {
@@ -357,7 +349,7 @@ exit 3
 
 #[tokio::test]
 async fn without_a_tty_signals_go_to_the_childs_whole_group() {
-    let dev = dev_with(&[("production/app/A", "value-a")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
     cmd.args(common::words("--supervise -e A=production/app/A -- sh -c")).arg(HELPERS);
@@ -386,7 +378,7 @@ fn caught(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn quit_usr1_winch_are_forwarded_and_fault_signals_are_not() {
-    let dev = dev_with(&[("production/app/A", "value-a")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let script = "for s in QUIT USR1 WINCH SEGV; do trap \"echo got-$s\" $s; done; echo ready; \
                   while :; do sleep 0.1; done";
@@ -423,7 +415,7 @@ async fn quit_usr1_winch_are_forwarded_and_fault_signals_are_not() {
 
 #[tokio::test]
 async fn the_child_dies_with_vault_run() {
-    let dev = dev_with(&[("production/app/A", "value-a")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
     cmd.args(common::words("--supervise -e A=production/app/A -- sh -c")).arg("echo $$; exec sleep 60");
@@ -441,7 +433,7 @@ async fn the_child_dies_with_vault_run() {
 
 #[tokio::test]
 async fn under_watch_the_supervisors_environ_holds_no_credential_or_reference() {
-    let dev = dev_with(&[("production/app/A", "value-a-secret")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a-secret")]).await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
     cmd.env("REF", "ass://production/app/A")

@@ -65,8 +65,7 @@ fn a_mapping_file_alone_cannot_send_the_agent_key_elsewhere() {
 
 #[tokio::test]
 async fn the_flag_or_environment_url_wins_over_the_files_with_a_warning() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let trap = Trap::new();
     let dir = tmp();
     write(
@@ -111,8 +110,7 @@ async fn the_flag_or_environment_url_wins_over_the_files_with_a_warning() {
 
 #[tokio::test]
 async fn inherited_references_are_not_resolved_unless_asked_for() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     dev.put("production/other/PRIVATE", "private-value-99").await;
     // An agent that may read only what the mapping names: a scope asked for anything else fails.
     let narrow = dev.agent("narrow", &["secrets:read:production/app/*"]).await;
@@ -143,8 +141,7 @@ async fn inherited_references_are_not_resolved_unless_asked_for() {
 
 #[tokio::test]
 async fn a_kept_inherited_reference_is_resolved_and_check_says_where_it_came_from() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     dev.put("production/other/GREETING", "hello-value").await;
     let dir = tmp();
     write(dir.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
@@ -190,8 +187,7 @@ fn key_from_credentials(dev: &DevServer, work: &Path, creds: &Path) -> std::proc
 
 #[tokio::test]
 async fn credentials_directory_is_removed_from_the_child_when_it_holds_the_key() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let creds = credentials_dir(&dev);
     let work = tmp();
     write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
@@ -225,8 +221,7 @@ async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
         eprintln!("not root: --user switching cannot be exercised here");
         return;
     }
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     dev.put("production/tls/KEY", "tls-key-0002").await;
     let creds = credentials_dir(&dev);
     let key = creds.path().join("ass-agent-key");
@@ -271,8 +266,7 @@ async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
 
 #[tokio::test]
 async fn user_refuses_an_unknown_user_and_a_switch_without_root() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let work = tmp();
     write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
     for spec in ["no-such-user-xyz", "nobody:no-such-group-xyz"] {
@@ -509,8 +503,7 @@ fn a_mapping_file_over_16_mib_is_refused() {
 
 #[tokio::test]
 async fn names_that_load_code_trust_another_ca_or_redirect_traffic_are_refused() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let names = [
         "OPENSSL_CONF",
@@ -567,8 +560,7 @@ fn chmod(path: &Path, mode: u32) {
 
 #[tokio::test]
 async fn credential_files_readable_by_others_or_owned_by_another_user_are_refused() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let key = write(dir.path(), "agent.key", &dev.agent_key);
     let link = dir.path().join("link.key");
@@ -712,8 +704,7 @@ fn the_dev_server_caps_open_connections() {
 
 #[tokio::test]
 async fn the_admin_key_is_removed_from_the_childs_environment() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let out = output_within(
         vault_run(&dev, dir.path())

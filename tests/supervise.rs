@@ -17,9 +17,7 @@ const SECRET: &str = "sk-live-Ab/3+x?y&z=\"q\"~0042";
 const SECRET_PATH: &str = "production/app/API_KEY";
 
 async fn seeded() -> DevServer {
-    let dev = DevServer::start();
-    dev.put(SECRET_PATH, SECRET).await;
-    dev
+    DevServer::with(&[(SECRET_PATH, SECRET)]).await
 }
 
 /// A Python child that reports each signal it gets, and exits 7 after `last`.

@@ -78,14 +78,8 @@ impl Bao {
         if let Some(d) = &dir {
             cmd.arg("-dev-tls").arg(format!("-dev-tls-cert-dir={}", d.path().display()));
         }
-        let child = cmd
-            .env_remove("VAULT_ADDR")
-            .env_remove("BAO_ADDR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start bao server -dev");
+        cmd.env_remove("VAULT_ADDR").env_remove("BAO_ADDR");
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let scheme = if tls { "https" } else { "http" };
         let mut bao = Bao {
             child,

@@ -59,6 +59,15 @@ impl DevServer {
         Self { child, base_url, agent_key, admin_key, stderr, http }
     }
 
+    /// A server holding `pairs` (path, value), written with the admin key.
+    pub async fn with(pairs: &[(&str, &str)]) -> Self {
+        let dev = Self::start();
+        for (p, v) in pairs {
+            dev.put(p, v).await;
+        }
+        dev
+    }
+
     /// Everything the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
