@@ -35,15 +35,12 @@ async fn run_injects_every_entry_form_and_nothing_else() {
     let dev = seeded().await;
     let dir = tmp();
     write(dir.path(), "vault-run.toml", MAPPING);
-    let out = output_within(
+    let (out, env) = common::output_and_env(
         vault_run(&dev, dir.path())
             .env("ASS_AGENT_KEY_FILE", "/nonexistent")
             .args(common::words("-- sh -c"))
             .arg("env -0; printf 'FILE=%s' \"$(cat \"$TLS_KEY_FILE\")\" >&2"),
-        T,
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["GEMINI_API_KEY"], "gm-key-value-0001");
     assert_eq!(env["LOG_LEVEL"], "debug");
     assert_eq!(env["MISSING_LEVEL"], "info");

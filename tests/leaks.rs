@@ -491,7 +491,9 @@ async fn the_childs_environment_never_holds_the_token_even_when_keeping_variable
     let prefix = token_prefix(&dev).await;
     let dir = tmp();
     let out = output_within(
-        vault_run(&dev, dir.path()).args(common::words("--pristine --keep ASS_AGENT_KEY --keep ASS_TOKEN --keep ASS_BASE_URL -e API_KEY=leak/app/API_KEY -- env -0")),
+        vault_run(&dev, dir.path())
+            .args(common::words("--pristine --keep ASS_AGENT_KEY --keep ASS_TOKEN --keep ASS_BASE_URL"))
+            .args(common::words("-e API_KEY=leak/app/API_KEY -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));

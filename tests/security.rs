@@ -35,15 +35,18 @@ impl Trap {
     }
 }
 
-#[test]
-fn a_mapping_file_alone_cannot_send_the_agent_key_elsewhere() {
+/// A trap server and a directory whose `vault-run.toml` names it as the base URL.
+fn mapping_pointing_at_a_trap() -> (Trap, tempfile::TempDir) {
     let trap = Trap::new();
     let dir = tmp();
-    write(
-        dir.path(),
-        "vault-run.toml",
-        &format!("[vault]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url()),
-    );
+    let mapping = format!("[vault]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url());
+    write(dir.path(), "vault-run.toml", &mapping);
+    (trap, dir)
+}
+
+#[test]
+fn a_mapping_file_alone_cannot_send_the_agent_key_elsewhere() {
+    let (trap, dir) = mapping_pointing_at_a_trap();
     for sub in [&[][..], &["check"][..]] {
         let out = output_within(
             bare_vault_run(dir.path())
@@ -66,13 +69,7 @@ fn a_mapping_file_alone_cannot_send_the_agent_key_elsewhere() {
 #[tokio::test]
 async fn the_flag_or_environment_url_wins_over_the_files_with_a_warning() {
     let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
-    let trap = Trap::new();
-    let dir = tmp();
-    write(
-        dir.path(),
-        "vault-run.toml",
-        &format!("[vault]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url()),
-    );
+    let (trap, dir) = mapping_pointing_at_a_trap();
     // From the environment.
     let out = output_within(vault_run(&dev, dir.path()).args(common::words("-- env -0")), T);
     let err = stderr_of(&out);

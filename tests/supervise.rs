@@ -434,7 +434,9 @@ async fn watch_restart_kills_a_child_that_ignores_the_signal() {
     let dir = tmp();
     dev.put("production/app/VERSIONED", "value-one").await;
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(common::words("--watch --watch-interval 1s --restart-signal USR1 --kill-timeout 1s -e V=production/app/VERSIONED -- sh -c")).arg("trap 'echo ignored' USR1; echo \"start $V\"; while :; do sleep 0.1; done");
+    cmd.args(common::words("--watch --watch-interval 1s --restart-signal USR1 --kill-timeout 1s"))
+        .args(common::words("-e V=production/app/VERSIONED -- sh -c"))
+        .arg("trap 'echo ignored' USR1; echo \"start $V\"; while :; do sleep 0.1; done");
     let mut run = Running::start(&mut cmd);
     run.line("start value-one");
     dev.put("production/app/VERSIONED", "value-two").await;

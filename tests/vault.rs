@@ -42,12 +42,14 @@ async fn reads_kv_v1_v2_fields_and_globs_with_a_revoked_child_token() {
     let Some(bao) = seeded().await else { return };
     let dir = tempfile::tempdir().unwrap();
     let before = bao.accessors().await;
-    let out = output_within(
-        bao.run(dir.path()).env("VAULT_TOKEN", ROOT).args(common::words("-vv -e PG_PASS=vault://secret/app/db#password -e LEGACY=vault://kv1/legacy#api_key -e DB_*=vault://secret/app/db#* -- env -0")),
-        T,
+    let (out, env) = common::output_and_env(
+        bao.run(dir.path())
+            .env("VAULT_TOKEN", ROOT)
+            .args(common::words(
+                "-vv -e PG_PASS=vault://secret/app/db#password -e LEGACY=vault://kv1/legacy#api_key",
+            ))
+            .args(common::words("-e DB_*=vault://secret/app/db#* -- env -0")),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["PG_PASS"], "pg-pass-0001");
     assert_eq!(env["LEGACY"], "legacy-key-0002");
     assert_eq!(env["DB_username"], "app");
@@ -231,7 +233,10 @@ async fn the_child_token_use_count_and_the_approle_login_token_is_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let run = |envs: &[(&str, &str)]| {
         let mut cmd = bao.run(dir.path());
-        cmd.env("VAULT_ADDR", &proxy.url).envs(envs.iter().copied()).args(common::words("-e PG=vault://secret/app/db#password -e LEGACY=vault://kv1/legacy#api_key -e U=vault://secret/app/db#username -- true"));
+        cmd.env("VAULT_ADDR", &proxy.url)
+            .envs(envs.iter().copied())
+            .args(common::words("-e PG=vault://secret/app/db#password -e LEGACY=vault://kv1/legacy#api_key"))
+            .args(common::words("-e U=vault://secret/app/db#username -- true"));
         output_within(&mut cmd, T)
     };
     let out = run(&[("VAULT_TOKEN", ROOT)]);

@@ -606,7 +606,15 @@ pub fn words(line: &str) -> Vec<&str> {
 
 /// Runs `cmd` (bounded by [`T`]), which must succeed, and parses its `env -0` output.
 pub fn env_after(cmd: &mut Command) -> std::collections::HashMap<String, String> {
+    output_and_env(cmd).1
+}
+
+/// [`env_after`], keeping the output too (for its stderr).
+pub fn output_and_env(
+    cmd: &mut Command,
+) -> (std::process::Output, std::collections::HashMap<String, String>) {
     let out = output_within(cmd, T);
     assert!(out.status.success(), "{}", stderr_of(&out));
-    env_of(&out.stdout)
+    let env = env_of(&out.stdout);
+    (out, env)
 }
