@@ -79,12 +79,7 @@ fn one_read_failing_with_500_while_the_others_succeed() {
     config["fail"] = json!({"production/app/B": 500});
     let rec = RecordingServer::start(config);
     refused_in_every_mode(|d| rec.vault_run(d), THREE, &["--retries", "1"], 75);
-    let reads = rec.log()["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["path"] == "/v1/secrets/production/app/A")
-        .count();
+    let reads = rec.requests_to("/v1/secrets/production/app/A");
     assert!(reads >= 3, "the other reads were made (and succeeded) in every mode: {reads}");
 }
 
@@ -94,12 +89,7 @@ fn one_read_failing_with_503_after_the_retries() {
     config["fail"] = json!({"production/app/B": 503});
     let rec = RecordingServer::start(config);
     refused_in_every_mode(|d| rec.vault_run(d), THREE, &["--retries", "1"], 75);
-    let b_reads = rec.log()["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["path"] == "/v1/secrets/production/app/B")
-        .count();
+    let b_reads = rec.requests_to("/v1/secrets/production/app/B");
     assert_eq!(b_reads, 6, "one retry per mode, three modes");
 }
 

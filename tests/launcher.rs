@@ -379,45 +379,37 @@ async fn agent_key_from_file_and_systemd_credentials() {
     for f in [&key_file, &cred] {
         std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     }
-    let args = ["-e", "L=production/app/LOG_LEVEL", "--", "env", "-0"];
+    // A run without ASS_AGENT_KEY (unless `key` names one), with what `with` adds.
+    let run = |key: Option<&str>, with: &dyn Fn(&mut std::process::Command)| {
+        let mut cmd = vault_run(&dev, dir.path());
+        match key {
+            Some(k) => cmd.env("ASS_AGENT_KEY", k),
+            None => cmd.env_remove("ASS_AGENT_KEY"),
+        };
+        with(&mut cmd);
+        output_within(cmd.args(common::words("-e L=production/app/LOG_LEVEL -- env -0")), T)
+    };
 
-    let out = output_within(
-        vault_run(&dev, dir.path())
-            .env_remove("ASS_AGENT_KEY")
-            .arg("--agent-key-file")
-            .arg(&key_file)
-            .args(args),
-        T,
-    );
+    let out = run(None, &|c| {
+        c.arg("--agent-key-file").arg(&key_file);
+    });
     assert!(out.status.success(), "--agent-key-file: {}", stderr_of(&out));
     assert_eq!(env_of(&out.stdout)["L"], "debug");
 
-    let out = output_within(
-        vault_run(&dev, dir.path())
-            .env_remove("ASS_AGENT_KEY")
-            .env("ASS_AGENT_KEY_FILE", &key_file)
-            .args(args),
-        T,
-    );
+    let out = run(None, &|c| {
+        c.env("ASS_AGENT_KEY_FILE", &key_file);
+    });
     assert!(out.status.success(), "ASS_AGENT_KEY_FILE: {}", stderr_of(&out));
     assert!(!env_of(&out.stdout).contains_key("ASS_AGENT_KEY_FILE"), "scrubbed from the child");
 
-    let out = output_within(
-        vault_run(&dev, dir.path())
-            .env_remove("ASS_AGENT_KEY")
-            .env("CREDENTIALS_DIRECTORY", &creds)
-            .args(args),
-        T,
-    );
+    let out = run(None, &|c| {
+        c.env("CREDENTIALS_DIRECTORY", &creds);
+    });
     assert!(out.status.success(), "systemd credential: {}", stderr_of(&out));
 
     // ASS_AGENT_KEY comes first: a wrong one is used (and refused) even with a good file.
-    let out = output_within(
-        vault_run(&dev, dir.path())
-            .env("ASS_AGENT_KEY", "ass_wrong")
-            .env("ASS_AGENT_KEY_FILE", &key_file)
-            .args(args),
-        T,
-    );
+    let out = run(Some("ass_wrong"), &|c| {
+        c.env("ASS_AGENT_KEY_FILE", &key_file);
+    });
     assert_eq!(out.status.code(), Some(77), "{}", stderr_of(&out));
 }

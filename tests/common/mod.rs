@@ -389,6 +389,12 @@ impl RecordingServer {
         get_json(&self.base_url, "/_log")
     }
 
+    /// How many requests went to `path` so far.
+    pub fn requests_to(&self, path: &str) -> usize {
+        let log = self.log();
+        log["requests"].as_array().unwrap().iter().filter(|r| r["path"] == path).count()
+    }
+
     /// A `vault-run` command pointed at this server.
     pub fn vault_run(&self, dir: &std::path::Path) -> Command {
         let mut c = bare_vault_run(dir);
