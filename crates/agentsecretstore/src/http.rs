@@ -87,7 +87,7 @@ pub fn check_base_url(raw: &str, allow_insecure: bool) -> Result<String, UrlErro
         "http" if allow_insecure || is_loopback(&host) => {}
         "http" => {
             return Err(bad(
-                "uses plain http:// to a non-loopback host, which would expose the agent key and tokens; use https:// (or --allow-insecure-http to accept the risk)",
+                "uses plain http:// to a non-loopback host, which would expose the credentials sent to it (agent key, tokens); use https:// (or --allow-insecure-http to accept the risk)",
             ))
         }
         _ => return Err(bad("must start with https:// (or http:// for a loopback address)")),
