@@ -118,14 +118,11 @@ async fn env_files_resolve_references_and_pass_literals() {
     );
     write(dir.path(), "later.env", "OVER=from-later\n");
     write(dir.path(), "vault-run.toml", "[env]\nDB = \"production/prod/PASSWORD\"\n");
-    let out = output_within(
+    let env = common::env_after(
         vault_run(&dev, dir.path())
             .env("PLAIN", "inherited")
             .args(common::words("--env-file app.env --env-file later.env -- env -0")),
-        T,
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["LEVEL"], "debug-0001");
     assert_eq!(env["PLAIN"], "hello world", "an env file wins over the inherited environment");
     assert_eq!(env["DB"], "prod-pass-0003", "the mapping file wins over an env file");
@@ -161,10 +158,9 @@ async fn env_files_resolve_references_and_pass_literals() {
         "profile.env",
         "DB=\"ass://production/${APP_ENV:-dev}/PASSWORD\"\nGREETING=hi-${WHO:-there}\nRAW='${WHO:-x}'\n",
     );
-    let out =
-        output_within(vault_run(&dev, dir.path()).args(common::words("--env-file profile.env -- env -0")), T);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
+    let env = common::env_after(
+        vault_run(&dev, dir.path()).args(common::words("--env-file profile.env -- env -0")),
+    );
     assert_eq!(env["DB"], "dev-pass-0002");
     assert_eq!(env["GREETING"], "hi-there");
     let out = output_within(
