@@ -104,11 +104,9 @@ fn plain_http_to_a_non_loopback_host_needs_allow_insecure_http() {
     let port = rec.base_url.rsplit(':').next().unwrap();
     let url = format!("http://[::ffff:127.0.0.1]:{port}");
     let dir = tmp();
-    let marker = dir.path().join("started");
     let mut cmd = rec.vault_run(dir.path());
-    cmd.env("ASS_BASE_URL", &url).args(common::words("-e A=production/app/A --")).args(marker_child(&marker));
-    let out = output_within(&mut cmd, T);
-    assert_not_started(&out, 78, &marker);
+    cmd.env("ASS_BASE_URL", &url).args(common::words("-e A=production/app/A --"));
+    let out = common::refused_before_start(&mut cmd, 78);
     assert!(stderr_of(&out).contains("--allow-insecure-http"), "the fix is named: {}", stderr_of(&out));
     assert_eq!(rec.log()["requests"], json!([]), "nothing was sent before refusing");
 
@@ -136,12 +134,10 @@ fn approval_timeout_is_75_and_an_expired_approval_77() {
     ] {
         let rec = RecordingServer::start(json!({"secrets": {"production/app/A": "v"}, "approval": status}));
         let dir = tmp();
-        let marker = dir.path().join("started");
         let start = Instant::now();
         let mut cmd = rec.vault_run(dir.path());
-        cmd.args(args).args(common::words("-e A=production/app/A --")).args(marker_child(&marker));
-        let out = output_within(&mut cmd, T);
-        assert_not_started(&out, code, &marker);
+        cmd.args(args).args(common::words("-e A=production/app/A --"));
+        let out = common::refused_before_start(&mut cmd, code);
         assert!(start.elapsed() < Duration::from_secs(15), "{status}: took {:?}", start.elapsed());
         assert!(
             stderr_of(&out).contains("apr_rec_1"),
@@ -160,11 +156,9 @@ async fn an_expired_secret_is_69() {
     assert!(status == 200 || status == 201, "{body}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let dir = tmp();
-    let marker = dir.path().join("started");
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(common::words("-e A=production/app/A -e OLD=production/app/OLD --")).args(marker_child(&marker));
-    let out = output_within(&mut cmd, T);
-    assert_not_started(&out, 69, &marker);
+    cmd.args(common::words("-e A=production/app/A -e OLD=production/app/OLD --"));
+    let out = common::refused_before_start(&mut cmd, 69);
     assert!(stderr_of(&out).contains("expired"), "{}", stderr_of(&out));
 }
 
@@ -172,11 +166,9 @@ async fn an_expired_secret_is_69() {
 async fn a_value_with_a_nul_byte_is_78() {
     let dev = DevServer::with(&[("production/app/A", "value-a"), ("production/app/NUL", "abc\0def")]).await;
     let dir = tmp();
-    let marker = dir.path().join("started");
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(common::words("-e A=production/app/A -e N=production/app/NUL --")).args(marker_child(&marker));
-    let out = output_within(&mut cmd, T);
-    assert_not_started(&out, 78, &marker);
+    cmd.args(common::words("-e A=production/app/A -e N=production/app/NUL --"));
+    let out = common::refused_before_start(&mut cmd, 78);
     let err = stderr_of(&out);
     assert!(err.contains("NUL") || err.contains("nul"), "{err}");
     assert!(!err.contains("abc"), "the value is not shown: {err}");

@@ -624,3 +624,13 @@ pub fn output_and_env(
     let env = env_of(&out.stdout);
     (out, env)
 }
+
+/// Runs `cmd` with a child that would leave a marker appended: it must end with `code` (within
+/// [`T`]) and the child must never have started. Its output.
+pub fn refused_before_start(cmd: &mut Command, code: i32) -> std::process::Output {
+    let dir = tmp();
+    let marker = dir.path().join("started");
+    let out = output_within(cmd.args(marker_child(&marker)), T);
+    assert_not_started(&out, code, &marker);
+    out
+}
