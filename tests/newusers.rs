@@ -577,24 +577,12 @@ async fn waiting_for_an_approval_shows_a_live_line_on_a_terminal_only() {
 
 /// Runs `cmd` with stderr on a fresh pseudo-terminal; returns its status and what it wrote there.
 fn on_a_terminal(mut cmd: std::process::Command) -> (std::process::ExitStatus, String) {
-    use std::io::Read;
     let size = nix::pty::Winsize { ws_row: 24, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
     let pty = nix::pty::openpty(Some(&size), None).unwrap();
     cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::from(pty.slave));
     let mut child = cmd.spawn().unwrap();
     drop(cmd);
-    let mut master = std::fs::File::from(pty.master);
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = master.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&buf[..n]);
-        }
-        all
-    });
+    let reader = common::drain(std::fs::File::from(pty.master));
     let status = child.wait().unwrap();
     (status, String::from_utf8_lossy(&reader.join().unwrap()).into_owned())
 }

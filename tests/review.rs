@@ -29,19 +29,8 @@ async fn mask_on_a_terminal_hides_a_multi_line_secret() {
     let mut child = cmd.spawn().unwrap();
     drop(cmd);
     drop(pty.slave);
-    let mut master = std::fs::File::from(pty.master);
-    let reader = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        // EIO once every slave descriptor is closed: vault-run and its child are gone.
-        while let Ok(n) = master.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-        }
-        seen
-    });
+    // EIO once every slave descriptor is closed: vault-run and its child are gone.
+    let reader = common::drain(std::fs::File::from(pty.master));
     let status = common::wait_within(&mut child, T);
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
@@ -309,36 +298,34 @@ fn references_with_dot_segments_are_refused_before_any_request() {
 #[test]
 fn a_server_error_that_echoes_the_credential_does_not_print_it() {
     let dir = tmp();
+    // A hostile server at `url` answers `status` with `body`; vault-run ends with 77 and its
+    // stderr never holds `credential`.
+    let refused =
+        |url_var: &str, credential_var: &str, credential: &str, reference: &str, status: &str, body: &str| {
+            let url = common::raw_server(common::http_json(status, body));
+            let out =
+                output_within(
+                    common::bare_vault_run(dir.path())
+                        .env(url_var, &url)
+                        .env(credential_var, credential)
+                        .args(["-e", &format!("A={reference}"), "--", "true"]),
+                    T,
+                );
+            let err = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(77), "{err}");
+            assert!(!err.contains(credential), "{err}");
+            err
+        };
     let key = "ass_review_key_SECRET_0123456789";
     let body = format!(
         r#"{{"error":{{"code":"UNAUTHORIZED","message":"invalid agent key {key} for this tenant"}}}}"#
     );
-    let url = common::raw_server(common::http_json("401 Unauthorized", &body));
-    let out = output_within(
-        common::bare_vault_run(dir.path())
-            .env("ASS_BASE_URL", &url)
-            .env("ASS_AGENT_KEY", key)
-            .args(common::words("-e A=production/app/A -- true")),
-        T,
-    );
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(77), "{err}");
-    assert!(!err.contains(key), "{err}");
+    let err = refused("ASS_BASE_URL", "ASS_AGENT_KEY", key, "production/app/A", "401 Unauthorized", &body);
     assert!(err.contains("invalid agent key [REDACTED] for this tenant"), "{err}");
 
     let token = "hvs.review-token-SECRET-0123456789";
     let body = format!(r#"{{"errors":["permission denied for token {token}"]}}"#);
-    let url = common::raw_server(common::http_json("403 Forbidden", &body));
-    let out = output_within(
-        common::bare_vault_run(dir.path())
-            .env("VAULT_ADDR", &url)
-            .env("VAULT_TOKEN", token)
-            .args(common::words("-e A=vault://secret/app#a -- true")),
-        T,
-    );
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(77), "{err}");
-    assert!(!err.contains(token), "{err}");
+    refused("VAULT_ADDR", "VAULT_TOKEN", token, "vault://secret/app#a", "403 Forbidden", &body);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -266,31 +266,8 @@ pub fn env_of(stdout: &[u8]) -> std::collections::HashMap<String, String> {
 
 /// Runs `cmd` with a bound on its run time; panics if it hangs.
 pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
-    let start = Instant::now();
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out_pipe.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err_pipe.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("vault-run did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    std::process::Output { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() }
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
+    output_of_within(child, limit)
 }
 
 /// Stderr as text.
@@ -425,19 +402,22 @@ pub fn assert_not_started(out: &std::process::Output, code: i32, marker: &std::p
 
 /// `Child::wait_with_output` with a bound: panics (after killing it) if `child` runs longer.
 pub fn output_of_within(mut child: Child, limit: Duration) -> std::process::Output {
-    let pipe = |p: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            if let Some(mut p) = p {
-                let _ = p.read_to_end(&mut v);
-            }
-            v
-        })
-    };
-    let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = child.stdout.take().map(drain);
+    let err = child.stderr.take().map(drain);
     let status = wait_within(&mut child, limit);
-    std::process::Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+    let bytes =
+        |t: Option<std::thread::JoinHandle<Vec<u8>>>| t.map(|t| t.join().unwrap()).unwrap_or_default();
+    std::process::Output { status, stdout: bytes(out), stderr: bytes(err) }
+}
+
+/// Reads `r` on a thread to its end, or to its first error (a pty master answers EIO once every
+/// slave descriptor is closed); the bytes read.
+pub fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        v
+    })
 }
 
 /// `Command::status` with a bound (output discarded unless the caller set it).
