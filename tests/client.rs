@@ -103,9 +103,7 @@ async fn paths_with_special_characters_survive_encoding() {
 
 #[tokio::test]
 async fn token_is_cached_while_it_covers_the_request() {
-    let dev = DevServer::start();
-    dev.put("prod/a/ONE", "one-value").await;
-    dev.put("prod/a/TWO", "two-value").await;
+    let dev = DevServer::with(&[("prod/a/ONE", "one-value"), ("prod/a/TWO", "two-value")]).await;
     let v = client(&dev);
     v.request_token(["secrets:read:prod/a/*"], Some(HumanDuration::from_secs(120))).await.unwrap();
     let before = dev.count("POST /v1/tokens").await;
@@ -192,8 +190,7 @@ async fn error_classes_map_to_variants_with_codes() {
 
 #[tokio::test]
 async fn rate_limit_after_retries_carries_retry_after() {
-    let dev = DevServer::start();
-    dev.put("prod/a/K", "value-k").await;
+    let dev = DevServer::with(&[("prod/a/K", "value-k")]).await;
     let v = no_retries(&dev, Duration::ZERO);
     dev.faults(json!({"fail_next": 5, "fail_status": 429})).await;
     let e = v.get_secret("prod/a/K").await.unwrap_err();
@@ -204,8 +201,7 @@ async fn rate_limit_after_retries_carries_retry_after() {
 
 #[tokio::test]
 async fn rate_limits_are_waited_out_within_the_patience() {
-    let dev = DevServer::start();
-    dev.put("prod/a/K", "value-k").await;
+    let dev = DevServer::with(&[("prod/a/K", "value-k")]).await;
     let v = no_retries(&dev, Duration::from_secs(20));
     dev.faults(json!({"fail_next": 3, "fail_status": 429, "retry_after": 1})).await;
     let started = std::time::Instant::now();
@@ -215,8 +211,7 @@ async fn rate_limits_are_waited_out_within_the_patience() {
 
 #[tokio::test]
 async fn retries_503_429_and_dropped_connections() {
-    let dev = DevServer::start();
-    dev.put("prod/a/K", "value-k").await;
+    let dev = DevServer::with(&[("prod/a/K", "value-k")]).await;
     let v = client(&dev);
 
     dev.faults(json!({"fail_next": 2, "fail_status": 503})).await;

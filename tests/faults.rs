@@ -43,8 +43,7 @@ fn child_args() -> Vec<String> {
 }
 
 async fn seeded() -> DevServer {
-    let dev = DevServer::start();
-    dev.put(PATH, VALUE).await;
+    let dev = DevServer::with(&[(PATH, VALUE)]).await;
     dev
 }
 

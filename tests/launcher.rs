@@ -9,13 +9,15 @@ use common::{tmp, write, T};
 use serde_json::json;
 
 async fn seeded() -> DevServer {
-    let dev = DevServer::start();
-    dev.put("production/gemini/GEMINI_API_KEY", "gm-key-value-0001").await;
-    dev.put("production/db/PASSWORD", "db-pass-value-0002").await;
-    dev.put("production/app/LOG_LEVEL", "debug").await;
-    dev.put("production/stripe/PUBLISHABLE", "pk-value-0003").await;
-    dev.put("production/stripe/SECRET", "sk-value-0004").await;
-    dev.put("production/tls/KEY", "-----TLS KEY 0005-----\n").await;
+    let dev = DevServer::with(&[
+        ("production/gemini/GEMINI_API_KEY", "gm-key-value-0001"),
+        ("production/db/PASSWORD", "db-pass-value-0002"),
+        ("production/app/LOG_LEVEL", "debug"),
+        ("production/stripe/PUBLISHABLE", "pk-value-0003"),
+        ("production/stripe/SECRET", "sk-value-0004"),
+        ("production/tls/KEY", "-----TLS KEY 0005-----\n"),
+    ])
+    .await;
     dev
 }
 

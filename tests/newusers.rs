@@ -11,10 +11,12 @@ use common::{write, T};
 use serde_json::Value;
 
 async fn seeded() -> DevServer {
-    let dev = DevServer::start();
-    dev.put("production/app/LOG_LEVEL", "debug-0001").await;
-    dev.put("production/dev/PASSWORD", "dev-pass-0002").await;
-    dev.put("production/prod/PASSWORD", "prod-pass-0003").await;
+    let dev = DevServer::with(&[
+        ("production/app/LOG_LEVEL", "debug-0001"),
+        ("production/dev/PASSWORD", "dev-pass-0002"),
+        ("production/prod/PASSWORD", "prod-pass-0003"),
+    ])
+    .await;
     dev
 }
 

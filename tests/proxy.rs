@@ -218,9 +218,9 @@ BODY_KEY = { path = "production/app/BODY_KEY", hosts = ["api.example.test"], bod
 "#;
 
 async fn setup() -> (DevServer, tempfile::TempDir) {
-    let dev = DevServer::start();
-    dev.put("production/app/API_KEY", SECRET).await;
-    dev.put("production/app/BODY_KEY", BODY_SECRET).await;
+    let dev =
+        DevServer::with(&[("production/app/API_KEY", SECRET), ("production/app/BODY_KEY", BODY_SECRET)])
+            .await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("vault-run.toml"), MAPPING).unwrap();
     (dev, dir)
@@ -494,8 +494,7 @@ fn plain_recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn plain_http_gets_the_value_only_for_a_listed_loopback_host() {
     require_tools();
-    let dev = DevServer::start();
-    dev.put("production/app/API_KEY", SECRET).await;
+    let dev = DevServer::with(&[("production/app/API_KEY", SECRET)]).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("vault-run.toml"),

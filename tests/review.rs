@@ -102,8 +102,7 @@ async fn user_child_cannot_type_into_the_terminal_it_shares_with_root() {
         return;
     }
     let python = python.unwrap();
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a-0001").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a-0001")]).await;
     let dir = tmp();
     for mode in [None, Some("--supervise")] {
         let pty = nix::pty::openpty(None, None).unwrap();
@@ -163,8 +162,7 @@ async fn a_mapping_file_found_in_the_directory_but_owned_by_another_user_is_refu
         eprintln!("not root: cannot give a file to another user here");
         return;
     }
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a-0001").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a-0001")]).await;
     let dir = tmp();
     let file = write(
         dir.path(),
@@ -339,8 +337,7 @@ async fn user_supervised_command_is_looked_up_as_the_user() {
         eprintln!("not root: --user switching cannot be exercised here");
         return;
     }
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a-0001").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a-0001")]).await;
     let dir = tmp();
     let private = dir.path().join("root-only");
     std::fs::create_dir(&private).unwrap();

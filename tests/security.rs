@@ -295,8 +295,7 @@ async fn user_refuses_an_unknown_user_and_a_switch_without_root() {
 
 #[tokio::test]
 async fn mask_hides_a_template_secret_printed_alone() {
-    let dev = DevServer::start();
-    dev.put("production/db/PASSWORD", "db-pass-value-0002").await;
+    let dev = DevServer::with(&[("production/db/PASSWORD", "db-pass-value-0002")]).await;
     let dir = tmp();
     write(
         dir.path(),
@@ -360,9 +359,9 @@ fn decoding_errors_do_not_echo_the_response() {
 
 #[tokio::test]
 async fn the_pseudo_terminal_master_does_not_leak_into_the_child() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a-0001").await;
-    dev.put("production/tls/KEY", "tls-key-0002").await;
+    let dev =
+        DevServer::with(&[("production/app/A", "value-a-0001"), ("production/tls/KEY", "tls-key-0002")])
+            .await;
     let dir = tmp();
     write(
         dir.path(),
@@ -434,8 +433,7 @@ async fn the_pseudo_terminal_master_does_not_leak_into_the_child() {
 
 #[tokio::test]
 async fn mask_sees_a_secret_split_between_stdout_and_stderr_sent_to_one_file() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "split-secret-value-0042").await;
+    let dev = DevServer::with(&[("production/app/A", "split-secret-value-0042")]).await;
     let dir = tmp();
     write(dir.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
     let log = dir.path().join("log");

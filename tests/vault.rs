@@ -159,8 +159,7 @@ async fn denied_missing_sealed_and_no_create_fallback() {
 #[tokio::test]
 async fn one_mapping_mixes_both_backends() {
     let Some(bao) = seeded().await else { return };
-    let dev = DevServer::start();
-    dev.put("production/app/TOKEN", "ass-token-value-0004").await;
+    let dev = DevServer::with(&[("production/app/TOKEN", "ass-token-value-0004")]).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("vault-run.toml"),
