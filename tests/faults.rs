@@ -43,7 +43,13 @@ fn child_args() -> Vec<String> {
 }
 
 async fn seeded() -> DevServer {
-    let dev = DevServer::with(&[(PATH, VALUE)]).await;
+    DevServer::with(&[(PATH, VALUE)]).await
+}
+
+/// A seeded server with the fault `knobs` set.
+async fn faulty(knobs: serde_json::Value) -> DevServer {
+    let dev = seeded().await;
+    dev.faults(knobs).await;
     dev
 }
 
@@ -160,8 +166,7 @@ fn reset(stream: TcpStream) {
 
 #[tokio::test]
 async fn rate_limited_with_retry_after_seconds_then_served() {
-    let dev = seeded().await;
-    dev.faults(json!({"fail_next": 2, "fail_status": 429, "retry_after": 1})).await;
+    let dev = faulty(json!({"fail_next": 2, "fail_status": 429, "retry_after": 1})).await;
     let (out, elapsed) = run_dev(&dev, &["--retries", "3", "--deadline", "20s"]);
     assert_started(&out);
     assert!(elapsed >= Duration::from_secs(2), "Retry-After: 1 was honoured twice: {elapsed:?}");
@@ -171,8 +176,7 @@ async fn rate_limited_with_retry_after_seconds_then_served() {
 
 #[tokio::test]
 async fn rate_limited_with_retry_after_http_date_then_served() {
-    let dev = seeded().await;
-    dev.faults(
+    let dev = faulty(
         json!({"fail_next": 1, "fail_status": 429, "retry_after": 1, "retry_after_format": "http-date"}),
     )
     .await;
@@ -186,8 +190,7 @@ async fn rate_limited_with_retry_after_http_date_then_served() {
 async fn rate_limited_for_good_is_temporary_at_the_deadline() {
     // 429s are waited out past --retries (the server is pacing a crowd), but never past
     // --deadline: a server that never lets us in ends the run at the deadline.
-    let dev = seeded().await;
-    dev.faults(json!({"error_rate": 1.0, "error_status": 429, "retry_after": 1})).await;
+    let dev = faulty(json!({"error_rate": 1.0, "error_status": 429, "retry_after": 1})).await;
     let (out, elapsed) = run_dev(&dev, &["--retries", "2", "--deadline", "4s"]);
     assert_refused(&out, elapsed, 75, Duration::from_secs(4) + SLACK, &["deadline"]);
     assert!(elapsed >= Duration::from_secs(3), "kept trying until the deadline: {elapsed:?}");
@@ -254,8 +257,7 @@ async fn bad_gateway_unavailable_and_gateway_timeout_are_retried() {
 
 #[tokio::test]
 async fn internal_server_error_is_temporary_and_not_retried() {
-    let dev = seeded().await;
-    dev.faults(json!({"error_rate": 1.0, "error_status": 500})).await;
+    let dev = faulty(json!({"error_rate": 1.0, "error_status": 500})).await;
     let (out, elapsed) = run_dev(&dev, &["--retries", "3", "--deadline", "20s"]);
     assert_refused(&out, elapsed, 75, Duration::from_secs(20) + SLACK, &["500"]);
     assert_eq!(dev.count("POST /v1/tokens").await, 1, "500 is not retried");
@@ -312,8 +314,7 @@ async fn connection_reset_is_retried_then_temporary() {
 
 #[tokio::test]
 async fn dropped_connections_are_retried_then_served() {
-    let dev = seeded().await;
-    dev.faults(json!({"drop_next": 2})).await;
+    let dev = faulty(json!({"drop_next": 2})).await;
     let (out, _) = run_dev(&dev, &["--retries", "3", "--deadline", "20s"]);
     assert_started(&out);
 }
@@ -352,8 +353,7 @@ async fn server_that_stalls_the_body_times_out() {
 
 #[tokio::test]
 async fn slow_dev_server_is_bounded_by_the_deadline() {
-    let dev = seeded().await;
-    dev.faults(json!({"latency": "20s"})).await;
+    let dev = faulty(json!({"latency": "20s"})).await;
     let (out, elapsed) = run_dev(&dev, &["--deadline", "2s"]);
     assert_refused(&out, elapsed, 75, Duration::from_secs(2) + SLACK, &["deadline"]);
 }
