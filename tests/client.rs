@@ -16,6 +16,12 @@ fn client(dev: &DevServer) -> AgentVault {
     client_with_key(dev, &dev.agent_key)
 }
 
+/// A client that does not retry, and waits out 429s for `patience` in all.
+fn no_retries(dev: &DevServer, patience: Duration) -> AgentVault {
+    let builder = AgentVault::builder().agent_key(dev.agent_key.as_str()).base_url(&dev.base_url);
+    builder.retries(0).rate_limit_patience(patience).build().unwrap()
+}
+
 fn client_with_key(dev: &DevServer, key: &str) -> AgentVault {
     AgentVault::builder()
         .agent_key(key)
@@ -97,9 +103,7 @@ async fn paths_with_special_characters_survive_encoding() {
 
 #[tokio::test]
 async fn token_is_cached_while_it_covers_the_request() {
-    let dev = DevServer::start();
-    dev.put("prod/a/ONE", "one-value").await;
-    dev.put("prod/a/TWO", "two-value").await;
+    let dev = DevServer::with(&[("prod/a/ONE", "one-value"), ("prod/a/TWO", "two-value")]).await;
     let v = client(&dev);
     v.request_token(["secrets:read:prod/a/*"], Some(HumanDuration::from_secs(120))).await.unwrap();
     let before = dev.count("POST /v1/tokens").await;
@@ -186,15 +190,8 @@ async fn error_classes_map_to_variants_with_codes() {
 
 #[tokio::test]
 async fn rate_limit_after_retries_carries_retry_after() {
-    let dev = DevServer::start();
-    dev.put("prod/a/K", "value-k").await;
-    let v = AgentVault::builder()
-        .agent_key(dev.agent_key.as_str())
-        .base_url(&dev.base_url)
-        .retries(0)
-        .rate_limit_patience(Duration::ZERO)
-        .build()
-        .unwrap();
+    let dev = DevServer::with(&[("prod/a/K", "value-k")]).await;
+    let v = no_retries(&dev, Duration::ZERO);
     dev.faults(json!({"fail_next": 5, "fail_status": 429})).await;
     let e = v.get_secret("prod/a/K").await.unwrap_err();
     let Error::RateLimited { retry_after, .. } = &e else { panic!("{e:?}") };
@@ -204,15 +201,8 @@ async fn rate_limit_after_retries_carries_retry_after() {
 
 #[tokio::test]
 async fn rate_limits_are_waited_out_within_the_patience() {
-    let dev = DevServer::start();
-    dev.put("prod/a/K", "value-k").await;
-    let v = AgentVault::builder()
-        .agent_key(dev.agent_key.as_str())
-        .base_url(&dev.base_url)
-        .retries(0)
-        .rate_limit_patience(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let dev = DevServer::with(&[("prod/a/K", "value-k")]).await;
+    let v = no_retries(&dev, Duration::from_secs(20));
     dev.faults(json!({"fail_next": 3, "fail_status": 429, "retry_after": 1})).await;
     let started = std::time::Instant::now();
     assert_eq!(v.get_secret("prod/a/K").await.unwrap().expose(), "value-k");
@@ -221,8 +211,7 @@ async fn rate_limits_are_waited_out_within_the_patience() {
 
 #[tokio::test]
 async fn retries_503_429_and_dropped_connections() {
-    let dev = DevServer::start();
-    dev.put("prod/a/K", "value-k").await;
+    let dev = DevServer::with(&[("prod/a/K", "value-k")]).await;
     let v = client(&dev);
 
     dev.faults(json!({"fail_next": 2, "fail_status": 503})).await;
@@ -331,15 +320,15 @@ async fn malformed_redirecting_and_oversized_answers() {
     assert!(e.to_string().contains("larger than"), "{e}");
 }
 
+fn blocking_client(dev: &DevServer) -> agentsecretstore::blocking::AgentVault {
+    let builder = agentsecretstore::blocking::AgentVault::builder().agent_key(dev.agent_key.as_str());
+    builder.base_url(&dev.base_url).approval_poll_interval(Duration::from_millis(50)).build().unwrap()
+}
+
 #[test]
 fn blocking_twin_has_the_same_surface() {
     let dev = DevServer::start();
-    let v = agentsecretstore::blocking::AgentVault::builder()
-        .agent_key(dev.agent_key.as_str())
-        .base_url(&dev.base_url)
-        .approval_poll_interval(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let v = blocking_client(&dev);
     assert_eq!(v.health().unwrap().status, "ok");
     v.set_secret("dev/app/TOKEN", "blocking-value").unwrap();
     assert_eq!(v.get_secret("dev/app/TOKEN").unwrap().expose(), "blocking-value");
@@ -357,11 +346,7 @@ fn blocking_twin_has_the_same_surface() {
 #[test]
 fn debug_output_never_shows_credentials_or_values() {
     let dev = DevServer::start();
-    let v = agentsecretstore::blocking::AgentVault::builder()
-        .agent_key(dev.agent_key.as_str())
-        .base_url(&dev.base_url)
-        .build()
-        .unwrap();
+    let v = blocking_client(&dev);
     v.set_secret("dev/app/PW", "pw-1234567890").unwrap();
     let secret = v.get_secret_with_metadata("dev/app/PW").unwrap();
     let t = v.request_token(["secrets:read:dev/*"], None).unwrap();

@@ -3,26 +3,28 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_vault-run")
+use common::{bin, DevServer};
+
+/// A running `vault-run dev` (the shared harness), with requests that keep the headers.
+struct Dev(DevServer);
+
+impl std::ops::Deref for Dev {
+    type Target = DevServer;
+    fn deref(&self) -> &DevServer {
+        &self.0
+    }
 }
 
-/// A running `vault-run dev`, killed on drop.
-struct Dev {
-    child: Child,
-    base: String,
-    agent_key: String,
-    admin_key: String,
-    stderr: Arc<Mutex<String>>,
-    http: reqwest::Client,
+impl std::ops::DerefMut for Dev {
+    fn deref_mut(&mut self) -> &mut DevServer {
+        &mut self.0
+    }
 }
 
 /// One answer: status, headers, JSON body (`Null` when empty or not JSON).
@@ -40,52 +42,15 @@ impl Answer {
 
 impl Dev {
     fn start() -> Self {
-        Self::start_with(&[])
+        Dev(DevServer::start())
     }
 
     fn start_with(args: &[&str]) -> Self {
-        let mut child = Command::new(bin())
-            .args(["dev", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn vault-run dev");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut next = |prefix: &str| -> String {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("dev server exited early; stderr: {}", stderr.lock().unwrap()))
-                .unwrap();
-            line.strip_prefix(prefix).unwrap_or_else(|| panic!("expected {prefix}…, got {line:?}")).to_owned()
-        };
-        let base = next("ASS_BASE_URL=");
-        let agent_key = next("ASS_AGENT_KEY=");
-        let admin_key = next("ASS_ADMIN_KEY=");
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
-        Dev { child, base, agent_key, admin_key, stderr, http }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        Dev(DevServer::start_with(args))
     }
 
     async fn send(&self, method: &str, path: &str, bearer: Option<&str>, body: Option<String>) -> Answer {
-        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base_url));
         if let Some(b) = bearer {
             req = req.bearer_auth(b);
         }
@@ -107,13 +72,6 @@ impl Dev {
         self.call(method, path, Some(&self.admin_key.clone()), body).await
     }
 
-    async fn put(&self, path: &str, value: &str, tier: &str) {
-        let a = self
-            .admin("PUT", &format!("/v1/secrets/{path}"), Some(json!({"value": value, "access_tier": tier})))
-            .await;
-        assert!(a.status == 200 || a.status == 201, "put {path}: {} {}", a.status, a.body);
-    }
-
     async fn token_request(&self, key: &str, body: Value) -> Answer {
         self.call("POST", "/v1/tokens", Some(key), Some(body)).await
     }
@@ -126,28 +84,12 @@ impl Dev {
         a.body["token"].as_str().unwrap().to_owned()
     }
 
-    async fn faults(&self, knobs: Value) {
-        let a = self.admin("PUT", "/v1/dev/faults", Some(knobs)).await;
-        assert_eq!(a.status, 200, "faults: {}", a.body);
-    }
-
-    async fn stats(&self) -> Value {
-        self.admin("GET", "/v1/dev/stats", None).await.body
-    }
-
     async fn new_agent(&self, name: &str, scopes: &[&str]) -> String {
         let a = self.admin("POST", "/v1/agents", Some(json!({"name": name, "allowed_scopes": scopes}))).await;
         assert_eq!(a.status, 201, "{}", a.body);
         assert!(a.body["id"].as_str().unwrap().starts_with("agt_"));
         assert_eq!(a.body["name"], name);
         a.body["api_key"].as_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -173,7 +115,7 @@ fn run_failing(args: &[&str]) -> (i32, String) {
 #[tokio::test]
 async fn prints_three_lines_and_serves_health() {
     let dev = Dev::start();
-    let port = dev.base.strip_prefix("http://127.0.0.1:").expect("loopback base url");
+    let port = dev.base_url.strip_prefix("http://127.0.0.1:").expect("loopback base url");
     assert!(port.parse::<u16>().unwrap() > 0);
     let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
     assert!(dev.agent_key.strip_prefix("ass_").is_some_and(hex), "{}", dev.agent_key);
@@ -316,7 +258,7 @@ ttl = "1s"
 #[tokio::test]
 async fn token_requests_validate_and_enforce_limits() {
     let dev = Dev::start();
-    dev.put("prod/app/K", "value-k-000", "standard").await;
+    dev.put_tier("prod/app/K", "value-k-000", "standard").await;
     let key = dev.agent_key.clone();
 
     for (body, what) in [
@@ -462,7 +404,7 @@ async fn secret_crud_versions_tiers_and_expiry() {
         403,
         "SCOPE_DENIED",
     );
-    dev.put("other/app/EXISTS", "x-value", "standard").await;
+    dev.put_tier("other/app/EXISTS", "x-value", "standard").await;
     // Scope is checked before existence: the same answer whether the secret exists or not.
     assert_error(&dev.call("GET", "/v1/secrets/other/app/EXISTS", Some(&t), None).await, 403, "SCOPE_DENIED");
     assert_error(
@@ -508,7 +450,7 @@ async fn secret_crud_versions_tiers_and_expiry() {
         .call("PUT", "/v1/secrets/prod/app/NEW_SENSITIVE", Some(&t), Some(json!({"value": "overwrite"})))
         .await;
     assert_error(&a, 403, "HUMAN_AUTH_REQUIRED");
-    dev.put("prod/app/S", "sensitive-v", "sensitive").await;
+    dev.put_tier("prod/app/S", "sensitive-v", "sensitive").await;
     let a = dev
         .call(
             "PUT",
@@ -528,7 +470,7 @@ async fn secret_crud_versions_tiers_and_expiry() {
     );
 
     // Delete standard with a delete scope; delete scopes never wait for approval.
-    dev.put("prod/app/C", "crit-v", "critical").await;
+    dev.put_tier("prod/app/C", "crit-v", "critical").await;
     let del = dev.token(&["secrets:delete:prod/*"]).await;
     assert_eq!(dev.call("DELETE", "/v1/secrets/prod/app/API_KEY", Some(&del), None).await.status, 204);
     assert_error(
@@ -568,7 +510,7 @@ async fn secret_crud_versions_tiers_and_expiry() {
 async fn listing_paths_and_encodings() {
     let dev = Dev::start();
     for p in ["prod/b/K", "prod/a/K", "prod/ROOT", "production/X", "prod/a/deep/er/K"] {
-        dev.put(p, &format!("value-of-{p}"), "standard").await;
+        dev.put_tier(p, &format!("value-of-{p}"), "standard").await;
     }
     let t = dev.token(&["secrets:read:prod/*"]).await;
     let a = dev.call("GET", "/v1/secrets?namespace=prod", Some(&t), None).await;
@@ -728,8 +670,8 @@ async fn pending_ids(dev: &Dev) -> Vec<String> {
 #[tokio::test]
 async fn approval_flow_end_to_end() {
     let dev = Dev::start();
-    dev.put("prod/pay/STRIPE", "sk-stripe-0042", "critical").await;
-    dev.put("prod/pay/PUBLIC", "pk-public-0042", "standard").await;
+    dev.put_tier("prod/pay/STRIPE", "sk-stripe-0042", "critical").await;
+    dev.put_tier("prod/pay/PUBLIC", "pk-public-0042", "standard").await;
     let key = dev.agent_key.clone();
     let req = json!({"scopes": ["secrets:read:prod/pay/STRIPE", "secrets:write:prod/pay/*"]});
 
@@ -810,7 +752,7 @@ async fn approval_flow_end_to_end() {
 #[tokio::test]
 async fn denial_is_reported_once() {
     let dev = Dev::start();
-    dev.put("prod/x/S", "sensitive-x", "sensitive").await;
+    dev.put_tier("prod/x/S", "sensitive-x", "sensitive").await;
     let key = dev.agent_key.clone();
     let req = json!({"scopes": ["secrets:read:prod/x/S"]});
     let id = dev.token_request(&key, req.clone()).await.body["approval_id"].as_str().unwrap().to_owned();
@@ -835,7 +777,7 @@ async fn denial_is_reported_once() {
 #[tokio::test]
 async fn approvals_expire() {
     let dev = Dev::start_with(&["--approval-ttl", "1s"]);
-    dev.put("prod/y/S", "sensitive-y", "sensitive").await;
+    dev.put_tier("prod/y/S", "sensitive-y", "sensitive").await;
     let key = dev.agent_key.clone();
     let req = json!({"scopes": ["secrets:read:prod/y/*"]});
     let id = dev.token_request(&key, req.clone()).await.body["approval_id"].as_str().unwrap().to_owned();
@@ -929,7 +871,7 @@ async fn rate_limit_answers_429_with_retry_after() {
 #[tokio::test]
 async fn injected_failures_latency_drops_and_stats() {
     let dev = Dev::start();
-    dev.put("prod/a/K", "value-k-777", "standard").await;
+    dev.put_tier("prod/a/K", "value-k-777", "standard").await;
     let t = dev.token(&["secrets:read:prod/*"]).await;
     assert_eq!(dev.admin("POST", "/v1/dev/reset-stats", None).await.status, 200);
 
@@ -964,12 +906,17 @@ async fn injected_failures_latency_drops_and_stats() {
 
     // A dropped connection is a transport error, not an HTTP answer.
     dev.faults(json!({"drop_next": 1})).await;
-    let e =
-        dev.http.get(format!("{}/v1/secrets/prod/a/K", dev.base)).bearer_auth(&t).send().await.unwrap_err();
+    let e = dev
+        .http
+        .get(format!("{}/v1/secrets/prod/a/K", dev.base_url))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap_err();
     assert!(e.status().is_none() && (e.is_request() || e.is_connect()), "{e:?}");
     assert_eq!(dev.call("GET", "/v1/secrets/prod/a/K", Some(&t), None).await.status, 200, "next one is fine");
     dev.faults(json!({"drop_rate": 1.0})).await;
-    assert!(dev.http.get(format!("{}/v1/health", dev.base)).send().await.is_err());
+    assert!(dev.http.get(format!("{}/v1/health", dev.base_url)).send().await.is_err());
     assert_eq!(dev.admin("DELETE", "/v1/dev/faults", None).await.body["drop_rate"], 0.0);
 
     let stats = dev.stats().await;
@@ -994,8 +941,8 @@ async fn logs_show_requests_but_never_values_keys_or_tokens() {
     let dev = Dev::start();
     let key = dev.agent_key.clone();
     let admin = dev.admin_key.clone();
-    dev.put("prod/a/K", "very-secret-value-1234", "standard").await;
-    dev.put("prod/a/S", "sensitive-value-5678", "sensitive").await;
+    dev.put_tier("prod/a/K", "very-secret-value-1234", "standard").await;
+    dev.put_tier("prod/a/S", "sensitive-value-5678", "sensitive").await;
     let t = dev.token(&["secrets:*:prod/a/K"]).await;
     dev.call("GET", "/v1/secrets/prod/a/K", Some(&t), None).await;
     dev.call("PUT", "/v1/secrets/prod/a/K", Some(&t), Some(json!({"value": "second-secret-value-9"}))).await;
@@ -1056,7 +1003,7 @@ fn official_js_sdk_works_unchanged() {
                 return;
             }
             let mut npm = Command::new("npm");
-            npm.args(["install", "--no-save", "--no-audit", "--no-fund", "--prefix"])
+            npm.args(common::words("install --no-save --no-audit --no-fund --prefix"))
                 .arg(tmp.path())
                 .arg("@agentsecretstore/sdk@1.0.0");
             let install = common::output_within(&mut npm, Duration::from_secs(300));
@@ -1082,7 +1029,7 @@ fn official_js_sdk_works_unchanged() {
     let mut node = Command::new("node");
     node.arg(&script)
         .env("SDK_PATH", &sdk)
-        .env("ASS_BASE_URL", &dev.base)
+        .env("ASS_BASE_URL", &dev.base_url)
         .env("ASS_AGENT_KEY", &dev.agent_key)
         .env("ASS_ADMIN_KEY", &dev.admin_key);
     let out = common::output_within(&mut node, Duration::from_secs(120));

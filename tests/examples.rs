@@ -5,11 +5,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use common::{bare_vault_run, env_of, output_within, stderr_of, vault_run, DevServer};
-
-const T: Duration = Duration::from_secs(60);
+use common::T;
+use common::{bare_vault_run, output_within, stderr_of, vault_run, DevServer};
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
@@ -53,10 +51,9 @@ async fn the_example_agent_runs_with_the_example_mapping() {
     }
 
     // The env file example: references fetched (with ${APP_ENV:-production}), literals passed.
-    let out =
-        output_within(vault_run(&dev, dir.path()).args(["--env-file", &ex("app.env"), "--", "env", "-0"]), T);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
+    let env = common::env_after(
+        vault_run(&dev, dir.path()).arg("--env-file").arg(ex("app.env")).args(["--", "env", "-0"]),
+    );
     assert_eq!(env["GEMINI_API_KEY"], "demo-gemini-key-0123456789");
     assert_eq!(env["DB_PASSWORD"], "demo-db-password");
     assert_eq!(env["APP_NAME"], "demo-agent");
@@ -125,9 +122,7 @@ async fn the_kubernetes_environment_references_resolve() {
         .collect();
     assert_eq!(command[0], "vault-run");
     cmd.env("ASS_BASE_URL", &dev.base_url).args(&command[1..]).args(["env", "-0"]);
-    let out = output_within(&mut cmd, T);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
+    let env = common::env_after(&mut cmd);
     for name in &names {
         assert!(!env[name].starts_with("ass://"), "{name} was resolved");
     }

@@ -43,8 +43,13 @@ fn child_args() -> Vec<String> {
 }
 
 async fn seeded() -> DevServer {
-    let dev = DevServer::start();
-    dev.put(PATH, VALUE).await;
+    DevServer::with(&[(PATH, VALUE)]).await
+}
+
+/// A seeded server with the fault `knobs` set.
+async fn faulty(knobs: serde_json::Value) -> DevServer {
+    let dev = seeded().await;
+    dev.faults(knobs).await;
     dev
 }
 
@@ -129,22 +134,6 @@ impl Misbehaving {
     }
 }
 
-/// Reads one request head (up to the blank line); returns it, or `None` if the peer left.
-fn read_head(stream: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return None,
-        }
-        if head.len() > 64 * 1024 {
-            return None;
-        }
-    }
-    Some(String::from_utf8_lossy(&head).into_owned())
-}
-
 /// Keeps the connection open, reading and discarding, for up to `d` (or until the peer leaves).
 fn linger(mut stream: TcpStream, d: Duration) {
     let _ = stream.set_read_timeout(Some(d));
@@ -177,8 +166,7 @@ fn reset(stream: TcpStream) {
 
 #[tokio::test]
 async fn rate_limited_with_retry_after_seconds_then_served() {
-    let dev = seeded().await;
-    dev.faults(json!({"fail_next": 2, "fail_status": 429, "retry_after": 1})).await;
+    let dev = faulty(json!({"fail_next": 2, "fail_status": 429, "retry_after": 1})).await;
     let (out, elapsed) = run_dev(&dev, &["--retries", "3", "--deadline", "20s"]);
     assert_started(&out);
     assert!(elapsed >= Duration::from_secs(2), "Retry-After: 1 was honoured twice: {elapsed:?}");
@@ -188,8 +176,7 @@ async fn rate_limited_with_retry_after_seconds_then_served() {
 
 #[tokio::test]
 async fn rate_limited_with_retry_after_http_date_then_served() {
-    let dev = seeded().await;
-    dev.faults(
+    let dev = faulty(
         json!({"fail_next": 1, "fail_status": 429, "retry_after": 1, "retry_after_format": "http-date"}),
     )
     .await;
@@ -203,8 +190,7 @@ async fn rate_limited_with_retry_after_http_date_then_served() {
 async fn rate_limited_for_good_is_temporary_at_the_deadline() {
     // 429s are waited out past --retries (the server is pacing a crowd), but never past
     // --deadline: a server that never lets us in ends the run at the deadline.
-    let dev = seeded().await;
-    dev.faults(json!({"error_rate": 1.0, "error_status": 429, "retry_after": 1})).await;
+    let dev = faulty(json!({"error_rate": 1.0, "error_status": 429, "retry_after": 1})).await;
     let (out, elapsed) = run_dev(&dev, &["--retries", "2", "--deadline", "4s"]);
     assert_refused(&out, elapsed, 75, Duration::from_secs(4) + SLACK, &["deadline"]);
     assert!(elapsed >= Duration::from_secs(3), "kept trying until the deadline: {elapsed:?}");
@@ -220,7 +206,7 @@ async fn rate_limited_for_good_is_temporary_at_the_deadline() {
 async fn retry_after_beyond_the_deadline_ends_at_the_deadline() {
     // A server asking for 30 s of patience gets it only as far as --deadline allows.
     let server = Misbehaving::start(|mut s| {
-        if read_head(&mut s).is_some() {
+        if common::read_head(&mut s).is_some() {
             let body = r#"{"error":{"code":"RATE_LIMITED","message":"slow down"}}"#;
             let resp = format!(
                 "HTTP/1.1 429 Too Many Requests\r\nretry-after: 30\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -235,7 +221,7 @@ async fn retry_after_beyond_the_deadline_ends_at_the_deadline() {
     // A Retry-After far beyond any reasonable wait is not slept through at all.
     let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600));
     let far = Misbehaving::start(move |mut s| {
-        if read_head(&mut s).is_some() {
+        if common::read_head(&mut s).is_some() {
             let resp = format!(
                 "HTTP/1.1 429 Too Many Requests\r\nretry-after: {date}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
             );
@@ -271,15 +257,14 @@ async fn bad_gateway_unavailable_and_gateway_timeout_are_retried() {
 
 #[tokio::test]
 async fn internal_server_error_is_temporary_and_not_retried() {
-    let dev = seeded().await;
-    dev.faults(json!({"error_rate": 1.0, "error_status": 500})).await;
+    let dev = faulty(json!({"error_rate": 1.0, "error_status": 500})).await;
     let (out, elapsed) = run_dev(&dev, &["--retries", "3", "--deadline", "20s"]);
     assert_refused(&out, elapsed, 75, Duration::from_secs(20) + SLACK, &["500"]);
     assert_eq!(dev.count("POST /v1/tokens").await, 1, "500 is not retried");
 
     // The same from a hand-written server whose error body is not JSON at all.
     let html = Misbehaving::start(|mut s| {
-        if read_head(&mut s).is_some() {
+        if common::read_head(&mut s).is_some() {
             let body = "<html><body>Internal Server Error</body></html>";
             let resp = format!(
                 "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -296,7 +281,7 @@ async fn internal_server_error_is_temporary_and_not_retried() {
 #[tokio::test]
 async fn unauthorized_is_auth_and_not_retried() {
     let server = Misbehaving::start(|mut s| {
-        if read_head(&mut s).is_some() {
+        if common::read_head(&mut s).is_some() {
             let body = r#"{"error":{"code":"UNAUTHORIZED","message":"invalid agent key"}}"#;
             let _ = s.write_all(&http_json("401 Unauthorized", body));
         }
@@ -319,7 +304,7 @@ async fn connection_refused_is_temporary() {
 #[tokio::test]
 async fn connection_reset_is_retried_then_temporary() {
     let server = Misbehaving::start(|mut s| {
-        let _ = read_head(&mut s);
+        let _ = common::read_head(&mut s);
         reset(s);
     });
     let (out, elapsed) = run_url(&server.url, &["--retries", "2", "--deadline", "10s"]);
@@ -329,8 +314,7 @@ async fn connection_reset_is_retried_then_temporary() {
 
 #[tokio::test]
 async fn dropped_connections_are_retried_then_served() {
-    let dev = seeded().await;
-    dev.faults(json!({"drop_next": 2})).await;
+    let dev = faulty(json!({"drop_next": 2})).await;
     let (out, _) = run_dev(&dev, &["--retries", "3", "--deadline", "20s"]);
     assert_started(&out);
 }
@@ -338,7 +322,7 @@ async fn dropped_connections_are_retried_then_served() {
 #[tokio::test]
 async fn server_that_never_answers_times_out() {
     let server = Misbehaving::start(|mut s| {
-        let _ = read_head(&mut s);
+        let _ = common::read_head(&mut s);
         linger(s, Duration::from_secs(60));
     });
     // Per-request timeout and retries end it...
@@ -353,7 +337,7 @@ async fn server_that_never_answers_times_out() {
 #[tokio::test]
 async fn server_that_stalls_the_body_times_out() {
     let server = Misbehaving::start(|mut s| {
-        if read_head(&mut s).is_some() {
+        if common::read_head(&mut s).is_some() {
             let _ = s.write_all(
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"token\": \"",
             );
@@ -369,8 +353,7 @@ async fn server_that_stalls_the_body_times_out() {
 
 #[tokio::test]
 async fn slow_dev_server_is_bounded_by_the_deadline() {
-    let dev = seeded().await;
-    dev.faults(json!({"latency": "20s"})).await;
+    let dev = faulty(json!({"latency": "20s"})).await;
     let (out, elapsed) = run_dev(&dev, &["--deadline", "2s"]);
     assert_refused(&out, elapsed, 75, Duration::from_secs(2) + SLACK, &["deadline"]);
 }
@@ -381,7 +364,7 @@ async fn slow_dev_server_is_bounded_by_the_deadline() {
 /// A server answering every request with `response`, then closing.
 fn answering(response: Vec<u8>) -> Misbehaving {
     Misbehaving::start(move |mut s| {
-        if read_head(&mut s).is_some() {
+        if common::read_head(&mut s).is_some() {
             let _ = s.write_all(&response);
             let _ = s.flush();
         }
@@ -455,7 +438,7 @@ async fn oversized_body_is_capped_with_a_clear_error() {
 
     // Not declared (read until close): the reader stops at the cap.
     let streamed = Misbehaving::start(|mut s| {
-        if read_head(&mut s).is_some() {
+        if common::read_head(&mut s).is_some() {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"token\":\"");
             let chunk = vec![b'x'; 64 * 1024];
             // Up to 64 MiB; the client hangs up long before.
@@ -516,7 +499,7 @@ async fn plain_http_to_a_remote_host_is_refused_without_traffic() {
     // Every proxy variable points at a listener of ours: if vault-run sent anything anywhere
     // (even through a proxy, even a DNS-free CONNECT), it would arrive here.
     let trap = Misbehaving::start(|mut s| {
-        let _ = read_head(&mut s);
+        let _ = common::read_head(&mut s);
     });
     for url in
         ["http://example.invalid", "http://10.255.255.1:8080", "http://[2001:db8::1]/", "ftp://127.0.0.1/"]
@@ -548,7 +531,7 @@ async fn plain_http_to_loopback_never_goes_through_a_proxy() {
     // off the machine.
     let dev = seeded().await;
     let trap = Misbehaving::start(|mut s| {
-        let _ = read_head(&mut s);
+        let _ = common::read_head(&mut s);
     });
     let dir = tempfile::tempdir().unwrap();
     let out = output_within(
@@ -558,7 +541,7 @@ async fn plain_http_to_loopback_never_goes_through_a_proxy() {
             .env("ALL_PROXY", &trap.url)
             .env_remove("no_proxy")
             .env_remove("NO_PROXY")
-            .args(["--retries", "0", "--deadline", "10s"])
+            .args(common::words("--retries 0 --deadline 10s"))
             .args(child_args()),
         HANG,
     );

@@ -5,28 +5,19 @@ mod common;
 use std::time::Duration;
 
 use common::{env_of, output_within, stderr_of, vault_run, DevServer};
+use common::{tmp, write, T};
 use serde_json::json;
 
-const T: Duration = Duration::from_secs(60);
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 async fn seeded() -> DevServer {
-    let dev = DevServer::start();
-    dev.put("production/gemini/GEMINI_API_KEY", "gm-key-value-0001").await;
-    dev.put("production/db/PASSWORD", "db-pass-value-0002").await;
-    dev.put("production/app/LOG_LEVEL", "debug").await;
-    dev.put("production/stripe/PUBLISHABLE", "pk-value-0003").await;
-    dev.put("production/stripe/SECRET", "sk-value-0004").await;
-    dev.put("production/tls/KEY", "-----TLS KEY 0005-----\n").await;
+    let dev = DevServer::with(&[
+        ("production/gemini/GEMINI_API_KEY", "gm-key-value-0001"),
+        ("production/db/PASSWORD", "db-pass-value-0002"),
+        ("production/app/LOG_LEVEL", "debug"),
+        ("production/stripe/PUBLISHABLE", "pk-value-0003"),
+        ("production/stripe/SECRET", "sk-value-0004"),
+        ("production/tls/KEY", "-----TLS KEY 0005-----\n"),
+    ])
+    .await;
     dev
 }
 
@@ -46,17 +37,12 @@ async fn run_injects_every_entry_form_and_nothing_else() {
     let dev = seeded().await;
     let dir = tmp();
     write(dir.path(), "vault-run.toml", MAPPING);
-    let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_AGENT_KEY_FILE", "/nonexistent").args([
-            "--",
-            "sh",
-            "-c",
-            "env -0; printf 'FILE=%s' \"$(cat \"$TLS_KEY_FILE\")\" >&2",
-        ]),
-        T,
+    let (out, env) = common::output_and_env(
+        vault_run(&dev, dir.path())
+            .env("ASS_AGENT_KEY_FILE", "/nonexistent")
+            .args(common::words("-- sh -c"))
+            .arg("env -0; printf 'FILE=%s' \"$(cat \"$TLS_KEY_FILE\")\" >&2"),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["GEMINI_API_KEY"], "gm-key-value-0001");
     assert_eq!(env["LOG_LEVEL"], "debug");
     assert_eq!(env["MISSING_LEVEL"], "info");
@@ -79,7 +65,7 @@ async fn exec_keeps_pid_and_exit_status() {
     let dev = seeded().await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "K=production/app/LOG_LEVEL", "--", "sh", "-c", "echo $$; exit 42"]);
+    cmd.args(common::words("-e K=production/app/LOG_LEVEL -- sh -c")).arg("echo $$; exit 42");
     let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let out = common::output_of_within(child, T);
@@ -96,16 +82,13 @@ async fn flags_env_refs_and_precedence() {
         "m.toml",
         "[env]\nA = \"production/app/LOG_LEVEL\"\nB = \"production/app/LOG_LEVEL\"\n",
     );
-    let out = output_within(
+    let env = common::env_after(
         vault_run(&dev, dir.path())
             .env("REF_VAR", "ass://production/db/PASSWORD")
             .env("B", "ass://production/stripe/SECRET")
             .env("PLAIN", "ass:/not-a-ref")
-            .args(["-f", "m.toml", "-e", "A=production/gemini/GEMINI_API_KEY", "--", "env", "-0"]),
-        T,
+            .args(common::words("-f m.toml -e A=production/gemini/GEMINI_API_KEY -- env -0")),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["A"], "gm-key-value-0001", "-e wins over the file");
     assert_eq!(env["B"], "debug", "the file wins over an env reference");
     assert_eq!(env["REF_VAR"], "db-pass-value-0002", "env references are resolved");
@@ -116,39 +99,21 @@ async fn flags_env_refs_and_precedence() {
 async fn pristine_keep_no_override_keep_agent_key() {
     let dev = seeded().await;
     let dir = tmp();
-    let out = output_within(
-        vault_run(&dev, dir.path()).env("KEEP_ME", "1").env("DROP_ME", "1").args([
-            "--pristine",
-            "--keep",
-            "KEEP_ME",
-            "-e",
-            "L=production/app/LOG_LEVEL",
-            "--",
-            "env",
-            "-0",
-        ]),
-        T,
+    let env = common::env_after(
+        vault_run(&dev, dir.path())
+            .env("KEEP_ME", "1")
+            .env("DROP_ME", "1")
+            .args(common::words("--pristine --keep KEEP_ME -e L=production/app/LOG_LEVEL -- env -0")),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     let mut names: Vec<&String> = env.keys().collect();
     names.sort();
     assert_eq!(names, ["KEEP_ME", "L"]);
 
-    let out = output_within(
-        vault_run(&dev, dir.path()).env("L", "already").args([
-            "--no-override",
-            "--keep-agent-key",
-            "-e",
-            "L=production/app/LOG_LEVEL",
-            "--",
-            "env",
-            "-0",
-        ]),
-        T,
+    let env = common::env_after(
+        vault_run(&dev, dir.path())
+            .env("L", "already")
+            .args(common::words("--no-override --keep-agent-key -e L=production/app/LOG_LEVEL -- env -0")),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["L"], "already");
     assert_eq!(env["ASS_AGENT_KEY"], dev.agent_key, "--keep-agent-key passes it on");
 }
@@ -212,12 +177,9 @@ async fn failures_end_with_one_line_and_the_documented_code() {
     assert_eq!(out.status.code(), Some(78), "colliding names: {}", stderr_of(&out));
 
     let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_AGENT_KEY", "ass_wrong").args([
-            "-e",
-            "X=production/app/LOG_LEVEL",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("ASS_AGENT_KEY", "ass_wrong")
+            .args(common::words("-e X=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(77), "{}", stderr_of(&out));
@@ -225,23 +187,17 @@ async fn failures_end_with_one_line_and_the_documented_code() {
 
     let narrow = dev.agent("narrow", &["secrets:read:public/*"]).await;
     let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_AGENT_KEY", &narrow).args([
-            "-e",
-            "X=production/app/LOG_LEVEL",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("ASS_AGENT_KEY", &narrow)
+            .args(common::words("-e X=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(77), "scope denied: {}", stderr_of(&out));
 
     let out = output_within(
-        vault_run(&dev, dir.path()).env_remove("ASS_AGENT_KEY").args([
-            "-e",
-            "X=production/app/LOG_LEVEL",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .env_remove("ASS_AGENT_KEY")
+            .args(common::words("-e X=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(78), "no agent key: {}", stderr_of(&out));
@@ -254,14 +210,9 @@ async fn unreachable_server_and_deadline_are_temporary() {
     let dir = tmp();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_BASE_URL", format!("http://{closed}")).args([
-            "--retries",
-            "1",
-            "-e",
-            "X=production/app/LOG_LEVEL",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("ASS_BASE_URL", format!("http://{closed}"))
+            .args(common::words("--retries 1 -e X=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
@@ -269,14 +220,8 @@ async fn unreachable_server_and_deadline_are_temporary() {
     dev.faults(json!({"latency": "10s"})).await;
     let started = std::time::Instant::now();
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "--deadline",
-            "1s",
-            "-e",
-            "X=production/app/LOG_LEVEL",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words("--deadline 1s -e X=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
@@ -290,7 +235,7 @@ async fn approval_is_awaited_then_the_child_starts() {
     dev.put_tier("production/pay/KEY", "pay-key-value-0009", "sensitive").await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "PAY=production/pay/KEY", "--", "env", "-0"]);
+    cmd.args(common::words("-e PAY=production/pay/KEY -- env -0"));
     let handle = std::thread::spawn(move || output_within(&mut cmd, T));
     let id = dev.wait_pending().await;
     dev.approve(&id).await;
@@ -300,21 +245,15 @@ async fn approval_is_awaited_then_the_child_starts() {
     assert!(stderr_of(&out).contains(&id), "the approval id is printed: {}", stderr_of(&out));
 
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "--approval-timeout",
-            "0",
-            "-e",
-            "PAY=production/pay/KEY",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words("--approval-timeout 0 -e PAY=production/pay/KEY -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("apr_"), "{}", stderr_of(&out));
 
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "PAY=production/pay/KEY", "--", "true"]);
+    cmd.args(common::words("-e PAY=production/pay/KEY -- true"));
     let handle = std::thread::spawn(move || output_within(&mut cmd, T));
     let id = loop {
         let pending = dev.pending().await;
@@ -363,7 +302,8 @@ async fn check_prints_the_table_and_exits_like_a_run() {
         assert!(!table.contains(value), "check never prints values: {table}");
     }
 
-    let out = output_within(vault_run(&dev, dir.path()).args(["check", "-e", "X=production/none/X"]), T);
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(common::words("check -e X=production/none/X")), T);
     assert_eq!(out.status.code(), Some(69));
     assert!(String::from_utf8_lossy(&out.stdout).contains("missing"));
 }
@@ -374,7 +314,7 @@ async fn verbose_json_logs_carry_no_secret_key_or_token() {
     let dir = tmp();
     write(dir.path(), "vault-run.toml", MAPPING);
     let out =
-        output_within(vault_run(&dev, dir.path()).args(["-vvv", "--log-format", "json", "--", "true"]), T);
+        output_within(vault_run(&dev, dir.path()).args(common::words("-vvv --log-format json -- true")), T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let err = stderr_of(&out);
     assert!(err.lines().any(|l| l.starts_with('{')), "json lines: {err}");
@@ -401,7 +341,7 @@ async fn systemd_status_lines_while_waiting_for_approval() {
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.env("NOTIFY_SOCKET", &sock_path).args(["-e", "PAY=production/pay/KEY", "--", "true"]);
+    cmd.env("NOTIFY_SOCKET", &sock_path).args(common::words("-e PAY=production/pay/KEY -- true"));
     let handle = std::thread::spawn(move || output_within(&mut cmd, T));
     let id = dev.wait_pending().await;
     let mut buf = [0u8; 512];
@@ -420,7 +360,7 @@ async fn text_logs_are_plain_lines_when_stderr_is_not_a_terminal() {
     let dev = seeded().await;
     let dir = tmp();
     let out = output_within(
-        vault_run(&dev, dir.path()).args(["-vv", "-e", "L=production/app/LOG_LEVEL", "--", "true"]),
+        vault_run(&dev, dir.path()).args(common::words("-vv -e L=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -441,45 +381,37 @@ async fn agent_key_from_file_and_systemd_credentials() {
     for f in [&key_file, &cred] {
         std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     }
-    let args = ["-e", "L=production/app/LOG_LEVEL", "--", "env", "-0"];
+    // A run without ASS_AGENT_KEY (unless `key` names one), with what `with` adds.
+    let run = |key: Option<&str>, with: &dyn Fn(&mut std::process::Command)| {
+        let mut cmd = vault_run(&dev, dir.path());
+        match key {
+            Some(k) => cmd.env("ASS_AGENT_KEY", k),
+            None => cmd.env_remove("ASS_AGENT_KEY"),
+        };
+        with(&mut cmd);
+        output_within(cmd.args(common::words("-e L=production/app/LOG_LEVEL -- env -0")), T)
+    };
 
-    let out = output_within(
-        vault_run(&dev, dir.path())
-            .env_remove("ASS_AGENT_KEY")
-            .arg("--agent-key-file")
-            .arg(&key_file)
-            .args(args),
-        T,
-    );
+    let out = run(None, &|c| {
+        c.arg("--agent-key-file").arg(&key_file);
+    });
     assert!(out.status.success(), "--agent-key-file: {}", stderr_of(&out));
     assert_eq!(env_of(&out.stdout)["L"], "debug");
 
-    let out = output_within(
-        vault_run(&dev, dir.path())
-            .env_remove("ASS_AGENT_KEY")
-            .env("ASS_AGENT_KEY_FILE", &key_file)
-            .args(args),
-        T,
-    );
+    let out = run(None, &|c| {
+        c.env("ASS_AGENT_KEY_FILE", &key_file);
+    });
     assert!(out.status.success(), "ASS_AGENT_KEY_FILE: {}", stderr_of(&out));
     assert!(!env_of(&out.stdout).contains_key("ASS_AGENT_KEY_FILE"), "scrubbed from the child");
 
-    let out = output_within(
-        vault_run(&dev, dir.path())
-            .env_remove("ASS_AGENT_KEY")
-            .env("CREDENTIALS_DIRECTORY", &creds)
-            .args(args),
-        T,
-    );
+    let out = run(None, &|c| {
+        c.env("CREDENTIALS_DIRECTORY", &creds);
+    });
     assert!(out.status.success(), "systemd credential: {}", stderr_of(&out));
 
     // ASS_AGENT_KEY comes first: a wrong one is used (and refused) even with a good file.
-    let out = output_within(
-        vault_run(&dev, dir.path())
-            .env("ASS_AGENT_KEY", "ass_wrong")
-            .env("ASS_AGENT_KEY_FILE", &key_file)
-            .args(args),
-        T,
-    );
+    let out = run(Some("ass_wrong"), &|c| {
+        c.env("ASS_AGENT_KEY_FILE", &key_file);
+    });
     assert_eq!(out.status.code(), Some(77), "{}", stderr_of(&out));
 }

@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bare_vault_run, env_of, output_within, stderr_of, vault_run, DevServer};
+use common::{bare_vault_run, output_within, stderr_of, vault_run, DevServer};
+use common::{tmp, write, T};
 use serde_json::json;
-
-const T: Duration = Duration::from_secs(60);
 
 /// Every value stored in the dev server by these tests: none may show up where it should not.
 const SECRETS: [(&str, &str); 5] = [
@@ -96,16 +95,6 @@ fn assert_clean(what: &str, text: &str, dev: &DevServer, token_prefix: &str) {
     if let Some(k) = has_credential_shape(text, key_prefix) {
         panic!("{what}: something shaped like an agent key ({k}) leaked:\n{text}");
     }
-}
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,7 +202,10 @@ async fn no_key_or_token_in_argv_or_the_childs_environment() {
             if key_by_file {
                 cmd.env_remove("ASS_AGENT_KEY").env("ASS_AGENT_KEY_FILE", &key_file);
             }
-            cmd.args(["-f", mapping.to_str().unwrap()]).args(mode).args(["--", "sh", "-c", child_script]);
+            cmd.args(["-f", mapping.to_str().unwrap()])
+                .args(mode)
+                .args(common::words("-- sh -c"))
+                .arg(child_script);
             let vault_pid;
             let (mut proc, child_pid, _out) = {
                 let spawned = spawn_reporting_pid(&mut cmd);
@@ -456,15 +448,10 @@ async fn same_uid_processes_cannot_read_vault_runs_memory_or_environment() {
     // The unprivileged vault-run must be able to enter its working directory.
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let mut cmd = bare_vault_run(dir.path());
-    cmd.env("ASS_BASE_URL", &dev.base_url).env("ASS_AGENT_KEY", &dev.agent_key).args([
-        "--supervise",
-        "-e",
-        "API_KEY=leak/app/API_KEY",
-        "--",
-        "sh",
-        "-c",
-        "echo $$; exec sleep 30",
-    ]);
+    cmd.env("ASS_BASE_URL", &dev.base_url)
+        .env("ASS_AGENT_KEY", &dev.agent_key)
+        .args(common::words("--supervise -e API_KEY=leak/app/API_KEY -- sh -c"))
+        .arg("echo $$; exec sleep 30");
     if let Some(uid) = uid {
         cmd.uid(uid).gid(uid);
     }
@@ -503,25 +490,11 @@ async fn the_childs_environment_never_holds_the_token_even_when_keeping_variable
     let dev = seeded(&[]).await;
     let prefix = token_prefix(&dev).await;
     let dir = tmp();
-    let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "--pristine",
-            "--keep",
-            "ASS_AGENT_KEY",
-            "--keep",
-            "ASS_TOKEN",
-            "--keep",
-            "ASS_BASE_URL",
-            "-e",
-            "API_KEY=leak/app/API_KEY",
-            "--",
-            "env",
-            "-0",
-        ]),
-        T,
+    let env = common::env_after(
+        vault_run(&dev, dir.path())
+            .args(common::words("--pristine --keep ASS_AGENT_KEY --keep ASS_TOKEN --keep ASS_BASE_URL"))
+            .args(common::words("-e API_KEY=leak/app/API_KEY -- env -0")),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["API_KEY"], "canary-api-key-5a1f9c");
     assert!(!env.contains_key("ASS_AGENT_KEY"), "--keep does not bring the key back: {env:?}");
     let all: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();

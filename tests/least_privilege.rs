@@ -7,13 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{output_within, stderr_of, RecordingServer};
+use common::{tmp, T};
 use serde_json::{json, Value};
-
-const T: Duration = Duration::from_secs(60);
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
 
 fn secrets() -> Value {
     json!({"secrets": {
@@ -53,12 +48,9 @@ fn the_token_asks_for_exactly_the_scopes_the_mapping_implies() {
     let dir = tmp();
     std::fs::write(dir.path().join("vault-run.toml"), MAPPING).unwrap();
     let out = output_within(
-        rec.vault_run(dir.path()).env("REF", "ass://production/env/REF").args([
-            "-e",
-            "X=production/cli/X",
-            "--",
-            "true",
-        ]),
+        rec.vault_run(dir.path())
+            .env("REF", "ass://production/env/REF")
+            .args(common::words("-e X=production/cli/X -- true")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -113,7 +105,7 @@ fn the_requested_ttl_is_the_ttl_flag_and_5m_by_default() {
     let dir = tmp();
     for args in [&[][..], &["--ttl", "90s"][..], &["--ttl", "1h30m"][..]] {
         let out = output_within(
-            rec.vault_run(dir.path()).args(args).args(["-e", "A=production/app/A", "--", "true"]),
+            rec.vault_run(dir.path()).args(args).args(common::words("-e A=production/app/A -- true")),
             T,
         );
         assert!(out.status.success(), "{}", stderr_of(&out));
@@ -160,7 +152,7 @@ fn under_watch_the_agent_key_still_goes_only_to_tokens() {
     std::fs::write(dir.path().join("vault-run.toml"), MAPPING).unwrap();
     let mut child = rec
         .vault_run(dir.path())
-        .args(["--watch", "--watch-interval", "300ms", "--", "sleep", "30"])
+        .args(common::words("--watch --watch-interval 300ms -- sleep 30"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

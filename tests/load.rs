@@ -51,7 +51,7 @@ async fn two_hundred_processes_against_fifty_requests_per_second() {
         for (name, path, _) in SECRETS {
             cmd.args(["-e", &format!("{name}={path}")]);
         }
-        cmd.args(["--", "sh", "-c", script]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(common::words("-- sh -c")).arg(script).stdout(Stdio::piped()).stderr(Stdio::piped());
         children.push(cmd.spawn().expect("spawn vault-run"));
     }
     let spawned = started.elapsed();

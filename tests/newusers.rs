@@ -4,28 +4,19 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::{bare_vault_run, env_of, http_json, output_within, raw_server, stderr_of, vault_run, DevServer};
+use common::{write, T};
 use serde_json::Value;
 
-const T: Duration = Duration::from_secs(60);
-
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 async fn seeded() -> DevServer {
-    let dev = DevServer::start();
-    dev.put("production/app/LOG_LEVEL", "debug-0001").await;
-    dev.put("production/dev/PASSWORD", "dev-pass-0002").await;
-    dev.put("production/prod/PASSWORD", "prod-pass-0003").await;
+    let dev = DevServer::with(&[
+        ("production/app/LOG_LEVEL", "debug-0001"),
+        ("production/dev/PASSWORD", "dev-pass-0002"),
+        ("production/prod/PASSWORD", "prod-pass-0003"),
+    ])
+    .await;
     dev
 }
 
@@ -39,7 +30,9 @@ async fn a_run_with_nothing_to_fetch_is_refused_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("started");
     let out = output_within(
-        vault_run(&dev, dir.path()).args(["--", "sh", "-c", &format!("touch {}", marker.display())]),
+        vault_run(&dev, dir.path())
+            .args(common::words("-- sh -c"))
+            .arg(format!("touch {}", marker.display())),
         T,
     );
     let err = stderr_of(&out);
@@ -61,7 +54,7 @@ async fn a_run_with_nothing_to_fetch_is_refused_and_starts_nothing() {
 
     // Any one source of entries is enough.
     let out = output_within(
-        vault_run(&dev, dir.path()).args(["-e", "X=production/app/LOG_LEVEL", "--", "true"]),
+        vault_run(&dev, dir.path()).args(common::words("-e X=production/app/LOG_LEVEL -- true")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -81,7 +74,7 @@ async fn the_mapping_is_found_in_a_parent_and_named() {
     let deep = root_path.join("proj/src/bin");
     std::fs::create_dir_all(&deep).unwrap();
 
-    let out = output_within(vault_run(&dev, &deep).args(["-v", "--", "env", "-0"]), T);
+    let out = output_within(vault_run(&dev, &deep).args(common::words("-v -- env -0")), T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(env_of(&out.stdout).get("LEVEL").map(String::as_str), Some("debug-0001"));
     assert!(stderr_of(&out).contains(&format!("mapping file: {}", file.display())), "{}", stderr_of(&out));
@@ -101,7 +94,7 @@ async fn the_mapping_is_found_in_a_parent_and_named() {
         assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
         assert!(stderr_of(&out).contains("belongs to another user"), "{}", stderr_of(&out));
         let out = output_within(
-            vault_run(&dev, &foreign.join("sub")).args(["-f", "../vault-run.toml", "--", "true"]),
+            vault_run(&dev, &foreign.join("sub")).args(common::words("-f ../vault-run.toml -- true")),
             T,
         );
         assert!(out.status.success(), "-f uses it: {}", stderr_of(&out));
@@ -127,45 +120,25 @@ async fn env_files_resolve_references_and_pass_literals() {
     );
     write(dir.path(), "later.env", "OVER=from-later\n");
     write(dir.path(), "vault-run.toml", "[env]\nDB = \"production/prod/PASSWORD\"\n");
-    let out = output_within(
-        vault_run(&dev, dir.path()).env("PLAIN", "inherited").args([
-            "--env-file",
-            "app.env",
-            "--env-file",
-            "later.env",
-            "--",
-            "env",
-            "-0",
-        ]),
-        T,
+    let env = common::env_after(
+        vault_run(&dev, dir.path())
+            .env("PLAIN", "inherited")
+            .args(common::words("--env-file app.env --env-file later.env -- env -0")),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["LEVEL"], "debug-0001");
     assert_eq!(env["PLAIN"], "hello world", "an env file wins over the inherited environment");
     assert_eq!(env["DB"], "prod-pass-0003", "the mapping file wins over an env file");
     assert_eq!(env["OVER"], "from-later", "a later env file wins");
 
     // -e wins over everything; --no-override keeps an inherited value; --pristine keeps literals.
-    let out = output_within(
-        vault_run(&dev, dir.path()).env("PLAIN", "inherited").args([
-            "--env-file",
-            "app.env",
-            "-e",
-            "LEVEL=production/dev/PASSWORD",
-            "--no-override",
-            "--",
-            "env",
-            "-0",
-        ]),
-        T,
-    );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
+    let env =
+        common::env_after(vault_run(&dev, dir.path()).env("PLAIN", "inherited").args(common::words(
+            "--env-file app.env -e LEVEL=production/dev/PASSWORD --no-override -- env -0",
+        )));
     assert_eq!(env["LEVEL"], "dev-pass-0002");
     assert_eq!(env["PLAIN"], "inherited");
     let out = output_within(
-        vault_run(&dev, dir.path()).args(["--env-file", "app.env", "--pristine", "--", "env", "-0"]),
+        vault_run(&dev, dir.path()).args(common::words("--env-file app.env --pristine -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -173,7 +146,7 @@ async fn env_files_resolve_references_and_pass_literals() {
 
     // An env file alone is enough, even with only literals; check lists the literal, no value.
     std::fs::remove_file(dir.path().join("vault-run.toml")).unwrap();
-    let out = output_within(vault_run(&dev, dir.path()).args(["check", "--env-file", "later.env"]), T);
+    let out = output_within(vault_run(&dev, dir.path()).args(common::words("check --env-file later.env")), T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(
         stdout_of(&out).contains("OVER") && !stdout_of(&out).contains("from-later"),
@@ -187,26 +160,23 @@ async fn env_files_resolve_references_and_pass_literals() {
         "profile.env",
         "DB=\"ass://production/${APP_ENV:-dev}/PASSWORD\"\nGREETING=hi-${WHO:-there}\nRAW='${WHO:-x}'\n",
     );
-    let out =
-        output_within(vault_run(&dev, dir.path()).args(["--env-file", "profile.env", "--", "env", "-0"]), T);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
+    let env = common::env_after(
+        vault_run(&dev, dir.path()).args(common::words("--env-file profile.env -- env -0")),
+    );
     assert_eq!(env["DB"], "dev-pass-0002");
     assert_eq!(env["GREETING"], "hi-there");
     let out = output_within(
-        vault_run(&dev, dir.path()).env("APP_ENV", "prod").env("WHO", "you").args([
-            "--env-file",
-            "profile.env",
-            "--",
-            "env",
-            "-0",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("APP_ENV", "prod")
+            .env("WHO", "you")
+            .args(common::words("--env-file profile.env -- env -0")),
         T,
     );
     let env = env_of(&out.stdout);
     assert_eq!((env["DB"].as_str(), env["GREETING"].as_str()), ("prod-pass-0003", "hi-you"));
     write(dir.path(), "unset.env", "A=ass://production/${NOT_SET_X}/PASSWORD\n");
-    let out = output_within(vault_run(&dev, dir.path()).args(["--env-file", "unset.env", "--", "true"]), T);
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(common::words("--env-file unset.env -- true")), T);
     assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
     assert!(
         stderr_of(&out).contains("NOT_SET_X") && stderr_of(&out).contains("unset.env (A)"),
@@ -214,17 +184,19 @@ async fn env_files_resolve_references_and_pass_literals() {
         stderr_of(&out)
     );
     write(dir.path(), "unset2.env", "B=plain-${NOT_SET_Y}\n");
-    let out = output_within(vault_run(&dev, dir.path()).args(["--env-file", "unset2.env", "--", "true"]), T);
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(common::words("--env-file unset2.env -- true")), T);
     assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("NOT_SET_Y") && stderr_of(&out).contains("(B)"), "{}", stderr_of(&out));
 
     // A syntax error names the file and line, never the line's text.
     write(dir.path(), "bad.env", "A=1\nSECRET_LINE=\"sk-live-0007\n");
-    let out = output_within(vault_run(&dev, dir.path()).args(["--env-file", "bad.env", "--", "true"]), T);
+    let out = output_within(vault_run(&dev, dir.path()).args(common::words("--env-file bad.env -- true")), T);
     assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("bad.env"), "{}", stderr_of(&out));
     assert!(!stderr_of(&out).contains("sk-live-0007"), "{}", stderr_of(&out));
-    let out = output_within(vault_run(&dev, dir.path()).args(["--env-file", "none.env", "--", "true"]), T);
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(common::words("--env-file none.env -- true")), T);
     assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("none.env"), "{}", stderr_of(&out));
 }
@@ -242,7 +214,7 @@ async fn profiles_expand_variables_in_references() {
         let mut c = vault_run(&dev, dir.path());
         // The file's base_url expands to the same URL the environment names: no warning. (A
         // file alone may not choose where the key goes, expanded or not: see tests/security.rs.)
-        c.env("ASS_BASE_URL", &dev.base_url).env("DEV_URL", &dev.base_url).args(["--", "env", "-0"]);
+        c.env("ASS_BASE_URL", &dev.base_url).env("DEV_URL", &dev.base_url).args(common::words("-- env -0"));
         if let Some(v) = app_env {
             c.env("APP_ENV", v);
         }
@@ -268,7 +240,7 @@ async fn profiles_expand_variables_in_references() {
             .env("DEV_URL", &dev.base_url)
             .env("APP_ENV", "prod")
             .env("FROM_ENV", "ass://production/${APP_ENV}/PASSWORD")
-            .args(["check", "-e", "FLAG=production/${APP_ENV}/PASSWORD"]),
+            .args(common::words("check -e FLAG=production/${APP_ENV}/PASSWORD")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -278,12 +250,9 @@ async fn profiles_expand_variables_in_references() {
 
     // An unset variable without a default: 78, naming the variable and the entry.
     let out = output_within(
-        vault_run(&dev, dir.path()).env("DEV_URL", &dev.base_url).args([
-            "-e",
-            "X=production/${NOPE_VAR}/A",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("DEV_URL", &dev.base_url)
+            .args(common::words("-e X=production/${NOPE_VAR}/A -- true")),
         T,
     );
     assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
@@ -321,7 +290,7 @@ async fn check_has_a_header_reasons_and_json() {
     assert!(row("OPT").ends_with("not found; optional"), "{table}");
     assert!(!table.contains("debug-0001"), "{table}");
 
-    let out = output_within(vault_run(&dev, dir.path()).args(["check", "--format", "json"]), T);
+    let out = output_within(vault_run(&dev, dir.path()).args(common::words("check --format json")), T);
     assert_eq!(out.status.code(), Some(69));
     let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     assert_eq!(doc["would_start"], false);
@@ -343,15 +312,8 @@ async fn check_has_a_header_reasons_and_json() {
 
     // The run would start: exit 0 and would_start true.
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "check",
-            "--format",
-            "json",
-            "-f",
-            "/dev/null",
-            "-e",
-            "A=production/app/LOG_LEVEL",
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words("check --format json -f /dev/null -e A=production/app/LOG_LEVEL")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -361,29 +323,17 @@ async fn check_has_a_header_reasons_and_json() {
 
     // No agent key, and a pending approval: said in the reason column.
     let out = output_within(
-        bare_vault_run(dir.path()).env("ASS_BASE_URL", &dev.base_url).args([
-            "check",
-            "-f",
-            "/dev/null",
-            "-e",
-            "A=production/app/LOG_LEVEL",
-        ]),
+        bare_vault_run(dir.path())
+            .env("ASS_BASE_URL", &dev.base_url)
+            .args(common::words("check -f /dev/null -e A=production/app/LOG_LEVEL")),
         T,
     );
     assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
     assert!(stdout_of(&out).contains("no agent key"), "{}", stdout_of(&out));
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "check",
-            "--format",
-            "json",
-            "--approval-timeout",
-            "0",
-            "-f",
-            "/dev/null",
-            "-e",
-            "P=production/pay/KEY",
-        ]),
+        vault_run(&dev, dir.path()).args(common::words(
+            "check --format json --approval-timeout 0 -f /dev/null -e P=production/pay/KEY",
+        )),
         T,
     );
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
@@ -394,7 +344,7 @@ async fn check_has_a_header_reasons_and_json() {
 
     // A configuration error before anything is fetched is still one JSON document.
     let out = output_within(
-        vault_run(&dev, dir.path()).args(["check", "--format", "json", "-f", "/nonexistent.toml"]),
+        vault_run(&dev, dir.path()).args(common::words("check --format json -f /nonexistent.toml")),
         T,
     );
     assert_eq!(out.status.code(), Some(78));
@@ -457,14 +407,8 @@ async fn errors_name_the_real_cause() {
 
     // An approval: its id, what it is for, how to approve it.
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "--approval-timeout",
-            "0",
-            "-e",
-            "P=production/pay/KEY",
-            "--",
-            "true",
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words("--approval-timeout 0 -e P=production/pay/KEY -- true")),
         T,
     );
     let err = stderr_of(&out);
@@ -550,7 +494,7 @@ async fn durations_people_write_are_accepted() {
         ["--deadline", "2m"],
         ["--timeout", "120"],
     ] {
-        let out = output_within(vault_run(&dev, dir.path()).args(args).args(["--", "env", "-0"]), T);
+        let out = output_within(vault_run(&dev, dir.path()).args(args).args(common::words("-- env -0")), T);
         assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
         assert_eq!(env_of(&out.stdout)["L"], "debug-0001");
     }
@@ -606,7 +550,7 @@ async fn waiting_for_an_approval_shows_a_live_line_on_a_terminal_only() {
     let size = nix::pty::Winsize { ws_row: 24, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
     let pty = nix::pty::openpty(Some(&size), None).unwrap();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "P=production/pay/KEY", "--", "true"])
+    cmd.args(common::words("-e P=production/pay/KEY -- true"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::from(pty.slave));
     let mut child = cmd.spawn().unwrap();
@@ -648,7 +592,7 @@ async fn waiting_for_an_approval_shows_a_live_line_on_a_terminal_only() {
 
     // A pipe: plain log lines only.
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "P=production/pay/KEY", "--", "true"]);
+    cmd.args(common::words("-e P=production/pay/KEY -- true"));
     let handle = std::thread::spawn(move || output_within(&mut cmd, T));
     let id = loop {
         if let Some(id) = dev.pending().await.into_iter().next() {
@@ -667,24 +611,12 @@ async fn waiting_for_an_approval_shows_a_live_line_on_a_terminal_only() {
 
 /// Runs `cmd` with stderr on a fresh pseudo-terminal; returns its status and what it wrote there.
 fn on_a_terminal(mut cmd: std::process::Command) -> (std::process::ExitStatus, String) {
-    use std::io::Read;
     let size = nix::pty::Winsize { ws_row: 24, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
     let pty = nix::pty::openpty(Some(&size), None).unwrap();
     cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::from(pty.slave));
     let mut child = cmd.spawn().unwrap();
     drop(cmd);
-    let mut master = std::fs::File::from(pty.master);
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = master.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&buf[..n]);
-        }
-        all
-    });
+    let reader = common::drain(std::fs::File::from(pty.master));
     let status = child.wait().unwrap();
     (status, String::from_utf8_lossy(&reader.join().unwrap()).into_owned())
 }
@@ -697,7 +629,7 @@ fn waiting_out_a_rate_limit_shows_a_live_line_on_a_terminal() {
     // One request per 3 s: the read after the token request waits out a 429.
     let dev = DevServer::start_with(&["--rate-limit", "20/m", "--seed", &seed.display().to_string()]);
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "K=production/app/K", "--", "true"]);
+    cmd.args(common::words("-e K=production/app/K -- true"));
     let (status, text) = on_a_terminal(cmd);
     assert!(status.success(), "{text}");
     let last =
@@ -707,7 +639,8 @@ fn waiting_out_a_rate_limit_shows_a_live_line_on_a_terminal() {
     assert!(line.contains("\r\x1b[2K"), "erased when the request goes through: {line:?}");
 
     // A pipe: no live line.
-    let out = output_within(vault_run(&dev, dir.path()).args(["-e", "K=production/app/K", "--", "true"]), T);
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(common::words("-e K=production/app/K -- true")), T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(
         !stderr_of(&out).contains("rate limit") && !stderr_of(&out).contains('\r'),
@@ -725,7 +658,7 @@ fn an_unreachable_vault_is_named_too() {
         bare_vault_run(dir.path())
             .env("VAULT_ADDR", &url)
             .env("VAULT_TOKEN", "hvs.not-a-real-token-0001")
-            .args(["--retries", "0", "-e", "PG=vault://secret/app/db#password", "--", "true"]),
+            .args(common::words("--retries 0 -e PG=vault://secret/app/db#password -- true")),
         T,
     );
     let err = stderr_of(&out);

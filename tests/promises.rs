@@ -3,112 +3,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_not_started, env_of, marker_child, output_within, stderr_of, vault_run, wait_within, DevServer,
-    RecordingServer,
+    assert_not_started, env_of, marker_child, output_within, stderr_of, vault_run, DevServer,
+    RecordingServer, Running,
 };
-use nix::sys::signal::{kill, Signal};
+use common::{tmp, T};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::json;
-
-const T: Duration = Duration::from_secs(60);
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-async fn dev_with(pairs: &[(&str, &str)]) -> DevServer {
-    let dev = DevServer::start();
-    for (p, v) in pairs {
-        dev.put(p, v).await;
-    }
-    dev
-}
-
-/// A running vault-run whose stdout lines arrive on a channel; killed on drop.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    fn start(cmd: &mut Command) -> Self {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
-        let (tx, lines) = channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let mut err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    return;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Self { child, lines, stderr }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// The next stdout line, within `limit`.
-    fn next(&self, limit: Duration) -> String {
-        self.lines
-            .recv_timeout(limit)
-            .unwrap_or_else(|_| panic!("no line within {limit:?}; stderr: {}", self.stderr()))
-    }
-
-    /// Waits for the line `want`; panics with what came instead.
-    fn line(&self, want: &str) {
-        let until = Instant::now() + T;
-        let mut seen = Vec::new();
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l == want => return,
-                Ok(l) => seen.push(l),
-                Err(_) => panic!("no line {want:?}; saw {seen:?}; stderr: {}", self.stderr()),
-            }
-        }
-    }
-
-    fn signal(&self, s: Signal) {
-        kill(self.pid(), s).unwrap();
-    }
-
-    fn wait(&mut self) -> std::process::ExitStatus {
-        wait_within(&mut self.child, T)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -120,13 +25,15 @@ fn alive(pid: u32) -> bool {
 
 #[tokio::test]
 async fn vault_run_file_names_the_mapping() {
-    let dev = dev_with(&[("production/app/A", "value-from-file")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-from-file")]).await;
     let dir = tmp();
     let conf = tempfile::tempdir().unwrap();
     let file = conf.path().join("elsewhere.toml");
     std::fs::write(&file, "[env]\nFROM_FILE = \"production/app/A\"\n").unwrap();
-    let out =
-        output_within(vault_run(&dev, dir.path()).env("VAULT_RUN_FILE", &file).args(["--", "env", "-0"]), T);
+    let out = output_within(
+        vault_run(&dev, dir.path()).env("VAULT_RUN_FILE", &file).args(common::words("-- env -0")),
+        T,
+    );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(env_of(&out.stdout).get("FROM_FILE").map(String::as_str), Some("value-from-file"));
 }
@@ -176,7 +83,7 @@ fn quiet_leaves_only_the_error_line() {
         if quiet {
             cmd.arg("-q");
         }
-        cmd.args(["--approval-timeout", "0", "-e", "A=production/app/A", "--", "true"]);
+        cmd.args(common::words("--approval-timeout 0 -e A=production/app/A -- true"));
         output_within(&mut cmd, T)
     };
     let loud = run(false);
@@ -197,11 +104,9 @@ fn plain_http_to_a_non_loopback_host_needs_allow_insecure_http() {
     let port = rec.base_url.rsplit(':').next().unwrap();
     let url = format!("http://[::ffff:127.0.0.1]:{port}");
     let dir = tmp();
-    let marker = dir.path().join("started");
     let mut cmd = rec.vault_run(dir.path());
-    cmd.env("ASS_BASE_URL", &url).args(["-e", "A=production/app/A", "--"]).args(marker_child(&marker));
-    let out = output_within(&mut cmd, T);
-    assert_not_started(&out, 78, &marker);
+    cmd.env("ASS_BASE_URL", &url).args(common::words("-e A=production/app/A --"));
+    let out = common::refused_before_start(&mut cmd, 78);
     assert!(stderr_of(&out).contains("--allow-insecure-http"), "the fix is named: {}", stderr_of(&out));
     assert_eq!(rec.log()["requests"], json!([]), "nothing was sent before refusing");
 
@@ -210,14 +115,8 @@ fn plain_http_to_a_non_loopback_host_needs_allow_insecure_http() {
     for k in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
         cmd.env_remove(k);
     }
-    cmd.env("ASS_BASE_URL", &url).args([
-        "--allow-insecure-http",
-        "-e",
-        "A=production/app/A",
-        "--",
-        "env",
-        "-0",
-    ]);
+    cmd.env("ASS_BASE_URL", &url)
+        .args(common::words("--allow-insecure-http -e A=production/app/A -- env -0"));
     let out = output_within(&mut cmd, T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(env_of(&out.stdout)["A"], "value-a");
@@ -235,12 +134,10 @@ fn approval_timeout_is_75_and_an_expired_approval_77() {
     ] {
         let rec = RecordingServer::start(json!({"secrets": {"production/app/A": "v"}, "approval": status}));
         let dir = tmp();
-        let marker = dir.path().join("started");
         let start = Instant::now();
         let mut cmd = rec.vault_run(dir.path());
-        cmd.args(args).args(["-e", "A=production/app/A", "--"]).args(marker_child(&marker));
-        let out = output_within(&mut cmd, T);
-        assert_not_started(&out, code, &marker);
+        cmd.args(args).args(common::words("-e A=production/app/A --"));
+        let out = common::refused_before_start(&mut cmd, code);
         assert!(start.elapsed() < Duration::from_secs(15), "{status}: took {:?}", start.elapsed());
         assert!(
             stderr_of(&out).contains("apr_rec_1"),
@@ -252,30 +149,26 @@ fn approval_timeout_is_75_and_an_expired_approval_77() {
 
 #[tokio::test]
 async fn an_expired_secret_is_69() {
-    let dev = dev_with(&[("production/app/A", "value-a")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let (status, body) = dev
         .admin("PUT", "/v1/secrets/production/app/OLD", Some(json!({"value": "value-old", "ttl": "1s"})))
         .await;
     assert!(status == 200 || status == 201, "{body}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let dir = tmp();
-    let marker = dir.path().join("started");
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "A=production/app/A", "-e", "OLD=production/app/OLD", "--"]).args(marker_child(&marker));
-    let out = output_within(&mut cmd, T);
-    assert_not_started(&out, 69, &marker);
+    cmd.args(common::words("-e A=production/app/A -e OLD=production/app/OLD --"));
+    let out = common::refused_before_start(&mut cmd, 69);
     assert!(stderr_of(&out).contains("expired"), "{}", stderr_of(&out));
 }
 
 #[tokio::test]
 async fn a_value_with_a_nul_byte_is_78() {
-    let dev = dev_with(&[("production/app/A", "value-a"), ("production/app/NUL", "abc\0def")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a"), ("production/app/NUL", "abc\0def")]).await;
     let dir = tmp();
-    let marker = dir.path().join("started");
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "A=production/app/A", "-e", "N=production/app/NUL", "--"]).args(marker_child(&marker));
-    let out = output_within(&mut cmd, T);
-    assert_not_started(&out, 78, &marker);
+    cmd.args(common::words("-e A=production/app/A -e N=production/app/NUL --"));
+    let out = common::refused_before_start(&mut cmd, 78);
     let err = stderr_of(&out);
     assert!(err.contains("NUL") || err.contains("nul"), "{err}");
     assert!(!err.contains("abc"), "the value is not shown: {err}");
@@ -286,11 +179,11 @@ async fn an_environment_too_large_for_execve_is_78() {
     // One value over Linux's per-string limit (128 KiB), and, separately, many values that
     // together pass the total limit.
     let big = "x".repeat(200 * 1024);
-    let dev = dev_with(&[("production/app/A", "value-a"), ("production/app/BIG", &big)]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a"), ("production/app/BIG", &big)]).await;
     let dir = tmp();
     let marker = dir.path().join("started");
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["-e", "A=production/app/A", "-e", "BIG=production/app/BIG", "--"]).args(marker_child(&marker));
+    cmd.args(common::words("-e A=production/app/A -e BIG=production/app/BIG --")).args(marker_child(&marker));
     let out = output_within(&mut cmd, T);
     assert_not_started(&out, 78, &marker);
     assert!(!stderr_of(&out).contains("xxxxxxxx"), "the value is not shown");
@@ -315,17 +208,13 @@ async fn an_environment_too_large_for_execve_is_78() {
 
 #[tokio::test]
 async fn check_shows_denied_and_approval() {
-    let dev = dev_with(&[("production/app/A", "value-a"), ("production/other/B", "value-b")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a"), ("production/other/B", "value-b")]).await;
     let key = dev.agent("narrow", &["secrets:read:production/app/*"]).await;
     let dir = tmp();
     let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_AGENT_KEY", &key).args([
-            "check",
-            "-e",
-            "A=production/app/A",
-            "-e",
-            "B=production/other/B",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("ASS_AGENT_KEY", &key)
+            .args(common::words("check -e A=production/app/A -e B=production/other/B")),
         T,
     );
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -336,15 +225,9 @@ async fn check_shows_denied_and_approval() {
 
     dev.put_tier("production/pay/KEY", "value-pay", "sensitive").await;
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "check",
-            "--approval-timeout",
-            "0",
-            "-e",
-            "A=production/app/A",
-            "-e",
-            "PAY=production/pay/KEY",
-        ]),
+        vault_run(&dev, dir.path()).args(common::words(
+            "check --approval-timeout 0 -e A=production/app/A -e PAY=production/pay/KEY",
+        )),
         T,
     );
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -359,19 +242,15 @@ async fn check_shows_denied_and_approval() {
 const V_PATH: &str = "production/app/ROTATING";
 
 async fn rotating(first: &str) -> DevServer {
-    dev_with(&[(V_PATH, first)]).await
+    DevServer::with(&[(V_PATH, first)]).await
 }
 
 fn watch_cmd(dev: &DevServer, dir: &std::path::Path, extra: &[&str], script: &str) -> Command {
     let mut cmd = vault_run(dev, dir);
-    cmd.args(["--watch", "--watch-interval", "300ms"]).args(extra).args([
-        "-e",
-        &format!("V={V_PATH}"),
-        "--",
-        "sh",
-        "-c",
-        script,
-    ]);
+    cmd.args(common::words("--watch --watch-interval 300ms"))
+        .args(extra)
+        .args(common::words(&format!("-e V={V_PATH} -- sh -c")))
+        .arg(script);
     cmd
 }
 
@@ -413,7 +292,7 @@ async fn splay_delays_the_restart_by_at_most_splay() {
     assert!(waited + 500 >= delay, "restarted after {waited}ms, before the {delay}ms splay");
     assert!(waited <= delay + 5000, "restarted after {waited}ms, long after the {delay}ms splay");
     run.signal(Signal::SIGTERM);
-    run.wait();
+    run.wait(T);
 }
 
 #[tokio::test]
@@ -427,7 +306,7 @@ async fn an_ending_signal_during_a_restart_cancels_it() {
     dev.put(V_PATH, "value-two").await;
     run.line("term");
     run.signal(Signal::SIGTERM);
-    let status = run.wait();
+    let status = run.wait(T);
     let mut rest = Vec::new();
     while let Ok(l) = run.lines.try_recv() {
         rest.push(l);
@@ -442,7 +321,7 @@ async fn mask_with_watch_keeps_old_values_masked() {
     let dir = tmp();
     // The old value is written into the command itself, so the restarted child prints it.
     let script = "echo \"cur=$V\"; echo old=value-one-rotating; exec sleep 60";
-    let run = Running::start(&mut watch_cmd(&dev, dir.path(), &["--mask"], script));
+    let mut run = Running::start(&mut watch_cmd(&dev, dir.path(), &["--mask"], script));
     assert_eq!(run.next(T), "cur=[REDACTED:V]");
     assert_eq!(run.next(T), "old=[REDACTED:V]");
     dev.put(V_PATH, "value-two-rotating").await;
@@ -462,10 +341,10 @@ exit 3
 
 #[tokio::test]
 async fn without_a_tty_signals_go_to_the_childs_whole_group() {
-    let dev = dev_with(&[("production/app/A", "value-a")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--supervise", "-e", "A=production/app/A", "--", "sh", "-c", HELPERS]);
+    cmd.args(common::words("--supervise -e A=production/app/A -- sh -c")).arg(HELPERS);
     let mut run = Running::start(&mut cmd);
     let mut seen = [run.next(T), run.next(T)];
     seen.sort();
@@ -479,7 +358,7 @@ async fn without_a_tty_signals_go_to_the_childs_whole_group() {
     let mut got = [run.next(T), run.next(T)];
     got.sort();
     assert_eq!(got, ["helper-got-TERM", "main-got-TERM"], "{}", run.stderr());
-    assert_eq!(run.wait().code(), Some(3));
+    assert_eq!(run.wait(T).code(), Some(3));
 }
 
 /// Caught signals of `pid`, from /proc/PID/status.
@@ -491,12 +370,12 @@ fn caught(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn quit_usr1_winch_are_forwarded_and_fault_signals_are_not() {
-    let dev = dev_with(&[("production/app/A", "value-a")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let script = "for s in QUIT USR1 WINCH SEGV; do trap \"echo got-$s\" $s; done; echo ready; \
                   while :; do sleep 0.1; done";
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--supervise", "-e", "A=production/app/A", "--", "sh", "-c", script]);
+    cmd.args(common::words("--supervise -e A=production/app/A -- sh -c")).arg(script);
     let mut run = Running::start(&mut cmd);
     run.line("ready");
     for (sig, name) in [(Signal::SIGQUIT, "QUIT"), (Signal::SIGUSR1, "USR1"), (Signal::SIGWINCH, "WINCH")] {
@@ -523,20 +402,20 @@ async fn quit_usr1_winch_are_forwarded_and_fault_signals_are_not() {
     run.signal(Signal::SIGUSR1);
     assert_eq!(run.next(Duration::from_secs(10)), "got-USR1", "still forwarding afterwards");
     run.signal(Signal::SIGTERM);
-    run.wait();
+    run.wait(T);
 }
 
 #[tokio::test]
 async fn the_child_dies_with_vault_run() {
-    let dev = dev_with(&[("production/app/A", "value-a")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--supervise", "-e", "A=production/app/A", "--", "sh", "-c", "echo $$; exec sleep 60"]);
+    cmd.args(common::words("--supervise -e A=production/app/A -- sh -c")).arg("echo $$; exec sleep 60");
     let mut run = Running::start(&mut cmd);
     let child: u32 = run.next(T).parse().unwrap();
     assert!(alive(child));
     run.signal(Signal::SIGKILL);
-    run.wait();
+    run.wait(T);
     let until = Instant::now() + Duration::from_secs(5);
     while alive(child) {
         assert!(Instant::now() < until, "the child outlived vault-run (no PDEATHSIG)");
@@ -546,19 +425,13 @@ async fn the_child_dies_with_vault_run() {
 
 #[tokio::test]
 async fn under_watch_the_supervisors_environ_holds_no_credential_or_reference() {
-    let dev = dev_with(&[("production/app/A", "value-a-secret")]).await;
+    let dev = DevServer::with(&[("production/app/A", "value-a-secret")]).await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.env("REF", "ass://production/app/A").args([
-        "--watch",
-        "--watch-interval",
-        "300ms",
-        "--",
-        "sh",
-        "-c",
-        "echo \"ref=$REF\"; exec sleep 60",
-    ]);
-    let run = Running::start(&mut cmd);
+    cmd.env("REF", "ass://production/app/A")
+        .args(common::words("--watch --watch-interval 300ms -- sh -c"))
+        .arg("echo \"ref=$REF\"; exec sleep 60");
+    let mut run = Running::start(&mut cmd);
     assert_eq!(run.next(T), "ref=value-a-secret");
     // Read as the test's (root) user, which non-dumpability does not stop: the block itself
     // must hold nothing.

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::T;
 use common::{output_within, stderr_of, vault_run, DevServer};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-const T: Duration = Duration::from_secs(60);
 /// Characters that need care in a header, a query string and JSON.
 const SECRET: &str = "sk-live-Ab/3+x?y&z=q~0042";
 const BODY_SECRET: &str = "body-secret-7f3e";
@@ -218,9 +218,9 @@ BODY_KEY = { path = "production/app/BODY_KEY", hosts = ["api.example.test"], bod
 "#;
 
 async fn setup() -> (DevServer, tempfile::TempDir) {
-    let dev = DevServer::start();
-    dev.put("production/app/API_KEY", SECRET).await;
-    dev.put("production/app/BODY_KEY", BODY_SECRET).await;
+    let dev =
+        DevServer::with(&[("production/app/API_KEY", SECRET), ("production/app/BODY_KEY", BODY_SECRET)])
+            .await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("vault-run.toml"), MAPPING).unwrap();
     (dev, dir)
@@ -261,7 +261,7 @@ head -c 100 "$SSL_CERT_FILE"; echo
 "#
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["-v", "--", "sh", "-c", &script]);
+    cmd.args(common::words("-v -- sh -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = stderr_of(&out);
@@ -327,7 +327,7 @@ async fn http2_child_to_an_http1_only_upstream() {
         up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--", "sh", "-c", &script]);
+    cmd.args(common::words("-- sh -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
@@ -359,7 +359,7 @@ true"#,
         port = up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--", "sh", "-c", &script]);
+    cmd.args(common::words("-- sh -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
@@ -381,7 +381,7 @@ true"#,
         port = up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--deny-other-hosts", "--", "sh", "-c", &script]);
+    cmd.args(common::words("--deny-other-hosts -- sh -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(stdout.lines().any(|l| l == "other 403"), "{stdout}\n{}", stderr_of(&out));
@@ -414,7 +414,8 @@ done"#,
         up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--watch", "--watch-interval", "1s", "--", "sh", "-c", &script])
+    cmd.args(common::words("--watch --watch-interval 1s -- sh -c"))
+        .arg(&script)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = KillOnDrop(cmd.spawn().unwrap());
@@ -478,14 +479,8 @@ fn plain_recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                match stream.read(&mut byte) {
-                    Ok(1) => head.push(byte[0]),
-                    _ => break,
-                }
-            }
+            // A peer that hangs up before the end of its head is recorded as an empty head.
+            let head = common::read_head(&mut stream).unwrap_or_default();
             record.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
             let _ = std::io::Write::write_all(
                 &mut stream,
@@ -499,8 +494,7 @@ fn plain_recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn plain_http_gets_the_value_only_for_a_listed_loopback_host() {
     require_tools();
-    let dev = DevServer::start();
-    dev.put("production/app/API_KEY", SECRET).await;
+    let dev = DevServer::with(&[("production/app/API_KEY", SECRET)]).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("vault-run.toml"),
@@ -516,7 +510,7 @@ curl -sS --fail -H "Authorization: Bearer $API_KEY" "http://localhost:{port}/loo
 curl -sS --fail -H "Authorization: Bearer $API_KEY" "http://api.example.test:{port}/remote""#
     );
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--resolve", &format!("api.example.test:{port}:127.0.0.1"), "--", "sh", "-c", &script]);
+    cmd.args(common::words(&format!("--resolve api.example.test:{port}:127.0.0.1 -- sh -c"))).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
@@ -569,7 +563,7 @@ subprocess.run(["sh", "-c", 'curl -sS --fail -H "Authorization: Bearer $API_KEY"
         up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--", "python3", "-c", &script]);
+    cmd.args(common::words("-- python3 -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(up.at("/grandchild")[0].authorization, format!("Bearer {SECRET}"));
@@ -588,7 +582,7 @@ async fn the_host_header_cannot_steer_the_value_elsewhere() {
         r#"curl -sS --fail --http1.1 -o /dev/null -H "Host: {OTHER}:{port}" -H "Authorization: Bearer $API_KEY" "https://{HOST}:{port}/fronting""#
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--", "sh", "-c", &script]);
+    cmd.args(common::words("-- sh -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let seen = up.at("/fronting");
@@ -619,7 +613,7 @@ print("got", c.sock.recv(100).decode())"#,
         port = up.port
     );
     let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--", "python3", "-c", &script]);
+    cmd.args(common::words("-- python3 -c")).arg(&script);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));

@@ -4,22 +4,11 @@
 mod common;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{output_within, stderr_of, vault_run, DevServer};
-
-const T: Duration = Duration::from_secs(60);
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
+use common::{tmp, write, T};
 
 // ---------------------------------------------------------------------------------------------
 // --mask on a terminal: the pseudo-terminal turns each "\n" the child writes into "\r\n", so a
@@ -40,19 +29,8 @@ async fn mask_on_a_terminal_hides_a_multi_line_secret() {
     let mut child = cmd.spawn().unwrap();
     drop(cmd);
     drop(pty.slave);
-    let mut master = std::fs::File::from(pty.master);
-    let reader = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        // EIO once every slave descriptor is closed: vault-run and its child are gone.
-        while let Ok(n) = master.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-        }
-        seen
-    });
+    // EIO once every slave descriptor is closed: vault-run and its child are gone.
+    let reader = common::drain(std::fs::File::from(pty.master));
     let status = common::wait_within(&mut child, T);
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
@@ -81,7 +59,7 @@ fn a_servers_approval_id_cannot_forge_log_lines_or_notify_systemd() {
             .env("ASS_BASE_URL", &url)
             .env("ASS_AGENT_KEY", "ass_review_key_0123456789")
             .env("NOTIFY_SOCKET", &socket_path)
-            .args(["--approval-timeout", "0", "--retries", "0", "-e", "A=production/app/A", "--", "true"]),
+            .args(common::words("--approval-timeout 0 --retries 0 -e A=production/app/A -- true")),
         T,
     );
     let err = stderr_of(&out);
@@ -124,8 +102,7 @@ async fn user_child_cannot_type_into_the_terminal_it_shares_with_root() {
         return;
     }
     let python = python.unwrap();
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a-0001").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a-0001")]).await;
     let dir = tmp();
     for mode in [None, Some("--supervise")] {
         let pty = nix::pty::openpty(None, None).unwrap();
@@ -165,7 +142,7 @@ fn an_agent_key_file_that_is_a_fifo_is_refused_at_once() {
         common::bare_vault_run(dir.path())
             .env("ASS_BASE_URL", "http://127.0.0.1:9")
             .env("ASS_AGENT_KEY_FILE", &fifo)
-            .args(["--deadline", "5s", "-e", "A=production/app/A", "--", "true"]),
+            .args(common::words("--deadline 5s -e A=production/app/A -- true")),
         Duration::from_secs(20),
     );
     let err = stderr_of(&out);
@@ -185,8 +162,7 @@ async fn a_mapping_file_found_in_the_directory_but_owned_by_another_user_is_refu
         eprintln!("not root: cannot give a file to another user here");
         return;
     }
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a-0001").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a-0001")]).await;
     let dir = tmp();
     let file = write(
         dir.path(),
@@ -194,14 +170,19 @@ async fn a_mapping_file_found_in_the_directory_but_owned_by_another_user_is_refu
         "[env]\nA = \"production/app/A\"\nPLANTED = { path = \"none/x/Y\", default = \"sh -c planted\" }\n",
     );
     std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
-    let out = output_within(vault_run(&dev, dir.path()).args(["--", "sh", "-c", "echo \"$PLANTED\""]), T);
+    let out = output_within(
+        vault_run(&dev, dir.path()).args(common::words("-- sh -c")).arg("echo \"$PLANTED\""),
+        T,
+    );
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("planted"));
     assert!(err.contains("uid 65534") && err.contains("-f"), "{err}");
     // Named explicitly, it is the caller's choice.
     let out = output_within(
-        vault_run(&dev, dir.path()).args(["-f", "vault-run.toml", "--", "sh", "-c", "echo \"$PLANTED\""]),
+        vault_run(&dev, dir.path())
+            .args(common::words("-f vault-run.toml -- sh -c"))
+            .arg("echo \"$PLANTED\""),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -265,7 +246,7 @@ fn a_vault_cacert_that_is_not_a_regular_file_is_refused_at_once() {
                 .env("VAULT_ADDR", "http://127.0.0.1:9")
                 .env("VAULT_TOKEN", "hvs.review-token-0123456789")
                 .env("VAULT_CACERT", ca)
-                .args(["--deadline", "5s", "-e", "A=vault://secret/app#a", "--", "true"]),
+                .args(common::words("--deadline 5s -e A=vault://secret/app#a -- true")),
             Duration::from_secs(20),
         );
         let err = stderr_of(&out);
@@ -298,7 +279,7 @@ fn references_with_dot_segments_are_refused_before_any_request() {
                 .env("ASS_AGENT_KEY", "ass_review_key_0123456789")
                 .env("VAULT_ADDR", &url)
                 .env("VAULT_TOKEN", "hvs.review-token-0123456789")
-                .args(["-e", &format!("A={reference}"), "--", "true"]),
+                .args(common::words(&format!("-e A={reference} -- true"))),
             T,
         );
         let err = stderr_of(&out);
@@ -315,40 +296,34 @@ fn references_with_dot_segments_are_refused_before_any_request() {
 #[test]
 fn a_server_error_that_echoes_the_credential_does_not_print_it() {
     let dir = tmp();
+    // A hostile server at `url` answers `status` with `body`; vault-run ends with 77 and its
+    // stderr never holds `credential`.
+    let refused =
+        |url_var: &str, credential_var: &str, credential: &str, reference: &str, status: &str, body: &str| {
+            let url = common::raw_server(common::http_json(status, body));
+            let out =
+                output_within(
+                    common::bare_vault_run(dir.path())
+                        .env(url_var, &url)
+                        .env(credential_var, credential)
+                        .args(["-e", &format!("A={reference}"), "--", "true"]),
+                    T,
+                );
+            let err = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(77), "{err}");
+            assert!(!err.contains(credential), "{err}");
+            err
+        };
     let key = "ass_review_key_SECRET_0123456789";
     let body = format!(
         r#"{{"error":{{"code":"UNAUTHORIZED","message":"invalid agent key {key} for this tenant"}}}}"#
     );
-    let url = common::raw_server(common::http_json("401 Unauthorized", &body));
-    let out = output_within(
-        common::bare_vault_run(dir.path()).env("ASS_BASE_URL", &url).env("ASS_AGENT_KEY", key).args([
-            "-e",
-            "A=production/app/A",
-            "--",
-            "true",
-        ]),
-        T,
-    );
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(77), "{err}");
-    assert!(!err.contains(key), "{err}");
+    let err = refused("ASS_BASE_URL", "ASS_AGENT_KEY", key, "production/app/A", "401 Unauthorized", &body);
     assert!(err.contains("invalid agent key [REDACTED] for this tenant"), "{err}");
 
     let token = "hvs.review-token-SECRET-0123456789";
     let body = format!(r#"{{"errors":["permission denied for token {token}"]}}"#);
-    let url = common::raw_server(common::http_json("403 Forbidden", &body));
-    let out = output_within(
-        common::bare_vault_run(dir.path()).env("VAULT_ADDR", &url).env("VAULT_TOKEN", token).args([
-            "-e",
-            "A=vault://secret/app#a",
-            "--",
-            "true",
-        ]),
-        T,
-    );
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(77), "{err}");
-    assert!(!err.contains(token), "{err}");
+    refused("VAULT_ADDR", "VAULT_TOKEN", token, "vault://secret/app#a", "403 Forbidden", &body);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,8 +337,7 @@ async fn user_supervised_command_is_looked_up_as_the_user() {
         eprintln!("not root: --user switching cannot be exercised here");
         return;
     }
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a-0001").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a-0001")]).await;
     let dir = tmp();
     let private = dir.path().join("root-only");
     std::fs::create_dir(&private).unwrap();
@@ -375,14 +349,12 @@ async fn user_supervised_command_is_looked_up_as_the_user() {
     let path = format!("{}:/usr/bin:/bin", private.display());
     for mode in [None, Some("--supervise")] {
         let out = output_within(
-            vault_run(&dev, dir.path()).env("PATH", &path).args(["--user", "nobody"]).args(mode).args([
-                "-e",
-                "A=production/app/A",
-                "--",
-                "sh",
-                "-c",
-                "echo ran-as-$(id -u)",
-            ]),
+            vault_run(&dev, dir.path())
+                .env("PATH", &path)
+                .args(["--user", "nobody"])
+                .args(mode)
+                .args(common::words("-e A=production/app/A -- sh -c"))
+                .arg("echo ran-as-$(id -u)"),
             T,
         );
         assert!(out.status.success(), "{mode:?}: {}", stderr_of(&out));

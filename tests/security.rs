@@ -5,22 +5,11 @@ mod common;
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{bare_vault_run, env_of, output_within, stderr_of, vault_run, DevServer};
-
-const T: Duration = Duration::from_secs(60);
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
+use common::{tmp, write, T};
 
 // ---------------------------------------------------------------------------------------------
 // 1. A mapping file cannot choose where the agent key goes.
@@ -46,21 +35,24 @@ impl Trap {
     }
 }
 
-#[test]
-fn a_mapping_file_alone_cannot_send_the_agent_key_elsewhere() {
+/// A trap server and a directory whose `vault-run.toml` names it as the base URL.
+fn mapping_pointing_at_a_trap() -> (Trap, tempfile::TempDir) {
     let trap = Trap::new();
     let dir = tmp();
-    write(
-        dir.path(),
-        "vault-run.toml",
-        &format!("[store]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url()),
-    );
+    let mapping = format!("[store]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url());
+    write(dir.path(), "vault-run.toml", &mapping);
+    (trap, dir)
+}
+
+#[test]
+fn a_mapping_file_alone_cannot_send_the_agent_key_elsewhere() {
+    let (trap, dir) = mapping_pointing_at_a_trap();
     for sub in [&[][..], &["check"][..]] {
         let out = output_within(
             bare_vault_run(dir.path())
                 .env("ASS_AGENT_KEY", "ass_agent_key_that_must_stay_home_0123456789")
                 .args(sub)
-                .args(["--timeout", "2s", "--retries", "0"])
+                .args(common::words("--timeout 2s --retries 0"))
                 .args(if sub.is_empty() { &["--", "true"][..] } else { &[][..] }),
             T,
         );
@@ -76,17 +68,10 @@ fn a_mapping_file_alone_cannot_send_the_agent_key_elsewhere() {
 
 #[tokio::test]
 async fn the_flag_or_environment_url_wins_over_the_files_with_a_warning() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
-    let trap = Trap::new();
-    let dir = tmp();
-    write(
-        dir.path(),
-        "vault-run.toml",
-        &format!("[store]\nbase_url = \"{}\"\n\n[env]\nA = \"production/app/A\"\n", trap.url()),
-    );
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
+    let (trap, dir) = mapping_pointing_at_a_trap();
     // From the environment.
-    let out = output_within(vault_run(&dev, dir.path()).args(["--", "env", "-0"]), T);
+    let out = output_within(vault_run(&dev, dir.path()).args(common::words("-- env -0")), T);
     let err = stderr_of(&out);
     assert!(out.status.success(), "{err}");
     assert_eq!(env_of(&out.stdout)["A"], "value-a");
@@ -113,7 +98,7 @@ async fn the_flag_or_environment_url_wins_over_the_files_with_a_warning() {
         "vault-run.toml",
         "[store]\nbase_url = \"https://api.agentsecretstore.com\"\n\n[env]\nA = \"production/app/A\"\n",
     );
-    let out = output_within(vault_run(&dev, dir.path()).args(["--", "env", "-0"]), T);
+    let out = output_within(vault_run(&dev, dir.path()).args(common::words("-- env -0")), T);
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
 
@@ -122,8 +107,7 @@ async fn the_flag_or_environment_url_wins_over_the_files_with_a_warning() {
 
 #[tokio::test]
 async fn inherited_references_are_not_resolved_unless_asked_for() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     dev.put("production/other/PRIVATE", "private-value-99").await;
     // An agent that may read only what the mapping names: a scope asked for anything else fails.
     let narrow = dev.agent("narrow", &["secrets:read:production/app/*"]).await;
@@ -132,7 +116,7 @@ async fn inherited_references_are_not_resolved_unless_asked_for() {
     let run = |args: &[&str]| {
         let mut c = vault_run(&dev, dir.path());
         c.env("ASS_AGENT_KEY", &narrow).env("GREETING", "ass://production/other/PRIVATE").args(args);
-        output_within(c.args(["--", "env", "-0"]), T)
+        output_within(c.args(common::words("-- env -0")), T)
     };
     // --pristine: not kept, so neither read nor asked for (the narrow agent would be refused).
     let out = run(&["--pristine"]);
@@ -154,20 +138,14 @@ async fn inherited_references_are_not_resolved_unless_asked_for() {
 
 #[tokio::test]
 async fn a_kept_inherited_reference_is_resolved_and_check_says_where_it_came_from() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     dev.put("production/other/GREETING", "hello-value").await;
     let dir = tmp();
     write(dir.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
     let out = output_within(
-        vault_run(&dev, dir.path()).env("GREETING", "ass://production/other/GREETING").args([
-            "--pristine",
-            "--keep",
-            "GREETING",
-            "--",
-            "env",
-            "-0",
-        ]),
+        vault_run(&dev, dir.path())
+            .env("GREETING", "ass://production/other/GREETING")
+            .args(common::words("--pristine --keep GREETING -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -206,24 +184,18 @@ fn key_from_credentials(dev: &DevServer, work: &Path, creds: &Path) -> std::proc
 
 #[tokio::test]
 async fn credentials_directory_is_removed_from_the_child_when_it_holds_the_key() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let creds = credentials_dir(&dev);
     let work = tmp();
     write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
-    let out =
-        output_within(key_from_credentials(&dev, work.path(), creds.path()).args(["--", "env", "-0"]), T);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
+    let env = common::env_after(
+        key_from_credentials(&dev, work.path(), creds.path()).args(common::words("-- env -0")),
+    );
     assert_eq!(env["A"], "value-a");
     assert!(!env.contains_key("CREDENTIALS_DIRECTORY"), "{env:?}");
     let out = output_within(
-        key_from_credentials(&dev, work.path(), creds.path()).args([
-            "--keep-credentials-directory",
-            "--",
-            "env",
-            "-0",
-        ]),
+        key_from_credentials(&dev, work.path(), creds.path())
+            .args(common::words("--keep-credentials-directory -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -243,8 +215,7 @@ async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
         eprintln!("not root: --user switching cannot be exercised here");
         return;
     }
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     dev.put("production/tls/KEY", "tls-key-0002").await;
     let creds = credentials_dir(&dev);
     let key = creds.path().join("ass-agent-key");
@@ -257,7 +228,7 @@ async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
         let mut c = key_from_credentials(&dev, work.path(), creds.path());
         c.env("KEY", &key).env("HOME", "/root").env("USER", "root").env("LOGNAME", "root");
         c.args(["--keep-credentials-directory", "--user", user]).args(mode);
-        let out = output_within(c.args(["--", "sh", "-c", WHO]), T);
+        let out = output_within(c.args(common::words("-- sh -c")).arg(WHO), T);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{user} {mode:?}: {}{stdout}", stderr_of(&out));
         let mut lines = stdout.lines();
@@ -279,7 +250,8 @@ async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
     let out = output_within(
         key_from_credentials(&dev, work.path(), creds.path())
             .env("KEY", &key)
-            .args(["--user", "nobody", "--", "sh", "-c", WHO]),
+            .args(common::words("--user nobody -- sh -c"))
+            .arg(WHO),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -288,8 +260,7 @@ async fn user_runs_the_child_as_another_user_who_cannot_read_the_key() {
 
 #[tokio::test]
 async fn user_refuses_an_unknown_user_and_a_switch_without_root() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let work = tmp();
     write(work.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
     for spec in ["no-such-user-xyz", "nobody:no-such-group-xyz"] {
@@ -324,8 +295,7 @@ async fn user_refuses_an_unknown_user_and_a_switch_without_root() {
 
 #[tokio::test]
 async fn mask_hides_a_template_secret_printed_alone() {
-    let dev = DevServer::start();
-    dev.put("production/db/PASSWORD", "db-pass-value-0002").await;
+    let dev = DevServer::with(&[("production/db/PASSWORD", "db-pass-value-0002")]).await;
     let dir = tmp();
     write(
         dir.path(),
@@ -333,7 +303,8 @@ async fn mask_hides_a_template_secret_printed_alone() {
         "[env]\nDATABASE_URL = { template = \"postgres://app:{{ production/db/PASSWORD }}@db/app\" }\n",
     );
     let script = r#"echo "url=$DATABASE_URL"; p=${DATABASE_URL#postgres://app:}; echo "alone=${p%@db/app}""#;
-    let out = output_within(vault_run(&dev, dir.path()).args(["--mask", "--", "sh", "-c", script]), T);
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(common::words("--mask -- sh -c")).arg(script), T);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(!stdout.contains("db-pass-value-0002"), "{stdout}");
@@ -373,7 +344,7 @@ fn decoding_errors_do_not_echo_the_response() {
             bare_vault_run(dir.path())
                 .env("ASS_BASE_URL", &url)
                 .env("ASS_AGENT_KEY", "ass_test_key_0123456789abcdef")
-                .args(["--retries", "0", "-e", "A=production/app/A", "-vvv", "--", "echo", "child-ran"]),
+                .args(common::words("--retries 0 -e A=production/app/A -vvv -- echo child-ran")),
             T,
         );
         let err = stderr_of(&out);
@@ -389,9 +360,9 @@ fn decoding_errors_do_not_echo_the_response() {
 
 #[tokio::test]
 async fn the_pseudo_terminal_master_does_not_leak_into_the_child() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a-0001").await;
-    dev.put("production/tls/KEY", "tls-key-0002").await;
+    let dev =
+        DevServer::with(&[("production/app/A", "value-a-0001"), ("production/tls/KEY", "tls-key-0002")])
+            .await;
     let dir = tmp();
     write(
         dir.path(),
@@ -401,7 +372,7 @@ async fn the_pseudo_terminal_master_does_not_leak_into_the_child() {
     // vault-run's stdout is a terminal: --mask then runs the child on a pseudo-terminal.
     let pty = nix::pty::openpty(None, None).unwrap();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--mask", "--", "sleep", "30"])
+    cmd.args(common::words("--mask -- sleep 30"))
         .stdout(std::process::Stdio::from(pty.slave.try_clone().unwrap()))
         .stderr(std::process::Stdio::piped());
     // vault-run starts with 0, 1 and 2 only (the harness's own descriptors, which vault-run
@@ -463,15 +434,15 @@ async fn the_pseudo_terminal_master_does_not_leak_into_the_child() {
 
 #[tokio::test]
 async fn mask_sees_a_secret_split_between_stdout_and_stderr_sent_to_one_file() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "split-secret-value-0042").await;
+    let dev = DevServer::with(&[("production/app/A", "split-secret-value-0042")]).await;
     let dir = tmp();
     write(dir.path(), "vault-run.toml", "[env]\nA = \"production/app/A\"\n");
     let log = dir.path().join("log");
     let file = std::fs::File::create(&log).unwrap();
     let script = r#"printf '%s' "${A%%-value-0042}"; printf '%s\n' "-value-0042" >&2; echo done"#;
     let status = vault_run(&dev, dir.path())
-        .args(["--mask", "-q", "--", "sh", "-c", script])
+        .args(common::words("--mask -q -- sh -c"))
+        .arg(script)
         .stdout(file.try_clone().unwrap())
         .stderr(file)
         .status()
@@ -525,8 +496,7 @@ fn a_mapping_file_over_16_mib_is_refused() {
 
 #[tokio::test]
 async fn names_that_load_code_trust_another_ca_or_redirect_traffic_are_refused() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let names = [
         "OPENSSL_CONF",
@@ -555,7 +525,7 @@ async fn names_that_load_code_trust_another_ca_or_redirect_traffic_are_refused()
     ];
     for name in names {
         let out = output_within(
-            vault_run(&dev, dir.path()).args(["-e", &format!("{name}=production/app/A"), "--", "true"]),
+            vault_run(&dev, dir.path()).args(common::words(&format!("-e {name}=production/app/A -- true"))),
             T,
         );
         let err = stderr_of(&out);
@@ -565,15 +535,8 @@ async fn names_that_load_code_trust_another_ca_or_redirect_traffic_are_refused()
     }
     assert_eq!(dev.count("POST /v1/tokens").await, 0, "refused before any request");
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "-e",
-            "https_proxy=production/app/A",
-            "--allow-name",
-            "https_proxy",
-            "--",
-            "env",
-            "-0",
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words("-e https_proxy=production/app/A --allow-name https_proxy -- env -0")),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -590,8 +553,7 @@ fn chmod(path: &Path, mode: u32) {
 
 #[tokio::test]
 async fn credential_files_readable_by_others_or_owned_by_another_user_are_refused() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
     let key = write(dir.path(), "agent.key", &dev.agent_key);
     let link = dir.path().join("link.key");
@@ -636,7 +598,7 @@ fn vault_token_and_secret_id_files_readable_by_others_are_refused() {
     chmod(&secret_id, 0o644);
     // Refused before any connection: the address is a closed port.
     let run = |c: &mut std::process::Command| {
-        c.env("VAULT_ADDR", "http://127.0.0.1:9").args(["-e", "P=vault://secret/app#p", "--", "true"]);
+        c.env("VAULT_ADDR", "http://127.0.0.1:9").args(common::words("-e P=vault://secret/app#p -- true"));
         output_within(c, T)
     };
     let out = run(bare_vault_run(dir.path()).arg("--vault-token-file").arg(&token));
@@ -735,21 +697,13 @@ fn the_dev_server_caps_open_connections() {
 
 #[tokio::test]
 async fn the_admin_key_is_removed_from_the_childs_environment() {
-    let dev = DevServer::start();
-    dev.put("production/app/A", "value-a").await;
+    let dev = DevServer::with(&[("production/app/A", "value-a")]).await;
     let dir = tmp();
-    let out = output_within(
-        vault_run(&dev, dir.path()).env("ASS_ADMIN_KEY", &dev.admin_key).args([
-            "-e",
-            "A=production/app/A",
-            "--",
-            "env",
-            "-0",
-        ]),
-        T,
+    let (out, env) = common::output_and_env(
+        vault_run(&dev, dir.path())
+            .env("ASS_ADMIN_KEY", &dev.admin_key)
+            .args(common::words("-e A=production/app/A -- env -0")),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["A"], "value-a");
     assert!(!env.contains_key("ASS_ADMIN_KEY"), "{env:?}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&dev.admin_key));

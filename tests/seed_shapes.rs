@@ -279,19 +279,13 @@ fn a_launcher_run_reads_several_secrets_from_seed_shapes() {
     let (base, _state) = start();
     let dir = tempfile::tempdir().unwrap();
     let out = output_within(
-        bare_vault_run(dir.path()).env("ASS_BASE_URL", &base).env("ASS_AGENT_KEY", AGENT_KEY).args([
-            "-e",
-            "DB_PASSWORD=production/db/PASSWORD",
-            "-e",
-            "API_KEY=production/app/API_KEY",
-            "-e",
-            "LOG_LEVEL=production/app/LOG_LEVEL",
-            "-e",
-            "STRIPE_*=production/stripe/*",
-            "--",
-            "env",
-            "-0",
-        ]),
+        bare_vault_run(dir.path())
+            .env("ASS_BASE_URL", &base)
+            .env("ASS_AGENT_KEY", AGENT_KEY)
+            .args(common::words("-e DB_PASSWORD=production/db/PASSWORD -e API_KEY=production/app/API_KEY"))
+            .args(common::words(
+                "-e LOG_LEVEL=production/app/LOG_LEVEL -e STRIPE_*=production/stripe/* -- env -0",
+            )),
         Duration::from_secs(30),
     );
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr_of(&out));

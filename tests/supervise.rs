@@ -3,129 +3,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{output_within, stderr_of, vault_run, DevServer};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use common::{output_within, stderr_of, vault_run, DevServer, Running};
+use common::{tmp, T};
+use nix::sys::signal::Signal;
 use serde_json::json;
 
-const T: Duration = Duration::from_secs(60);
 const SECRET: &str = "sk-live-Ab/3+x?y&z=\"q\"~0042";
 const SECRET_PATH: &str = "production/app/API_KEY";
 
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
 async fn seeded() -> DevServer {
-    let dev = DevServer::start();
-    dev.put(SECRET_PATH, SECRET).await;
-    dev
-}
-
-/// A vault-run process whose stdout lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(cmd: &mut Command) -> Self {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
-        let (tx, lines) = channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let mut err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    return;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Self { child, lines, stderr, seen: Vec::new() }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits for a stdout line satisfying `want`; panics with what was seen after `limit`.
-    fn expect(&mut self, want: impl Fn(&str) -> bool, limit: Duration) -> String {
-        let until = Instant::now() + limit;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if want(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    panic!("no expected line; stdout so far: {:?}; stderr: {}", self.seen, self.stderr())
-                }
-            }
-        }
-    }
-
-    fn line(&mut self, exact: &str) {
-        self.expect(|l| l == exact, Duration::from_secs(20));
-    }
-
-    fn signal(&self, s: Signal) {
-        kill(self.pid(), s).unwrap();
-    }
-
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let until = Instant::now() + limit;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < until, "vault-run did not exit; stderr: {}", self.stderr());
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Remaining stdout lines until EOF.
-    fn rest(&mut self) -> Vec<String> {
-        let mut v = Vec::new();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(10)) {
-            v.push(l);
-        }
-        v
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    DevServer::with(&[(SECRET_PATH, SECRET)]).await
 }
 
 /// A Python child that reports each signal it gets, and exits 7 after `last`.
@@ -152,7 +44,7 @@ async fn signals_are_forwarded_and_the_exit_code_kept() {
     let dev = seeded().await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--supervise", "-e", &format!("K={SECRET_PATH}")]).args(py_signals("SIGTERM"));
+    cmd.args(common::words(&format!("--supervise -e K={SECRET_PATH}"))).args(py_signals("SIGTERM"));
     let mut run = Running::start(&mut cmd);
     run.line("ready");
     for (s, name) in [
@@ -209,13 +101,9 @@ async fn secrets_only_in_the_child_and_memfds_closed() {
     )
     .unwrap();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.env("REF", format!("ass://{SECRET_PATH}")).args([
-        "--supervise",
-        "--",
-        "sh",
-        "-c",
-        "echo \"k=$K ref=$REF tls=$(cat $TLS)\"; echo ready; sleep 30",
-    ]);
+    cmd.env("REF", format!("ass://{SECRET_PATH}"))
+        .args(common::words("--supervise -- sh -c"))
+        .arg("echo \"k=$K ref=$REF tls=$(cat $TLS)\"; echo ready; sleep 30");
     let mut run = Running::start(&mut cmd);
     let line = run.expect(|l| l.starts_with("k="), Duration::from_secs(20));
     assert_eq!(line, format!("k={SECRET} ref={SECRET} tls=-----TLS KEY 0005-----"));
@@ -265,7 +153,9 @@ fn children_of(pid: u32) -> Vec<u32> {
 /// `unshare --pid --fork` running the same vault-run command (so it is PID 1 there).
 fn in_new_pid_namespace(vr: &Command) -> Command {
     let mut u = Command::new("unshare");
-    u.args(["--pid", "--fork", "--map-root-user", "--kill-child"]).arg(vr.get_program()).args(vr.get_args());
+    u.args(common::words("--pid --fork --map-root-user --kill-child"))
+        .arg(vr.get_program())
+        .args(vr.get_args());
     for (k, v) in vr.get_envs() {
         match v {
             Some(v) => u.env(k, v),
@@ -281,7 +171,7 @@ fn in_new_pid_namespace(vr: &Command) -> Command {
 
 fn unshare_works() -> bool {
     let mut u = Command::new("unshare");
-    u.args(["--pid", "--fork", "--map-root-user", "true"]).stdout(Stdio::null()).stderr(Stdio::null());
+    u.args(common::words("--pid --fork --map-root-user true")).stdout(Stdio::null()).stderr(Stdio::null());
     u.spawn().is_ok_and(|mut c| common::wait_within(&mut c, T).success())
 }
 
@@ -300,7 +190,7 @@ async fn orphans_are_reparented_to_vault_run_and_reaped_as_subreaper() {
     // The subshell exits at once, leaving its `sleep` an orphan; its pid is printed.
     let script = "(sleep 3 & echo orphan=$!); echo ready; exec sleep 60";
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(["--supervise", "-e", &format!("K={SECRET_PATH}"), "--", "sh", "-c", script]);
+    cmd.args(common::words(&format!("--supervise -e K={SECRET_PATH} -- sh -c"))).arg(script);
     let mut run = Running::start(&mut cmd);
     let orphan: u32 = run.expect(|l| l.starts_with("orphan="), Duration::from_secs(20))[7..].parse().unwrap();
     run.line("ready");
@@ -342,7 +232,7 @@ async fn orphans_are_reaped_as_pid_1() {
     let script = "echo ppid=$PPID; for i in 1 2 3 4; do (sleep 0.2 &); done; echo ready; sleep 3; exit 5";
     let mut cmd = in_new_pid_namespace(&vault_run(&dev, dir.path()));
     cmd.arg("--supervise");
-    cmd.args(["-e", &format!("K={SECRET_PATH}"), "--", "sh", "-c", script]);
+    cmd.args(common::words(&format!("-e K={SECRET_PATH} -- sh -c"))).arg(script);
     let mut run = Running::start(&mut cmd);
     let ppid = run.expect(|l| l.starts_with("ppid="), Duration::from_secs(20));
     run.line("ready");
@@ -372,34 +262,22 @@ print("err", v, file=sys.stderr, flush=True)
 print("short", os.environ["S"], flush=True)
 "#;
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "--mask",
-            "-e",
-            &format!("K={SECRET_PATH}"),
-            "-e",
-            "S=production/app/SHORT",
-            "--",
-            "python3",
-            "-c",
-            script,
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words(&format!(
+                "--mask -e K={SECRET_PATH} -e S=production/app/SHORT -- python3 -c"
+            )))
+            .arg(script),
         T,
     );
     // SHORT is missing: put it and run again.
     assert!(!out.status.success());
     dev.put("production/app/SHORT", "abc").await;
     let out = output_within(
-        vault_run(&dev, dir.path()).args([
-            "--mask",
-            "-e",
-            &format!("K={SECRET_PATH}"),
-            "-e",
-            "S=production/app/SHORT",
-            "--",
-            "python3",
-            "-c",
-            script,
-        ]),
+        vault_run(&dev, dir.path())
+            .args(common::words(&format!(
+                "--mask -e K={SECRET_PATH} -e S=production/app/SHORT -- python3 -c"
+            )))
+            .arg(script),
         T,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -418,15 +296,8 @@ async fn mask_flushes_a_partial_line_after_a_pause() {
     let dev = seeded().await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--mask",
-        "-e",
-        &format!("K={SECRET_PATH}"),
-        "--",
-        "sh",
-        "-c",
-        "printf 'prompt> '; sleep 3; echo done",
-    ]);
+    cmd.args(common::words(&format!("--mask -e K={SECRET_PATH} -- sh -c")))
+        .arg("printf 'prompt> '; sleep 3; echo done");
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut out = child.stdout.take().unwrap();
     let start = Instant::now();
@@ -536,7 +407,7 @@ async fn as_pid_1_a_signal_death_becomes_128_plus_n() {
         return;
     }
     let mut vr = vault_run(&dev, dir.path());
-    vr.args(["--supervise", "-e", &format!("K={SECRET_PATH}"), "--", "sh", "-c", "kill -TERM $$"]);
+    vr.args(common::words(&format!("--supervise -e K={SECRET_PATH} -- sh -c"))).arg("kill -TERM $$");
     let out = output_within(&mut in_new_pid_namespace(&vr), T);
     assert_eq!(out.status.code(), Some(128 + libc::SIGTERM), "{}", stderr_of(&out));
 }
@@ -546,17 +417,8 @@ async fn watch_restarts_the_child_with_new_values() {
     let dev = seeded().await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--watch",
-        "--watch-interval",
-        "1s",
-        "-e",
-        "V=production/app/VERSIONED",
-        "--",
-        "sh",
-        "-c",
-        "echo \"start $V\"; exec sleep 30",
-    ]);
+    cmd.args(common::words("--watch --watch-interval 1s -e V=production/app/VERSIONED -- sh -c"))
+        .arg("echo \"start $V\"; exec sleep 30");
     dev.put("production/app/VERSIONED", "value-one").await;
     let mut run = Running::start(&mut cmd);
     run.line("start value-one");
@@ -572,21 +434,9 @@ async fn watch_restart_kills_a_child_that_ignores_the_signal() {
     let dir = tmp();
     dev.put("production/app/VERSIONED", "value-one").await;
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--watch",
-        "--watch-interval",
-        "1s",
-        "--restart-signal",
-        "USR1",
-        "--kill-timeout",
-        "1s",
-        "-e",
-        "V=production/app/VERSIONED",
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo ignored' USR1; echo \"start $V\"; while :; do sleep 0.1; done",
-    ]);
+    cmd.args(common::words("--watch --watch-interval 1s --restart-signal USR1 --kill-timeout 1s"))
+        .args(common::words("-e V=production/app/VERSIONED -- sh -c"))
+        .arg("trap 'echo ignored' USR1; echo \"start $V\"; while :; do sleep 0.1; done");
     let mut run = Running::start(&mut cmd);
     run.line("start value-one");
     dev.put("production/app/VERSIONED", "value-two").await;
@@ -600,19 +450,8 @@ async fn watch_renews_the_token_before_it_expires() {
     let dev = seeded().await;
     let dir = tmp();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--watch",
-        "--watch-interval",
-        "1s",
-        "--ttl",
-        "12s",
-        "-e",
-        &format!("K={SECRET_PATH}"),
-        "--",
-        "sh",
-        "-c",
-        "echo start; exec sleep 30",
-    ]);
+    cmd.args(common::words(&format!("--watch --watch-interval 1s --ttl 12s -e K={SECRET_PATH} -- sh -c")))
+        .arg("echo start; exec sleep 30");
     let mut run = Running::start(&mut cmd);
     run.line("start");
     // Tokens are reused while more than 10 s remain: with a 12 s TTL, new ones within seconds.
@@ -633,19 +472,10 @@ async fn watch_reload_signals_instead_of_restarting() {
     let dir = tmp();
     dev.put("production/app/VERSIONED", "value-one").await;
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--watch",
-        "--watch-interval",
-        "1s",
-        "--reload-signal",
-        "hup",
-        "-e",
-        "V=production/app/VERSIONED",
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo \"reload $V\"' HUP; trap 'exit 9' TERM; echo \"start $V\"; while :; do sleep 0.1; done",
-    ]);
+    cmd.args(common::words(
+        "--watch --watch-interval 1s --reload-signal hup -e V=production/app/VERSIONED -- sh -c",
+    ))
+    .arg("trap 'echo \"reload $V\"' HUP; trap 'exit 9' TERM; echo \"start $V\"; while :; do sleep 0.1; done");
     let mut run = Running::start(&mut cmd);
     run.line("start value-one");
     dev.put("production/app/VERSIONED", "value-two").await;
@@ -662,19 +492,8 @@ async fn watch_keeps_the_child_when_a_fetch_fails() {
     let dir = tmp();
     dev.put("production/app/VERSIONED", "value-one").await;
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.args([
-        "--watch",
-        "--watch-interval",
-        "1s",
-        "--retries",
-        "0",
-        "-e",
-        "V=production/app/VERSIONED",
-        "--",
-        "sh",
-        "-c",
-        "echo \"start $V\"; exec sleep 30",
-    ]);
+    cmd.args(common::words("--watch --watch-interval 1s --retries 0 -e V=production/app/VERSIONED -- sh -c"))
+        .arg("echo \"start $V\"; exec sleep 30");
     let mut run = Running::start(&mut cmd);
     run.line("start value-one");
     // Every API request fails (the admin API too, so the value changes once they pass again).
@@ -701,16 +520,9 @@ async fn notify_ready_after_the_child_starts() {
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut cmd = vault_run(&dev, dir.path());
-    cmd.env("NOTIFY_SOCKET", &sock_path).args([
-        "--notify-ready",
-        "-v",
-        "-e",
-        &format!("K={SECRET_PATH}"),
-        "--",
-        "sh",
-        "-c",
-        "echo \"socket=$NOTIFY_SOCKET\"; sleep 1",
-    ]);
+    cmd.env("NOTIFY_SOCKET", &sock_path)
+        .args(common::words(&format!("--notify-ready -v -e K={SECRET_PATH} -- sh -c")))
+        .arg("echo \"socket=$NOTIFY_SOCKET\"; sleep 1");
     let mut run = Running::start(&mut cmd);
     let mut buf = [0u8; 256];
     let n = sock.recv(&mut buf).unwrap();
@@ -734,7 +546,7 @@ async fn bad_supervise_flags_are_usage_errors() {
         assert_eq!(out.status.code(), Some(64), "{args:?}: {}", stderr_of(&out));
     }
     let out = output_within(
-        vault_run(&dev, dir.path()).args(["--watch", "--restart-signal", "nope", "--", "true"]),
+        vault_run(&dev, dir.path()).args(common::words("--watch --restart-signal nope -- true")),
         T,
     );
     assert!(stderr_of(&out).contains("unknown signal"), "{}", stderr_of(&out));

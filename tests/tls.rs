@@ -152,12 +152,9 @@ async fn launch(server: &RunningDevServer, n: usize, extra: &[&str]) -> Value {
         std::fs::write(&ca_path, pem).unwrap();
         cmd.env("ASS_CACERT", &ca_path);
     }
-    cmd.args(extra).args([
-        "--",
-        "sh",
-        "-c",
-        &format!("test \"$S_1\" = v-1 && test \"$S_{n}\" = v-{n} && echo ALL-{n}"),
-    ]);
+    cmd.args(extra)
+        .args(common::words("-- sh -c"))
+        .arg(format!("test \"$S_1\" = v-1 && test \"$S_{n}\" = v-{n} && echo ALL-{n}"));
     let out =
         tokio::task::spawn_blocking(move || output_within(&mut cmd, Duration::from_secs(60))).await.unwrap();
     assert!(out.status.success(), "vault-run failed: {}", stderr_of(&out));
@@ -217,7 +214,7 @@ fn an_unreadable_ass_cacert_is_one_clear_error_and_no_child() {
 #[test]
 fn dev_tls_process_announces_its_ca_and_serves_the_js_sdk() {
     let mut child = Command::new(common::bin())
-        .args(["dev", "--tls", "-q", "--listen", "127.0.0.1:0"])
+        .args(common::words("dev --tls -q --listen 127.0.0.1:0"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -268,7 +265,7 @@ fn js_sdk_over_tls(base: &str, key: &str, admin_key: &str, ca: &str) {
     }
     let dir = tempfile::tempdir().unwrap();
     let install = Command::new("npm")
-        .args(["install", "--no-save", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+        .args(common::words("install --no-save --no-audit --no-fund --loglevel=error --prefix"))
         .arg(dir.path())
         .arg("@agentsecretstore/sdk@1.0.0")
         .output()

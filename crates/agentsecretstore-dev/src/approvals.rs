@@ -10,6 +10,7 @@ use crate::path::{Scope, ScopeSet};
 use crate::secret::Token;
 use crate::wire::{AccessTier, ApprovalState, ApprovalStatus, Timestamp, TokenReply, TokenRequest};
 
+use super::approval::{Approval, Decision};
 use super::error::ApiError;
 use super::state::{add, random_hex, Store, TokenRecord};
 
@@ -17,72 +18,6 @@ use super::state::{add, random_hex, Store, TokenRecord};
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Longest token lifetime the dev server grants.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
-
-/// What a human decided, if anything yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// Nobody decided.
-    Pending,
-    /// Approved.
-    Approved,
-    /// Denied.
-    Denied,
-}
-
-/// One approval: bound to one agent and one exact set of scopes.
-#[derive(Clone, Debug)]
-pub struct Approval {
-    /// `apr_…`
-    pub id: String,
-    /// The agent that asked.
-    pub agent_id: String,
-    /// The scope set it is for (order-insensitive by construction).
-    pub scopes: BTreeSet<Scope>,
-    /// The tier that made it necessary; a token issued through it may write up to this tier.
-    pub tier: AccessTier,
-    /// When it was asked for.
-    pub created_at: Timestamp,
-    /// After this it can no longer be decided or used.
-    pub expires_at: Timestamp,
-    /// Where it stands.
-    pub decision: Decision,
-    /// The reason given with the decision.
-    pub reason: Option<String>,
-    /// A token was issued through it.
-    pub used: bool,
-    /// Its denial or expiry was answered to a token request once already.
-    pub reported: bool,
-}
-
-impl Approval {
-    fn expired(&self, now: Timestamp) -> bool {
-        self.expires_at <= now
-    }
-
-    /// The wire state: pending past `expires_at` reads as expired.
-    pub fn state(&self, now: Timestamp) -> ApprovalState {
-        match self.decision {
-            Decision::Pending if self.expired(now) => ApprovalState::Expired,
-            Decision::Pending => ApprovalState::Pending,
-            Decision::Approved => ApprovalState::Approved,
-            Decision::Denied => ApprovalState::Denied,
-        }
-    }
-
-    /// The status body.
-    pub fn status(&self, now: Timestamp) -> ApprovalStatus {
-        ApprovalStatus {
-            id: Some(self.id.clone()),
-            status: self.state(now),
-            expires_at: Some(self.expires_at),
-            scopes: Some(self.scopes.iter().map(Scope::to_string).collect()),
-            access_tier: Some(self.tier.clone()),
-            reason: self.reason.clone(),
-            token: None,
-            token_expires_at: None,
-        }
-    }
-}
 
 /// A new approval, for the log line that tells a human how to approve it.
 #[derive(Clone, Debug)]

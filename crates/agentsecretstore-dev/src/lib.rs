@@ -7,6 +7,7 @@
 //!
 //! Use it from the command line ([`main`]) or in-process ([`start`]).
 
+mod approval;
 mod approvals;
 mod auth;
 mod conn;

@@ -15,7 +15,7 @@ use crate::wire::{
     SecretType, SecretWriteRequest, SecretWriteResponse, Timestamp,
 };
 
-use super::approvals::Approval;
+use super::approval::Approval;
 use super::error::ApiError;
 
 /// `n` random bytes as lowercase hex.

@@ -55,6 +55,7 @@
 pub mod blocking;
 pub mod client;
 pub mod duration;
+pub mod http;
 pub mod path;
 pub mod secret;
 pub mod wire;

@@ -5,6 +5,7 @@
 //! the exec. A parent token that may not create tokens is used directly, with one warning.
 
 pub mod auth;
+pub mod error;
 pub mod kv;
 pub mod reference;
 
@@ -20,12 +21,12 @@ use super::{
     Backend, BackendError, BoxFuture, FailureKind, FetchContext, Fetched, GlobRef, Options, Reference,
     SecretValue, Wanted,
 };
-use crate::client::transport::{self, RetryPolicy};
-use crate::client::{check_base_url, Error as ClientError};
 use crate::duration::HumanDuration;
 use crate::path::encode_segment;
 use crate::secret::Token;
+use agentsecretstore::http::{self, RetryPolicy};
 use auth::Credential;
+use error::VaultError;
 use reference::VaultRef;
 
 /// A CA bundle: a regular file (a FIFO would block forever, `/dev/zero` never end), at most 4 MiB.
@@ -78,23 +79,22 @@ impl VaultBackend {
         let addr = var(&["VAULT_ADDR", "BAO_ADDR"]).ok_or_else(|| {
             config("vault:// references need VAULT_ADDR (or BAO_ADDR) set to the server's address".into())
         })?;
-        let addr = check_base_url(&addr, settings.allow_insecure_http)
+        let addr = http::check_base_url(&addr, settings.allow_insecure_http)
             .map_err(|e| config(format!("VAULT_ADDR: {e}")))?;
-        let mut http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.timeout)
-            .user_agent(concat!("vault-run/", env!("CARGO_PKG_VERSION")));
-        if crate::client::is_loopback_url(&addr) {
-            // A proxy from the environment would carry the Vault token in clear off the machine.
-            http = http.no_proxy();
-        }
+        let mut ca_certificates = Vec::new();
         if let Some(ca) = var(&["VAULT_CACERT", "BAO_CACERT"]) {
             let pem = read_ca_file(&ca).map_err(|e| config(format!("cannot read VAULT_CACERT {ca}: {e}")))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| config(format!("VAULT_CACERT {ca} is not a PEM certificate: {e}")))?;
-            http = http.add_root_certificate(cert);
+            ca_certificates.push(cert);
         }
-        let http = http.build().map_err(|e| config(format!("cannot build HTTP client: {e}")))?;
+        let http = http::build_client(http::ClientOptions {
+            base_url: &addr,
+            timeout: settings.timeout,
+            user_agent: concat!("vault-run/", env!("CARGO_PKG_VERSION")),
+            ca_certificates,
+        })
+        .map_err(|e| config(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {
             http,
             addr,
@@ -124,9 +124,9 @@ impl VaultBackend {
         api_path: &str,
         token: Option<&Token>,
         body: Option<&serde_json::Value>,
-    ) -> Result<transport::Body, ClientError> {
+    ) -> Result<http::Reply, VaultError> {
         let url = format!("{}/v1/{api_path}", self.addr);
-        let reply = transport::send(&self.http, &self.retry, method, &url, |mut r| {
+        let reply = http::send(&self.http, &self.retry, method, &url, |mut r| {
             if let Some(t) = token {
                 r = r.header("X-Vault-Token", t.expose());
             }
@@ -139,16 +139,7 @@ impl VaultBackend {
             r
         })
         .await
-        .map_err(|e| match e {
-            ClientError::Network { message, source } => ClientError::Network {
-                source,
-                message: format!(
-                    "cannot reach Vault/OpenBao at {} ({message}); check VAULT_ADDR (or BAO_ADDR) and that the server is running",
-                    self.addr
-                ),
-            },
-            other => other,
-        })?;
+        .map_err(|f| VaultError::from_failure(f, &self.addr))?;
         self.http2.store(reply.version == reqwest::Version::HTTP_2, Ordering::Relaxed);
         Ok(reply)
     }
@@ -166,8 +157,7 @@ impl VaultBackend {
                     .call(Method::POST, "auth/approle/login", None, Some(&body))
                     .await
                     .map_err(|e| error(e, "AppRole login", "check VAULT_ROLE_ID and VAULT_SECRET_ID"))?;
-                let auth: AuthReply =
-                    reply.json("AppRole login").map_err(|e| error(e, "AppRole login", ""))?;
+                let auth: AuthReply = json(&reply).map_err(|e| error(e, "AppRole login", ""))?;
                 self.revoke_later(auth.auth.client_token.clone());
                 tracing::info!("logged in to Vault with AppRole");
                 Ok(auth.auth.client_token)
@@ -190,14 +180,12 @@ impl VaultBackend {
         });
         match self.call(Method::POST, "auth/token/create", Some(parent), Some(&body)).await {
             Ok(reply) => {
-                let auth: AuthReply = reply.json("token create").map_err(|e| error(e, "child token", ""))?;
+                let auth: AuthReply = json(&reply).map_err(|e| error(e, "child token", ""))?;
                 self.revoke_later(auth.auth.client_token.clone());
                 tracing::debug!(uses, ttl = %self.ttl, "created a Vault child token");
                 Ok(auth.auth.client_token)
             }
-            Err(ClientError::ScopeDenied { .. })
-            | Err(ClientError::Unauthorized { .. })
-            | Err(ClientError::Http { .. }) => {
+            Err(VaultError::Denied { .. }) | Err(VaultError::Rejected { .. }) => {
                 tracing::warn!(
                     "the Vault token may not create child tokens; reading with it directly (grant it auth/token/create for least privilege)"
                 );
@@ -212,7 +200,7 @@ impl VaultBackend {
         let reply = self.call(Method::GET, &api, Some(token), None).await.map_err(|e| {
             error(e, &format!("vault://{path}"), "check the mount exists and the token may read it")
         })?;
-        let info: kv::MountInfo = reply.json("mount lookup").map_err(|e| error(e, "mount lookup", ""))?;
+        let info: kv::MountInfo = json(&reply).map_err(|e| error(e, "mount lookup", ""))?;
         info.into_mount().map_err(|m| BackendError::new(FailureKind::Config, format!("vault://{path}: {m}")))
     }
 
@@ -229,7 +217,7 @@ impl VaultBackend {
             )),
             Err(e) => Err(BackendError::new(
                 FailureKind::Temporary,
-                format!("{shown}: unexpected answer: {}", crate::client::transport::describe_json_error(&e)),
+                format!("{shown}: unexpected answer: {}", http::describe_json_error(&e)),
             )),
         }
     }
@@ -239,24 +227,25 @@ fn encode_path(p: &str) -> String {
     p.split('/').map(encode_segment).collect::<Vec<_>>().join("/")
 }
 
-fn error(e: ClientError, what: &str, hint: &str) -> BackendError {
+/// A 2xx body as `T`.
+fn json<T: serde::de::DeserializeOwned>(reply: &http::Reply) -> Result<T, VaultError> {
+    serde_json::from_slice(&reply.bytes).map_err(|e| VaultError::Invalid(http::describe_json_error(&e)))
+}
+
+fn error(e: VaultError, what: &str, hint: &str) -> BackendError {
     let kind = match &e {
-        ClientError::Unauthorized { .. } | ClientError::ScopeDenied { .. } => FailureKind::Auth,
-        ClientError::NotFound { .. } => FailureKind::Missing,
-        ClientError::Validation { .. } | ClientError::Config { .. } => FailureKind::Config,
+        VaultError::Denied { .. } => FailureKind::Auth,
+        VaultError::NotFound => FailureKind::Missing,
+        VaultError::Rejected { status: 400 | 422, .. } => FailureKind::Config,
         _ => FailureKind::Temporary,
-    };
-    let detail = match kind {
-        FailureKind::Missing => "not found".to_owned(),
-        FailureKind::Auth => format!("permission denied ({})", e.status().unwrap_or(403)),
-        _ => e.to_string(),
     };
     let hint = if hint.is_empty() { String::new() } else { format!("; {hint}") };
     let reason = match &e {
-        ClientError::Network { .. } => Some("unreachable"),
-        ClientError::Unauthorized { .. } => Some("token refused"),
+        VaultError::Unreachable { .. } => Some("unreachable"),
+        VaultError::Denied { status: 401, .. } => Some("token refused"),
         _ => None,
     };
+    let detail = e.to_string();
     let out = BackendError::new(kind, format!("{what}: {detail}{hint}"));
     match reason {
         Some(r) => out.with_reason(r),
@@ -379,7 +368,7 @@ impl Backend for VaultBackend {
                 match self.call(Method::POST, "auth/token/revoke-self", Some(t), None).await {
                     Ok(_) => tracing::debug!("revoked a Vault token"),
                     // A child whose uses ran out is already gone: 403 here is success.
-                    Err(ClientError::ScopeDenied { .. }) | Err(ClientError::Unauthorized { .. }) => {}
+                    Err(VaultError::Denied { .. }) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "could not revoke a Vault token; it expires with its TTL")
                     }

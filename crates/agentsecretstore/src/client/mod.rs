@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use tokio::sync::Mutex;
 
+pub use crate::http::is_loopback_url;
 pub use error::{Error, ErrorSource, Result};
 pub use token::CachedToken;
 pub use transport::RetryPolicy;
@@ -493,21 +494,8 @@ impl AgentVaultBuilder {
             return Err(Error::Config { message: "the agent key is empty".into() });
         }
         let base_url = check_base_url(&self.base_url, self.allow_insecure_http)?;
-        let mut http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("agentsecretstore-rust/", env!("CARGO_PKG_VERSION")));
-        if is_loopback_url(&base_url) {
-            // HTTP_PROXY/ALL_PROXY would carry the agent key in clear to another host (and
-            // could not reach our loopback anyway): a loopback server is always dialled directly.
-            http = http.no_proxy();
-        }
-        if base_url.starts_with("http://") {
-            // Redirects are never followed, so TLS is never used: loading the built-in roots
-            // would only slow every start down.
-            http = http.tls_built_in_root_certs(false);
-        } else {
+        let mut ca_certificates = Vec::new();
+        if !base_url.starts_with("http://") {
             for pem in &self.ca_certificates {
                 let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error::Config {
                     message: format!("the CA certificate (ASS_CACERT) is not valid PEM: {e}"),
@@ -517,13 +505,16 @@ impl AgentVaultBuilder {
                         message: "the CA certificate (ASS_CACERT) holds no PEM certificate".into(),
                     });
                 }
-                for cert in certs {
-                    http = http.add_root_certificate(cert);
-                }
+                ca_certificates.extend(certs);
             }
         }
-        let http =
-            http.build().map_err(|e| Error::Config { message: format!("cannot build HTTP client: {e}") })?;
+        let http = crate::http::build_client(crate::http::ClientOptions {
+            base_url: &base_url,
+            timeout: self.timeout,
+            user_agent: concat!("agentsecretstore-rust/", env!("CARGO_PKG_VERSION")),
+            ca_certificates,
+        })
+        .map_err(|e| Error::Config { message: format!("cannot build HTTP client: {e}") })?;
         Ok(AgentVault {
             inner: Arc::new(Inner {
                 http,
@@ -544,40 +535,7 @@ impl AgentVaultBuilder {
 /// Validates a base URL: http(s), a host, no credentials, and plain http only to loopback
 /// unless `allow_insecure` is set. Returns it without a trailing `/`.
 pub fn check_base_url(raw: &str, allow_insecure: bool) -> Result<String> {
-    let bad = |why: &str| Error::Config { message: format!("base URL {raw:?} {why}") };
-    let url = reqwest::Url::parse(raw.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::Config { message: "base URL must not carry credentials".into() });
-    }
-    let host = url.host().ok_or_else(|| bad("has no host"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_insecure || is_loopback(&host) => {}
-        "http" => {
-            return Err(bad(
-                "uses plain http:// to a non-loopback host, which would expose the agent key and tokens; use https:// (or --allow-insecure-http to accept the risk)",
-            ))
-        }
-        _ => return Err(bad("must start with https:// (or http:// for a loopback address)")),
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("must not have a query or fragment"));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-/// Whether `url` (already checked by [`check_base_url`]) names a loopback host; such a server is
-/// always reached directly, never through a proxy from the environment.
-pub fn is_loopback_url(url: &str) -> bool {
-    reqwest::Url::parse(url).ok().is_some_and(|u| u.host().is_some_and(|h| is_loopback(&h)))
-}
-
-fn is_loopback(host: &url::Host<&str>) -> bool {
-    match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-    }
+    crate::http::check_base_url(raw, allow_insecure).map_err(|e| Error::Config { message: e.0 })
 }
 
 /// Async client for Agent Secret Store. Cheap to clone; clones share the token cache.

@@ -1,72 +1,21 @@
-//! One HTTP exchange with retries: network failures, 429 (honouring `Retry-After`) and
-//! 502/503/504 are retried with capped, jittered exponential backoff; nothing else is.
-//! Redirects are never followed and bodies are capped, so a hostile or broken server can
-//! neither lead credentials elsewhere nor make us buffer without bound.
+//! Agent Secret Store's side of an HTTP exchange: the shared [`crate::http`] layer does the
+//! retries, the body cap and the redirect refusal; this maps the store's statuses and error
+//! bodies (contract §5) to [`Error`].
 
-use std::time::Duration;
-
-use rand::Rng;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use super::error::{Error, Result};
+use crate::http::{self, Failure};
 use crate::wire::ErrorBody;
 
-/// Largest body we read. Secrets are small; a listing of thousands of items still fits.
-pub const MAX_BODY: usize = 8 * 1024 * 1024;
-
-/// Longest `Retry-After` we are willing to sleep through before giving up with `RateLimited`.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-
-/// How often and how patiently to retry.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub retries: u32,
-    /// First backoff step.
-    pub base: Duration,
-    /// Largest backoff step.
-    pub cap: Duration,
-    /// How long, in all, 429 answers may be waited out once `retries` are used up. A
-    /// `Retry-After` is the server pacing a crowd, not a failure: a fleet started at once
-    /// should queue up rather than give up (the launcher sets this to its deadline).
-    pub rate_limit_patience: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            retries: 3,
-            base: Duration::from_millis(200),
-            cap: Duration::from_secs(5),
-            rate_limit_patience: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Backoff before retry number `attempt` (1-based): "equal jitter", half fixed and half
-    /// random, so that a fleet started at once spreads out instead of retrying in lockstep.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let step = exp.min(self.cap);
-        let half = step / 2;
-        half + jitter(half)
-    }
-}
-
-fn jitter(max: Duration) -> Duration {
-    if max.is_zero() {
-        return max;
-    }
-    Duration::from_micros(rand::rng().random_range(0..=max.as_micros() as u64))
-}
+pub use crate::http::{describe_json_error, one_line, parse_retry_after, RetryPolicy, MAX_BODY};
 
 /// A body read in full into a buffer that is wiped when dropped.
 pub struct Body {
     /// HTTP status.
-    pub status: StatusCode,
+    pub status: reqwest::StatusCode,
     /// The protocol the answer came over (HTTP/2 when ALPN chose it).
     pub version: reqwest::Version,
     /// The bytes.
@@ -82,7 +31,7 @@ impl Body {
 }
 
 /// Sends the request built by `build` (called once per attempt) and returns a 2xx body, or the
-/// mapped error after retries.
+/// store's error after retries.
 pub async fn send(
     client: &reqwest::Client,
     policy: &RetryPolicy,
@@ -90,246 +39,22 @@ pub async fn send(
     url: &str,
     build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
 ) -> Result<Body> {
-    let mut attempt = 0u32;
-    let mut rate_limited_for = Duration::ZERO;
-    loop {
-        let outcome = once(client, method.clone(), url, &build).await;
-        let (wait, rate_limited) = match &outcome {
-            Ok(_) => return outcome,
-            Err(Error::Network { .. }) => (policy.backoff(attempt + 1), false),
-            Err(Error::RateLimited { retry_after: Some(after), .. }) if *after > MAX_RETRY_AFTER => {
-                return outcome;
-            }
-            Err(Error::RateLimited { retry_after, .. }) => match retry_after {
-                // Honour the server, plus jitter so a herd told "1s" does not return as one.
-                Some(after) => (*after + jitter(policy.base.max(*after / 2)), true),
-                None => (policy.backoff(attempt + 1), true),
-            },
-            Err(Error::Server { status: 502..=504, .. }) => (policy.backoff(attempt + 1), false),
-            Err(_) => return outcome,
-        };
-        if attempt < policy.retries {
-            attempt += 1;
-        } else if rate_limited && rate_limited_for + wait <= policy.rate_limit_patience {
-            rate_limited_for += wait;
-        } else {
-            return outcome;
+    match http::send(client, policy, method, url, build).await {
+        Ok(r) => Ok(Body { status: r.status, version: r.version, bytes: r.bytes }),
+        Err(f) => Err(error(f)),
+    }
+}
+
+fn error(f: Failure) -> Error {
+    match f {
+        Failure::Network { message, source } => {
+            Error::Network { message, source: Some(std::sync::Arc::new(source)) }
         }
-        tracing::debug!(
-            %method, path = path_of(url), attempt, wait_ms = wait.as_millis() as u64,
-            error = %outcome.as_ref().err().map(Error::code).unwrap_or_default(),
-            "retrying"
-        );
-        tokio::time::sleep(wait).await;
-    }
-}
-
-async fn once(
-    client: &reqwest::Client,
-    method: Method,
-    url: &str,
-    build: &impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-) -> Result<Body> {
-    let started = std::time::Instant::now();
-    let request = build(client.request(method.clone(), url)).build().map_err(network)?;
-    // The credentials this request carries, to keep out of a server's error message: a gateway
-    // or a server answering "invalid key ass_…" would otherwise put the key on stderr.
-    let sent: Vec<Zeroizing<String>> = [reqwest::header::AUTHORIZATION.as_str(), "x-vault-token"]
-        .iter()
-        .filter_map(|h| request.headers().get(*h)?.to_str().ok())
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
-        .filter(|v| !v.is_empty())
-        .map(|v| Zeroizing::new(v.to_owned()))
-        .collect();
-    let resp = client.execute(request).await.map_err(network)?;
-    let status = resp.status();
-    let version = resp.version();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
-    let location =
-        resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let bytes = read_capped(resp).await?;
-    tracing::debug!(
-        %method, path = path_of(url), status = status.as_u16(),
-        ms = started.elapsed().as_millis() as u64, "request"
-    );
-    if status.is_success() {
-        return Ok(Body { status, version, bytes });
-    }
-    if status.is_redirection() {
-        return Err(Error::InvalidResponse {
-            message: format!(
-                "server answered {status} redirecting to {}; redirects are not followed so credentials are never sent on; set the base URL to the final address",
-                location.as_deref().map(one_line).unwrap_or_else(|| "nowhere".into())
-            ),
-        });
-    }
-    let parsed: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
-    let message = parsed
-        .message()
-        .or_else(|| vault_errors(&bytes))
-        .map(|m| one_line(&sent.iter().fold(m, |m, c| m.replace(c.as_str(), "[REDACTED]"))))
-        .unwrap_or_else(|| status.canonical_reason().unwrap_or("request failed").to_owned());
-    Err(Error::from_status(status.as_u16(), parsed.code(), message, retry_after))
-}
-
-async fn read_capped(mut resp: reqwest::Response) -> Result<Zeroizing<Vec<u8>>> {
-    let too_big = || Error::InvalidResponse {
-        message: format!("response body larger than {} MiB; refusing to read it", MAX_BODY >> 20),
-    };
-    let hint = resp.content_length().unwrap_or(0) as usize;
-    if hint > MAX_BODY {
-        return Err(too_big());
-    }
-    let mut buf = Zeroizing::new(Vec::with_capacity(hint.max(1024)));
-    while let Some(chunk) = resp.chunk().await.map_err(network)? {
-        if buf.len() + chunk.len() > MAX_BODY {
-            return Err(too_big());
+        Failure::Invalid { message } => Error::InvalidResponse { message },
+        Failure::Status(reply) => {
+            let parsed: ErrorBody = serde_json::from_slice(&reply.bytes).unwrap_or_default();
+            let message = reply.message(|_| parsed.message());
+            Error::from_status(reply.status.as_u16(), parsed.code(), message, reply.retry_after)
         }
-        if buf.len() + chunk.len() > buf.capacity() {
-            // Grow by hand so the old allocation is wiped instead of freed with secrets in it.
-            let mut bigger =
-                Zeroizing::new(Vec::with_capacity((buf.len() + chunk.len()).max(buf.capacity() * 2)));
-            bigger.extend_from_slice(&buf);
-            buf = bigger;
-        }
-        buf.extend_from_slice(&chunk);
-        if let Ok(mut owned) = chunk.try_into_mut() {
-            owned.fill(0);
-        }
-    }
-    Ok(buf)
-}
-
-/// Vault/OpenBao error bodies: `{"errors": ["permission denied"]}`.
-fn vault_errors(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<String>,
-    }
-    let e: Errors = serde_json::from_slice(bytes).ok()?;
-    (!e.errors.is_empty()).then(|| e.errors.join("; "))
-}
-
-fn network(e: reqwest::Error) -> Error {
-    // reqwest's Display names the URL (a path, never a credential) and the cause chain.
-    let mut message = if e.is_timeout() {
-        "request timed out".to_owned()
-    } else if e.is_connect() {
-        "could not connect".to_owned()
-    } else if e.is_body() || e.is_decode() {
-        "connection failed while reading the response".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&one_line(&s.to_string()));
-        source = s.source();
-    }
-    Error::Network { message, source: Some(std::sync::Arc::new(e)) }
-}
-
-/// Parses `Retry-After`: delta-seconds or an HTTP date.
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
-}
-
-/// A JSON decoding error without any of the content: serde's own message quotes what it found
-/// (``invalid type: integer `987654321012`, expected a string``), and in a response that may be
-/// a secret. Kept: the kind of problem, what was expected (our schema's words), the position.
-pub fn describe_json_error(e: &serde_json::Error) -> String {
-    let full = e.to_string();
-    // "missing field `value`" and "duplicate field `value`" name our schema's fields only.
-    let kind = if full.starts_with("missing field") || full.starts_with("duplicate field") {
-        full.split(" at line ").next().unwrap_or_default().to_owned()
-    } else {
-        let cut = full.find([':', '`', '"', '\'']).unwrap_or(full.len());
-        let mut kind = full[..cut].trim_end_matches([' ', ',']).to_owned();
-        if e.classify() == serde_json::error::Category::Data {
-            if let Some(i) = full.find(", expected ") {
-                let expected = &full[i..];
-                kind.push_str(expected.split(" at line ").next().unwrap_or_default());
-            }
-        }
-        kind
-    };
-    one_line(&format!("{kind} at line {} column {}", e.line(), e.column()))
-}
-
-/// Trims a message to one printable line of bounded length.
-pub fn one_line(s: &str) -> String {
-    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(300).collect();
-    if s.chars().count() > 300 {
-        out.push('…');
-    }
-    out
-}
-
-fn path_of(url: &str) -> &str {
-    url.find("/v1/").map(|i| &url[i..]).unwrap_or(url)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        let future = std::time::SystemTime::now() + Duration::from_secs(5);
-        let d = parse_retry_after(&httpdate::fmt_http_date(future)).unwrap();
-        assert!(d <= Duration::from_secs(5) && d >= Duration::from_secs(3), "{d:?}");
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon"), None);
-    }
-
-    #[test]
-    fn backoff_is_capped_and_jittered() {
-        let p = RetryPolicy::default();
-        for attempt in 1..30 {
-            let d = p.backoff(attempt);
-            assert!(d <= p.cap, "{d:?}");
-            let floor = (p.base.saturating_mul(1 << (attempt - 1).min(16))).min(p.cap) / 2;
-            assert!(d >= floor);
-        }
-    }
-
-    #[test]
-    fn json_errors_keep_the_kind_and_position_but_none_of_the_content() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct S {
-            value: String,
-        }
-        for body in [r#"{"value": 987654321012}"#, r#"{"value": ["canary-in-array"]}"#, r#"{"value": "x""#] {
-            let e = serde_json::from_str::<S>(body).unwrap_err();
-            let ours = describe_json_error(&e);
-            for canary in ["987654321012", "canary-in-array"] {
-                assert!(!ours.contains(canary), "{ours}");
-            }
-            assert!(ours.contains("line 1 column"), "{ours}");
-        }
-        let e = serde_json::from_str::<S>(r#"{"value": 987654321012}"#).unwrap_err();
-        // serde's own message quotes the value: the reason this function exists.
-        assert!(e.to_string().contains("987654321012"));
-        assert_eq!(describe_json_error(&e), "invalid type, expected a string at line 1 column 22");
-        let e = serde_json::from_str::<S>("{}").unwrap_err();
-        assert_eq!(describe_json_error(&e), "missing field `value` at line 1 column 2");
-    }
-
-    #[test]
-    fn one_line_strips_controls() {
-        assert_eq!(one_line("a\nb\tc"), "a b c");
-        assert_eq!(one_line(&"x".repeat(400)).chars().count(), 301);
     }
 }
