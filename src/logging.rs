@@ -73,7 +73,7 @@ impl LogConfig {
 }
 
 /// Installs the process's one log subscriber, on stderr: our own crates at
-/// [`LogConfig::level`], dependencies (hyper, rustls) at warnings unless `-vvv`, and never
+/// the level `-v`/`-q` set, dependencies (hyper, rustls) at warnings unless `-vvv`, and never
 /// above our own level.
 pub fn init(config: LogConfig) {
     let LogConfig { verbose, format, .. } = config;
