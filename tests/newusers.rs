@@ -654,14 +654,11 @@ fn an_unreachable_vault_is_named_too() {
     let dir = tempfile::tempdir().unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let url = format!("http://{closed}");
-    let out = output_within(
-        bare_vault_run(dir.path())
-            .env("VAULT_ADDR", &url)
-            .env("VAULT_TOKEN", "hvs.not-a-real-token-0001")
-            .args(common::words("--retries 0 -e PG=vault://secret/app/db#password -- true")),
-        T,
+    let (out, err) = common::run_bare_with(
+        dir.path(),
+        &[("VAULT_ADDR", &url), ("VAULT_TOKEN", "hvs.not-a-real-token-0001")],
+        "--retries 0 -e PG=vault://secret/app/db#password -- true",
     );
-    let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(75), "{err}");
     assert!(
         err.contains(&format!("cannot reach Vault/OpenBao at {url}")) && err.contains("VAULT_ADDR"),
