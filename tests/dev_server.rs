@@ -277,22 +277,13 @@ async fn token_requests_validate_and_enforce_limits() {
     let a = dev.send("POST", "/v1/tokens", Some(&key), Some("{\"scopes\": [".into())).await;
     assert_error(&a, 400, "VALIDATION_ERROR");
 
-    assert_error(
-        &dev.token_request("ass_unknown", json!({"scopes": ["secrets:read:prod/*"]})).await,
-        401,
-        "UNAUTHORIZED",
-    );
-    assert_error(
-        &dev.call("POST", "/v1/tokens", None, Some(json!({"scopes": ["*"]}))).await,
-        401,
-        "UNAUTHORIZED",
-    );
+    let got = dev.token_request("ass_unknown", json!({"scopes": ["secrets:read:prod/*"]})).await;
+    assert_error(&got, 401, "UNAUTHORIZED");
+    let got = dev.call("POST", "/v1/tokens", None, Some(json!({"scopes": ["*"]}))).await;
+    assert_error(&got, 401, "UNAUTHORIZED");
     let t = dev.token(&["secrets:read:prod/*"]).await;
-    assert_error(
-        &dev.token_request(&t, json!({"scopes": ["secrets:read:prod/*"]})).await,
-        401,
-        "UNAUTHORIZED",
-    );
+    let got = dev.token_request(&t, json!({"scopes": ["secrets:read:prod/*"]})).await;
+    assert_error(&got, 401, "UNAUTHORIZED");
 
     // A fresh token: 200 {token, token_id, expires_at}, default ttl 1h.
     let a = dev.token_request(&key, json!({"scopes": ["secrets:read:prod/*"]})).await;
@@ -335,11 +326,8 @@ async fn token_requests_validate_and_enforce_limits() {
 
     // Agents: created by the admin key only, scopes enforced.
     let narrow = dev.new_agent("narrow", &["secrets:read:public/*"]).await;
-    assert_error(
-        &dev.token_request(&narrow, json!({"scopes": ["secrets:read:prod/*"]})).await,
-        403,
-        "SCOPE_DENIED",
-    );
+    let got = dev.token_request(&narrow, json!({"scopes": ["secrets:read:prod/*"]})).await;
+    assert_error(&got, 403, "SCOPE_DENIED");
     assert_eq!(dev.token_request(&narrow, json!({"scopes": ["secrets:read:public/a/b"]})).await.status, 200);
     let a = dev.call("POST", "/v1/agents", Some(&key), Some(json!({"name": "x"}))).await;
     assert_error(&a, 401, "UNAUTHORIZED");
@@ -355,14 +343,9 @@ async fn secret_crud_versions_tiers_and_expiry() {
     let dev = Dev::start();
     let t = dev.token(&["secrets:*:prod/*"]).await;
 
-    let a = dev
-        .call(
-            "PUT",
-            "/v1/secrets/prod/app/API_KEY",
-            Some(&t),
-            Some(json!({"value": "v-one-111", "secret_type": "api_key", "metadata": {"owner": "a"}, "unknown": 1})),
-        )
-        .await;
+    let req =
+        json!({"value": "v-one-111", "secret_type": "api_key", "metadata": {"owner": "a"}, "unknown": 1});
+    let a = dev.call("PUT", "/v1/secrets/prod/app/API_KEY", Some(&t), Some(req)).await;
     assert_eq!(a.status, 201, "{}", a.body);
     let id = a.body["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("sec_"));
@@ -372,14 +355,8 @@ async fn secret_crud_versions_tiers_and_expiry() {
     );
     assert!(a.body.get("value").is_none(), "writes never echo the value");
     // JS SDK style: metadata null keeps the metadata.
-    let a = dev
-        .call(
-            "PUT",
-            "/v1/secrets/prod/app/API_KEY",
-            Some(&t),
-            Some(json!({"value": "v-two-222", "metadata": null})),
-        )
-        .await;
+    let req = json!({"value": "v-two-222", "metadata": null});
+    let a = dev.call("PUT", "/v1/secrets/prod/app/API_KEY", Some(&t), Some(req)).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!((a.body["version"].as_u64(), a.body["id"].as_str()), (Some(2), Some(id.as_str())));
     let a = dev.call("GET", "/v1/secrets/prod/app/API_KEY", Some(&t), None).await;
@@ -394,24 +371,15 @@ async fn secret_crud_versions_tiers_and_expiry() {
     assert!(a.body["expires_at"].is_null());
 
     // Errors.
-    assert_error(
-        &dev.call("GET", "/v1/secrets/prod/app/NOPE", Some(&t), None).await,
-        404,
-        "SECRET_NOT_FOUND",
-    );
-    assert_error(
-        &dev.call("GET", "/v1/secrets/other/app/API_KEY", Some(&t), None).await,
-        403,
-        "SCOPE_DENIED",
-    );
+    let got = dev.call("GET", "/v1/secrets/prod/app/NOPE", Some(&t), None).await;
+    assert_error(&got, 404, "SECRET_NOT_FOUND");
+    let got = dev.call("GET", "/v1/secrets/other/app/API_KEY", Some(&t), None).await;
+    assert_error(&got, 403, "SCOPE_DENIED");
     dev.put_tier("other/app/EXISTS", "x-value", "standard").await;
     // Scope is checked before existence: the same answer whether the secret exists or not.
     assert_error(&dev.call("GET", "/v1/secrets/other/app/EXISTS", Some(&t), None).await, 403, "SCOPE_DENIED");
-    assert_error(
-        &dev.call("GET", "/v1/secrets/other/app/MISSING", Some(&t), None).await,
-        403,
-        "SCOPE_DENIED",
-    );
+    let got = dev.call("GET", "/v1/secrets/other/app/MISSING", Some(&t), None).await;
+    assert_error(&got, 403, "SCOPE_DENIED");
     let a = dev.call("PUT", "/v1/secrets/prod/app/X", Some(&t), Some(json!({"secret_type": "custom"}))).await;
     assert_error(&a, 400, "VALIDATION_ERROR");
     let a = dev.call("PUT", "/v1/secrets/prod/app/X", Some(&t), Some(json!({"value": 5}))).await;
@@ -422,11 +390,8 @@ async fn secret_crud_versions_tiers_and_expiry() {
     assert_error(&a, 400, "VALIDATION_ERROR");
     assert_error(&dev.call("PUT", "/v1/secrets/prod/app/X", Some(&t), None).await, 400, "VALIDATION_ERROR");
     assert_error(&dev.call("GET", "/v1/secrets/prod/app/API_KEY", None, None).await, 401, "UNAUTHORIZED");
-    assert_error(
-        &dev.call("GET", "/v1/secrets/prod/app/API_KEY", Some("asst_forged"), None).await,
-        401,
-        "UNAUTHORIZED",
-    );
+    let got = dev.call("GET", "/v1/secrets/prod/app/API_KEY", Some("asst_forged"), None).await;
+    assert_error(&got, 401, "UNAUTHORIZED");
 
     // The agent key itself is refused on /v1/secrets, with a hint, and counted.
     let key = dev.agent_key.clone();
@@ -437,28 +402,16 @@ async fn secret_crud_versions_tiers_and_expiry() {
 
     // Tiers (contract §4 "Writes"): a standard token creates secrets of any tier, as the seed
     // SDK's example does, but overwrites only standard ones; the admin key writes anything.
-    let a = dev
-        .call(
-            "PUT",
-            "/v1/secrets/prod/app/NEW_SENSITIVE",
-            Some(&t),
-            Some(json!({"value": "v", "access_tier": "sensitive"})),
-        )
-        .await;
+    let req = json!({"value": "v", "access_tier": "sensitive"});
+    let a = dev.call("PUT", "/v1/secrets/prod/app/NEW_SENSITIVE", Some(&t), Some(req)).await;
     assert_eq!((a.status, a.body["access_tier"].as_str()), (201, Some("sensitive")), "{}", a.body);
     let a = dev
         .call("PUT", "/v1/secrets/prod/app/NEW_SENSITIVE", Some(&t), Some(json!({"value": "overwrite"})))
         .await;
     assert_error(&a, 403, "HUMAN_AUTH_REQUIRED");
     dev.put_tier("prod/app/S", "sensitive-v", "sensitive").await;
-    let a = dev
-        .call(
-            "PUT",
-            "/v1/secrets/prod/app/S",
-            Some(&t),
-            Some(json!({"value": "v", "access_tier": "standard"})),
-        )
-        .await;
+    let req = json!({"value": "v", "access_tier": "standard"});
+    let a = dev.call("PUT", "/v1/secrets/prod/app/S", Some(&t), Some(req)).await;
     assert_error(&a, 403, "HUMAN_AUTH_REQUIRED");
     let a = dev.call("DELETE", "/v1/secrets/prod/app/S", Some(&t), None).await;
     assert_error(&a, 403, "HUMAN_AUTH_REQUIRED");
@@ -473,21 +426,12 @@ async fn secret_crud_versions_tiers_and_expiry() {
     dev.put_tier("prod/app/C", "crit-v", "critical").await;
     let del = dev.token(&["secrets:delete:prod/*"]).await;
     assert_eq!(dev.call("DELETE", "/v1/secrets/prod/app/API_KEY", Some(&del), None).await.status, 204);
-    assert_error(
-        &dev.call("DELETE", "/v1/secrets/prod/app/API_KEY", Some(&del), None).await,
-        404,
-        "SECRET_NOT_FOUND",
-    );
-    assert_error(
-        &dev.call("DELETE", "/v1/secrets/prod/app/C", Some(&del), None).await,
-        403,
-        "HUMAN_AUTH_REQUIRED",
-    );
-    assert_error(
-        &dev.call("DELETE", "/v1/secrets/other/app/EXISTS", Some(&del), None).await,
-        403,
-        "SCOPE_DENIED",
-    );
+    let got = dev.call("DELETE", "/v1/secrets/prod/app/API_KEY", Some(&del), None).await;
+    assert_error(&got, 404, "SECRET_NOT_FOUND");
+    let got = dev.call("DELETE", "/v1/secrets/prod/app/C", Some(&del), None).await;
+    assert_error(&got, 403, "HUMAN_AUTH_REQUIRED");
+    let got = dev.call("DELETE", "/v1/secrets/other/app/EXISTS", Some(&del), None).await;
+    assert_error(&got, 403, "SCOPE_DENIED");
 
     // Expiry: PUT with ttl.
     let a = dev
@@ -533,11 +477,8 @@ async fn listing_paths_and_encodings() {
 
     let a = dev.call("GET", "/v1/secrets?namespace=prod/none", Some(&t), None).await;
     assert_eq!((a.status, a.body["total"].as_u64()), (200, Some(0)));
-    assert_error(
-        &dev.call("GET", "/v1/secrets?namespace=production", Some(&t), None).await,
-        403,
-        "SCOPE_DENIED",
-    );
+    let got = dev.call("GET", "/v1/secrets?namespace=production", Some(&t), None).await;
+    assert_error(&got, 403, "SCOPE_DENIED");
     assert_error(&dev.call("GET", "/v1/secrets", Some(&t), None).await, 400, "VALIDATION_ERROR");
     let sub = dev.token(&["secrets:read:prod/a/*"]).await;
     assert_error(&dev.call("GET", "/v1/secrets?namespace=prod", Some(&sub), None).await, 403, "SCOPE_DENIED");
@@ -573,21 +514,12 @@ async fn listing_paths_and_encodings() {
     assert_eq!(a.body["items"][0]["namespace"], "team a/sub ns");
 
     // Bad paths.
-    assert_error(
-        &dev.admin("PUT", "/v1/secrets/JUSTAKEY", Some(json!({"value": "v"}))).await,
-        400,
-        "VALIDATION_ERROR",
-    );
-    assert_error(
-        &dev.admin("PUT", "/v1/secrets/a//b", Some(json!({"value": "v"}))).await,
-        400,
-        "VALIDATION_ERROR",
-    );
-    assert_error(
-        &dev.admin("PUT", "/v1/secrets/a/b*", Some(json!({"value": "v"}))).await,
-        400,
-        "VALIDATION_ERROR",
-    );
+    let got = dev.admin("PUT", "/v1/secrets/JUSTAKEY", Some(json!({"value": "v"}))).await;
+    assert_error(&got, 400, "VALIDATION_ERROR");
+    let got = dev.admin("PUT", "/v1/secrets/a//b", Some(json!({"value": "v"}))).await;
+    assert_error(&got, 400, "VALIDATION_ERROR");
+    let got = dev.admin("PUT", "/v1/secrets/a/b*", Some(json!({"value": "v"}))).await;
+    assert_error(&got, 400, "VALIDATION_ERROR");
     assert_error(&dev.admin("GET", "/v1/secrets/a/%FF", None).await, 400, "VALIDATION_ERROR");
 }
 
@@ -596,14 +528,9 @@ async fn import_dotenv() {
     let dev = Dev::start();
     let t = dev.token(&["secrets:write:env/*", "secrets:read:env/*"]).await;
     let content = "# comment\nexport DB_HOST=db.internal\nDB_PASS='p@ss w0rd'\n\nnot a pair\nDB_HOST=db2\n";
-    let a = dev
-        .call(
-            "POST",
-            "/v1/secrets/import",
-            Some(&t),
-            Some(json!({"namespace": "env/app", "content": content, "secret_type": "db_credential", "metadata": null})),
-        )
-        .await;
+    let req =
+        json!({"namespace": "env/app", "content": content, "secret_type": "db_credential", "metadata": null});
+    let a = dev.call("POST", "/v1/secrets/import", Some(&t), Some(req)).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(
         a.body,
@@ -616,14 +543,8 @@ async fn import_dotenv() {
     );
     assert_eq!(dev.call("GET", "/v1/secrets/env/app/DB_HOST", Some(&t), None).await.body["value"], "db2");
 
-    let a = dev
-        .call(
-            "POST",
-            "/v1/secrets/import",
-            Some(&t),
-            Some(json!({"namespace": "env", "content": "GOOD=1\nBAD*KEY=2\n"})),
-        )
-        .await;
+    let req = json!({"namespace": "env", "content": "GOOD=1\nBAD*KEY=2\n"});
+    let a = dev.call("POST", "/v1/secrets/import", Some(&t), Some(req)).await;
     assert_error(&a, 400, "VALIDATION_ERROR");
     assert!(a.body["error"]["message"].as_str().unwrap().contains("BAD*KEY"));
     assert_error(&dev.call("GET", "/v1/secrets/env/GOOD", Some(&t), None).await, 404, "SECRET_NOT_FOUND");
@@ -631,14 +552,8 @@ async fn import_dotenv() {
         .call("POST", "/v1/secrets/import", Some(&t), Some(json!({"namespace": "other", "content": "A=1"})))
         .await;
     assert_error(&a, 403, "SCOPE_DENIED");
-    let a = dev
-        .call(
-            "POST",
-            "/v1/secrets/import",
-            Some(&t),
-            Some(json!({"namespace": "env/new", "content": "A=1", "access_tier": "critical"})),
-        )
-        .await;
+    let req = json!({"namespace": "env/new", "content": "A=1", "access_tier": "critical"});
+    let a = dev.call("POST", "/v1/secrets/import", Some(&t), Some(req)).await;
     assert_eq!(
         (a.status, a.body["imported_count"].as_u64()),
         (200, Some(1)),
@@ -700,27 +615,18 @@ async fn approval_flow_end_to_end() {
     assert_eq!(a.body["access_tier"], "critical");
     assert_eq!(a.body["scopes"], json!(["secrets:read:prod/pay/STRIPE", "secrets:write:prod/pay/*"]));
     let other = dev.new_agent("other", &["secrets:*:*"]).await;
-    assert_error(
-        &dev.call("GET", &format!("/v1/approvals/agent/{id}"), Some(&other), None).await,
-        404,
-        "NOT_FOUND",
-    );
+    let got = dev.call("GET", &format!("/v1/approvals/agent/{id}"), Some(&other), None).await;
+    assert_error(&got, 404, "NOT_FOUND");
     assert_error(&dev.call("GET", "/v1/approvals/agent/apr_nope", Some(&key), None).await, 404, "NOT_FOUND");
     // Only the admin key decides.
-    assert_error(
-        &dev.call("POST", &format!("/v1/approvals/{id}/approve"), Some(&key), None).await,
-        401,
-        "UNAUTHORIZED",
-    );
+    let got = dev.call("POST", &format!("/v1/approvals/{id}/approve"), Some(&key), None).await;
+    assert_error(&got, 401, "UNAUTHORIZED");
     assert_error(&dev.admin("POST", "/v1/approvals/apr_nope/approve", None).await, 404, "NOT_FOUND");
 
     let a = dev.admin("POST", &format!("/v1/approvals/{id}/approve"), None).await;
     assert_eq!((a.status, a.body["status"].as_str()), (200, Some("approved")), "{}", a.body);
-    assert_error(
-        &dev.admin("POST", &format!("/v1/approvals/{id}/deny"), None).await,
-        409,
-        "APPROVAL_ALREADY_DECIDED",
-    );
+    let got = dev.admin("POST", &format!("/v1/approvals/{id}/deny"), None).await;
+    assert_error(&got, 409, "APPROVAL_ALREADY_DECIDED");
     let a = dev.call("GET", &format!("/v1/approvals/agent/{id}"), Some(&key), None).await;
     assert_eq!(a.body["status"], "approved");
     assert!(pending_ids(&dev).await.is_empty());
@@ -784,11 +690,8 @@ async fn approvals_expire() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let a = dev.call("GET", &format!("/v1/approvals/agent/{id}"), Some(&key), None).await;
     assert_eq!(a.body["status"], "expired");
-    assert_error(
-        &dev.admin("POST", &format!("/v1/approvals/{id}/approve"), None).await,
-        410,
-        "APPROVAL_EXPIRED",
-    );
+    let got = dev.admin("POST", &format!("/v1/approvals/{id}/approve"), None).await;
+    assert_error(&got, 410, "APPROVAL_EXPIRED");
     assert_error(&dev.token_request(&key, req.clone()).await, 410, "APPROVAL_EXPIRED");
     let a = dev.token_request(&key, req).await;
     assert_eq!(a.status, 202);
@@ -808,22 +711,13 @@ async fn routing_errors_are_json() {
     let a = dev.send("PUT", "/v1/secrets/a/b", Some(&dev.admin_key.clone()), Some("{not json".into())).await;
     assert_error(&a, 400, "VALIDATION_ERROR");
     // Dev routes need the admin key.
-    assert_error(
-        &dev.call("GET", "/v1/dev/stats", Some(&dev.agent_key.clone()), None).await,
-        401,
-        "UNAUTHORIZED",
-    );
+    let got = dev.call("GET", "/v1/dev/stats", Some(&dev.agent_key.clone()), None).await;
+    assert_error(&got, 401, "UNAUTHORIZED");
     assert_error(&dev.call("PUT", "/v1/dev/faults", None, Some(json!({}))).await, 401, "UNAUTHORIZED");
-    assert_error(
-        &dev.admin("PUT", "/v1/dev/faults", Some(json!({"error_rate": 3}))).await,
-        400,
-        "VALIDATION_ERROR",
-    );
-    assert_error(
-        &dev.admin("PUT", "/v1/dev/faults", Some(json!({"bogus": 1}))).await,
-        400,
-        "VALIDATION_ERROR",
-    );
+    let got = dev.admin("PUT", "/v1/dev/faults", Some(json!({"error_rate": 3}))).await;
+    assert_error(&got, 400, "VALIDATION_ERROR");
+    let got = dev.admin("PUT", "/v1/dev/faults", Some(json!({"bogus": 1}))).await;
+    assert_error(&got, 400, "VALIDATION_ERROR");
 }
 
 #[tokio::test]

@@ -63,12 +63,18 @@ fn run_dev(dev: &DevServer, flags: &[&str]) -> (Output, Duration) {
 
 /// Runs vault-run against the server at `url` (with a made-up agent key) with `flags`.
 fn run_url(url: &str, flags: &[&str]) -> (Output, Duration) {
+    run_url_with(url, &[], flags)
+}
+
+/// [`run_url`] with the variables `env` set too.
+fn run_url_with(url: &str, env: &[(&str, &str)], flags: &[&str]) -> (Output, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let out = output_within(
         bare_vault_run(dir.path())
             .env("ASS_BASE_URL", url)
             .env("ASS_AGENT_KEY", KEY)
+            .envs(env.iter().copied())
             .args(flags)
             .args(child_args()),
         HANG,
@@ -164,26 +170,35 @@ fn reset(stream: TcpStream) {
 // ---------------------------------------------------------------------------------------------
 // Rate limiting: 429 with Retry-After, in seconds and as an HTTP date.
 
+/// With the fault `knobs` (some 429s, then service) and `--retries retries`, the child starts,
+/// after waiting at least `waited` (what the Retry-After `honoured` asked), in `attempts` token
+/// requests.
+async fn served_after_rate_limits(
+    knobs: serde_json::Value,
+    retries: &str,
+    waited: u64,
+    honoured: &str,
+    attempts: u64,
+) {
+    let dev = faulty(knobs).await;
+    let (out, elapsed) = run_dev(&dev, &["--retries", retries, "--deadline", "20s"]);
+    assert_started(&out);
+    assert!(elapsed >= Duration::from_secs(waited), "{honoured} was honoured: {elapsed:?}");
+    assert_eq!(dev.count("POST /v1/tokens").await, attempts);
+}
+
 #[tokio::test]
 async fn rate_limited_with_retry_after_seconds_then_served() {
-    let dev = faulty(json!({"fail_next": 2, "fail_status": 429, "retry_after": 1})).await;
-    let (out, elapsed) = run_dev(&dev, &["--retries", "3", "--deadline", "20s"]);
-    assert_started(&out);
-    assert!(elapsed >= Duration::from_secs(2), "Retry-After: 1 was honoured twice: {elapsed:?}");
     // The token request was answered 429 twice, then served: three attempts, one token.
-    assert_eq!(dev.count("POST /v1/tokens").await, 3);
+    let knobs = json!({"fail_next": 2, "fail_status": 429, "retry_after": 1});
+    served_after_rate_limits(knobs, "3", 2, "Retry-After: 1, twice,", 3).await;
 }
 
 #[tokio::test]
 async fn rate_limited_with_retry_after_http_date_then_served() {
-    let dev = faulty(
-        json!({"fail_next": 1, "fail_status": 429, "retry_after": 1, "retry_after_format": "http-date"}),
-    )
-    .await;
-    let (out, elapsed) = run_dev(&dev, &["--retries", "2", "--deadline", "20s"]);
-    assert_started(&out);
-    assert!(elapsed >= Duration::from_secs(1), "the HTTP date was honoured: {elapsed:?}");
-    assert_eq!(dev.count("POST /v1/tokens").await, 2);
+    let knobs =
+        json!({"fail_next": 1, "fail_status": 429, "retry_after": 1, "retry_after_format": "http-date"});
+    served_after_rate_limits(knobs, "2", 1, "the HTTP date", 2).await;
 }
 
 #[tokio::test]
@@ -205,29 +220,17 @@ async fn rate_limited_for_good_is_temporary_at_the_deadline() {
 #[tokio::test]
 async fn retry_after_beyond_the_deadline_ends_at_the_deadline() {
     // A server asking for 30 s of patience gets it only as far as --deadline allows.
-    let server = Misbehaving::start(|mut s| {
-        if common::read_head(&mut s).is_some() {
-            let body = r#"{"error":{"code":"RATE_LIMITED","message":"slow down"}}"#;
-            let resp = format!(
-                "HTTP/1.1 429 Too Many Requests\r\nretry-after: 30\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(resp.as_bytes());
-        }
-    });
+    let body = r#"{"error":{"code":"RATE_LIMITED","message":"slow down"}}"#;
+    let server = answering(with_header(http_json("429 Too Many Requests", body), "retry-after: 30"));
     let (out, elapsed) = run_url(&server.url, &["--retries", "5", "--deadline", "2s"]);
     assert_refused(&out, elapsed, 75, Duration::from_secs(2) + SLACK, &["deadline"]);
 
     // A Retry-After far beyond any reasonable wait is not slept through at all.
     let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600));
-    let far = Misbehaving::start(move |mut s| {
-        if common::read_head(&mut s).is_some() {
-            let resp = format!(
-                "HTTP/1.1 429 Too Many Requests\r\nretry-after: {date}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            );
-            let _ = s.write_all(resp.as_bytes());
-        }
-    });
+    let far = answering(
+        format!("HTTP/1.1 429 Too Many Requests\r\nretry-after: {date}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .into_bytes(),
+    );
     let (out, elapsed) = run_url(&far.url, &["--retries", "5", "--deadline", "30s"]);
     assert_refused(&out, elapsed, 75, Duration::from_secs(5), &["rate"]);
     assert_eq!(far.connections(), 1, "no retry when told to come back in an hour");
@@ -263,16 +266,14 @@ async fn internal_server_error_is_temporary_and_not_retried() {
     assert_eq!(dev.count("POST /v1/tokens").await, 1, "500 is not retried");
 
     // The same from a hand-written server whose error body is not JSON at all.
-    let html = Misbehaving::start(|mut s| {
-        if common::read_head(&mut s).is_some() {
-            let body = "<html><body>Internal Server Error</body></html>";
-            let resp = format!(
-                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(resp.as_bytes());
-        }
-    });
+    let body = "<html><body>Internal Server Error</body></html>";
+    let html = answering(
+        format!(
+            "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    );
     let (out, elapsed) = run_url(&html.url, &["--retries", "3", "--deadline", "10s"]);
     assert_refused(&out, elapsed, 75, Duration::from_secs(10) + SLACK, &["500"]);
     assert_eq!(html.connections(), 1);
@@ -360,6 +361,12 @@ async fn slow_dev_server_is_bounded_by_the_deadline() {
 
 // ---------------------------------------------------------------------------------------------
 // Bodies: truncated, malformed, incomplete, huge.
+
+/// `response` with `header` added right after its status line.
+fn with_header(response: Vec<u8>, header: &str) -> Vec<u8> {
+    let end_of_status = response.windows(2).position(|w| w == b"\r\n").expect("a status line") + 2;
+    [&response[..end_of_status], header.as_bytes(), b"\r\n", &response[end_of_status..]].concat()
+}
 
 /// A server answering every request with `response`, then closing.
 fn answering(response: Vec<u8>) -> Misbehaving {
@@ -504,21 +511,10 @@ async fn plain_http_to_a_remote_host_is_refused_without_traffic() {
     for url in
         ["http://example.invalid", "http://10.255.255.1:8080", "http://[2001:db8::1]/", "ftp://127.0.0.1/"]
     {
-        let dir = tempfile::tempdir().unwrap();
-        let started = Instant::now();
-        let out = output_within(
-            bare_vault_run(dir.path())
-                .env("ASS_BASE_URL", url)
-                .env("ASS_AGENT_KEY", KEY)
-                .env("http_proxy", &trap.url)
-                .env("HTTP_PROXY", &trap.url)
-                .env("https_proxy", &trap.url)
-                .env("HTTPS_PROXY", &trap.url)
-                .env("ALL_PROXY", &trap.url)
-                .args(child_args()),
-            HANG,
-        );
-        let err = assert_refused(&out, started.elapsed(), 78, Duration::from_secs(5), &["https://"]);
+        let proxies =
+            ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY"].map(|v| (v, &*trap.url));
+        let (out, elapsed) = run_url_with(url, &proxies, &[]);
+        let err = assert_refused(&out, elapsed, 78, Duration::from_secs(5), &["https://"]);
         assert!(err.contains("base URL"), "{err}");
     }
     std::thread::sleep(Duration::from_millis(200));

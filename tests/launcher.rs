@@ -43,12 +43,17 @@ async fn run_injects_every_entry_form_and_nothing_else() {
             .args(common::words("-- sh -c"))
             .arg("env -0; printf 'FILE=%s' \"$(cat \"$TLS_KEY_FILE\")\" >&2"),
     );
-    assert_eq!(env["GEMINI_API_KEY"], "gm-key-value-0001");
-    assert_eq!(env["LOG_LEVEL"], "debug");
-    assert_eq!(env["MISSING_LEVEL"], "info");
-    assert_eq!(env["DATABASE_URL"], "postgres://app:db-pass-value-0002@db:5432/app");
-    assert_eq!(env["STRIPE_PUBLISHABLE"], "pk-value-0003");
-    assert_eq!(env["STRIPE_SECRET"], "sk-value-0004");
+    common::assert_env(
+        &env,
+        &[
+            ("GEMINI_API_KEY", "gm-key-value-0001"),
+            ("LOG_LEVEL", "debug"),
+            ("MISSING_LEVEL", "info"),
+            ("DATABASE_URL", "postgres://app:db-pass-value-0002@db:5432/app"),
+            ("STRIPE_PUBLISHABLE", "pk-value-0003"),
+            ("STRIPE_SECRET", "sk-value-0004"),
+        ],
+    );
     assert!(!env.contains_key("SENTRY_DSN"), "optional and missing stays unset");
     assert!(env["TLS_KEY_FILE"].starts_with("/dev/fd/"));
     assert!(stderr_of(&out).contains("FILE=-----TLS KEY 0005-----"), "{}", stderr_of(&out));

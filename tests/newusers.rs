@@ -20,6 +20,14 @@ async fn seeded() -> DevServer {
     dev
 }
 
+/// A seeded server and a fresh directory holding the file `name` with `text`.
+async fn seeded_with(name: &str, text: &str) -> (DevServer, tempfile::TempDir) {
+    let dev = seeded().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), name, text);
+    (dev, dir)
+}
+
 fn stdout_of(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -111,13 +119,8 @@ async fn the_mapping_is_found_in_a_parent_and_named() {
 
 #[tokio::test]
 async fn env_files_resolve_references_and_pass_literals() {
-    let dev = seeded().await;
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "app.env",
-        "# comment\nexport LEVEL=ass://production/app/LOG_LEVEL\nPLAIN='hello world'\nDB=ass://production/dev/PASSWORD\nOVER=from-file\n",
-    );
+    let text = "# comment\nexport LEVEL=ass://production/app/LOG_LEVEL\nPLAIN='hello world'\nDB=ass://production/dev/PASSWORD\nOVER=from-file\n";
+    let (dev, dir) = seeded_with("app.env", text).await;
     write(dir.path(), "later.env", "OVER=from-later\n");
     write(dir.path(), "vault-run.toml", "[env]\nDB = \"production/prod/PASSWORD\"\n");
     let env = common::env_after(
@@ -203,13 +206,8 @@ async fn env_files_resolve_references_and_pass_literals() {
 
 #[tokio::test]
 async fn profiles_expand_variables_in_references() {
-    let dev = seeded().await;
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "vault-run.toml",
-        "[vault]\nbase_url = \"${DEV_URL}\"\n[env]\nDB = \"production/${APP_ENV:-dev}/PASSWORD\"\nURL = { template = \"pg://${USER_NOT_EXPANDED}:{{ production/${APP_ENV:-dev}/PASSWORD }}@h\" }\n",
-    );
+    let text = "[vault]\nbase_url = \"${DEV_URL}\"\n[env]\nDB = \"production/${APP_ENV:-dev}/PASSWORD\"\nURL = { template = \"pg://${USER_NOT_EXPANDED}:{{ production/${APP_ENV:-dev}/PASSWORD }}@h\" }\n";
+    let (dev, dir) = seeded_with("vault-run.toml", text).await;
     let run = |app_env: Option<&str>| {
         let mut c = vault_run(&dev, dir.path());
         // The file's base_url expands to the same URL the environment names: no warning. (A
@@ -479,13 +477,11 @@ async fn the_store_table_and_its_deprecated_name_vault() {
 
 #[tokio::test]
 async fn durations_people_write_are_accepted() {
-    let dev = seeded().await;
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
+    let (dev, dir) = seeded_with(
         "vault-run.toml",
         "[vault]\nttl = \"10 minutes\"\n[env]\nL = \"production/app/LOG_LEVEL\"\n",
-    );
+    )
+    .await;
     for args in [
         ["--deadline", "5min"],
         ["--timeout", "1m 30s"],
@@ -654,14 +650,11 @@ fn an_unreachable_vault_is_named_too() {
     let dir = tempfile::tempdir().unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let url = format!("http://{closed}");
-    let out = output_within(
-        bare_vault_run(dir.path())
-            .env("VAULT_ADDR", &url)
-            .env("VAULT_TOKEN", "hvs.not-a-real-token-0001")
-            .args(common::words("--retries 0 -e PG=vault://secret/app/db#password -- true")),
-        T,
+    let (out, err) = common::run_bare_with(
+        dir.path(),
+        &[("VAULT_ADDR", &url), ("VAULT_TOKEN", "hvs.not-a-real-token-0001")],
+        "--retries 0 -e PG=vault://secret/app/db#password -- true",
     );
-    let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(75), "{err}");
     assert!(
         err.contains(&format!("cannot reach Vault/OpenBao at {url}")) && err.contains("VAULT_ADDR"),

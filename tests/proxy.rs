@@ -6,7 +6,7 @@ mod common;
 
 use std::convert::Infallible;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -181,6 +181,14 @@ impl Upstream {
         cmd
     }
 
+    /// Runs `vault-run <line> <last>` (see [`common::words`]) through this upstream's proxy
+    /// flags, bounded by [`T`]: its output and its stdout.
+    fn run(&self, dev: &DevServer, dir: &std::path::Path, line: &str, last: &str) -> (Output, String) {
+        let out = output_within(self.vault_run(dev, dir).args(common::words(line)).arg(last), T);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out, stdout)
+    }
+
     fn flags(&self) -> Vec<String> {
         vec![
             "--upstream-ca".into(),
@@ -226,6 +234,14 @@ async fn setup() -> (DevServer, tempfile::TempDir) {
     (dev, dir)
 }
 
+/// [`setup`] and an upstream speaking `alpn`, for tests that need curl and python3.
+async fn setup_with_upstream(alpn: &[&[u8]]) -> (DevServer, tempfile::TempDir, Upstream) {
+    require_tools();
+    let (dev, dir) = setup().await;
+    let up = Upstream::start(dir.path(), alpn);
+    (dev, dir, up)
+}
+
 /// `KEY=value` from `env` output lines.
 fn var<'a>(out: &'a str, name: &str) -> &'a str {
     let prefix = format!("{name}=");
@@ -236,9 +252,7 @@ fn var<'a>(out: &'a str, name: &str) -> &'a str {
 
 #[tokio::test]
 async fn child_holds_placeholders_and_the_upstream_gets_the_values() {
-    require_tools();
-    let (dev, dir) = setup().await;
-    let up = Upstream::start(dir.path(), &[b"h2", b"http/1.1"]);
+    let (dev, dir, up) = setup_with_upstream(&[b"h2", b"http/1.1"]).await;
     let port = up.port;
     let script = format!(
         r#"set -e
@@ -260,10 +274,7 @@ echo "--- bundle"
 head -c 100 "$SSL_CERT_FILE"; echo
 "#
     );
-    let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(common::words("-v -- sh -c")).arg(&script);
-    let out = output_within(&mut cmd, T);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (out, stdout) = up.run(&dev, dir.path(), "-v -- sh -c", &script);
     let stderr = stderr_of(&out);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     // -v says why vault-run stayed.
@@ -319,17 +330,12 @@ head -c 100 "$SSL_CERT_FILE"; echo
 
 #[tokio::test]
 async fn http2_child_to_an_http1_only_upstream() {
-    require_tools();
-    let (dev, dir) = setup().await;
-    let up = Upstream::start(dir.path(), &[b"http/1.1"]);
+    let (dev, dir, up) = setup_with_upstream(&[b"http/1.1"]).await;
     let script = format!(
         r#"curl -sS --fail-with-body -o /dev/null -w '%{{http_version}}\n' --http2 -H "Authorization: Bearer $API_KEY" "https://{HOST}:{}/h2""#,
         up.port
     );
-    let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(common::words("-- sh -c")).arg(&script);
-    let out = output_within(&mut cmd, T);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (out, stdout) = up.run(&dev, dir.path(), "-- sh -c", &script);
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
     let seen = up.at("/h2");
     assert_eq!(seen.len(), 1, "{:?}", up.seen());
@@ -344,9 +350,7 @@ async fn http2_child_to_an_http1_only_upstream() {
 
 #[tokio::test]
 async fn without_the_proxy_password_the_answer_is_407() {
-    require_tools();
-    let (dev, dir) = setup().await;
-    let up = Upstream::start(dir.path(), &[b"http/1.1"]);
+    let (dev, dir, up) = setup_with_upstream(&[b"http/1.1"]).await;
     // The proxy URL without its user:password, and with a wrong password.
     let script = format!(
         r#"bare=$(echo "$HTTPS_PROXY" | sed 's#//[^@]*@#//#')
@@ -358,10 +362,7 @@ curl -s -o /dev/null -w 'right %{{http_code}}\n' "https://{HOST}:{port}/auth"
 true"#,
         port = up.port
     );
-    let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(common::words("-- sh -c")).arg(&script);
-    let out = output_within(&mut cmd, T);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (out, stdout) = up.run(&dev, dir.path(), "-- sh -c", &script);
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
     for line in ["none 407", "wrong 407", "plain 407", "right 200"] {
         assert!(stdout.lines().any(|l| l == line), "expected {line:?} in:\n{stdout}");
@@ -371,38 +372,29 @@ true"#,
 
 #[tokio::test]
 async fn deny_other_hosts_refuses_unlisted_hosts_with_403() {
-    require_tools();
-    let (dev, dir) = setup().await;
-    let up = Upstream::start(dir.path(), &[b"http/1.1"]);
+    let (dev, dir, up) = setup_with_upstream(&[b"http/1.1"]).await;
     let script = format!(
         r#"curl -s -o /dev/null -w 'other %{{http_connect}}\n' --cacert "$UPSTREAM_CA" -H "Authorization: Bearer $API_KEY" "https://{OTHER}:{port}/other"
 curl -s -o /dev/null -w 'listed %{{http_code}}\n' -H "Authorization: Bearer $API_KEY" "https://{HOST}:{port}/listed"
 true"#,
         port = up.port
     );
-    let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(common::words("--deny-other-hosts -- sh -c")).arg(&script);
-    let out = output_within(&mut cmd, T);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (out, stdout) = up.run(&dev, dir.path(), "--deny-other-hosts -- sh -c", &script);
     assert!(stdout.lines().any(|l| l == "other 403"), "{stdout}\n{}", stderr_of(&out));
     assert!(stdout.lines().any(|l| l == "listed 200"), "{stdout}\n{}", stderr_of(&out));
     assert!(up.at("/other").is_empty());
     assert_eq!(up.at("/listed")[0].authorization, format!("Bearer {SECRET}"));
 
     // --allow-host opens the allow-list for one more host, tunnelled untouched.
-    let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(["--deny-other-hosts", "--allow-host", OTHER, "--", "sh", "-c", &script]);
-    let out = output_within(&mut cmd, T);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (out, stdout) =
+        up.run(&dev, dir.path(), &format!("--deny-other-hosts --allow-host {OTHER} -- sh -c"), &script);
     assert!(stdout.lines().any(|l| l == "other 200"), "{stdout}\n{}", stderr_of(&out));
     assert!(up.at("/other")[0].authorization.starts_with("Bearer sk-"), "{:?}", up.at("/other"));
 }
 
 #[tokio::test]
 async fn watch_rotation_reaches_the_wire_without_a_restart() {
-    require_tools();
-    let (dev, dir) = setup().await;
-    let up = Upstream::start(dir.path(), &[b"h2", b"http/1.1"]);
+    let (dev, dir, up) = setup_with_upstream(&[b"h2", b"http/1.1"]).await;
     let script = format!(
         r#"echo "START $$"
 i=0
@@ -552,9 +544,7 @@ async fn the_bundle_is_the_run_ca_plus_the_childs_own_ssl_cert_file() {
 
 #[tokio::test]
 async fn a_tool_the_child_starts_with_its_descriptors_closed_still_gets_through() {
-    require_tools();
-    let (dev, dir) = setup().await;
-    let up = Upstream::start(dir.path(), &[b"http/1.1"]);
+    let (dev, dir, up) = setup_with_upstream(&[b"http/1.1"]).await;
     // Python's subprocess closes every descriptor but stdio (close_fds=True), as agents'
     // tool runners do: the bundle path must not depend on an inherited descriptor.
     let script = format!(
@@ -562,9 +552,7 @@ async fn a_tool_the_child_starts_with_its_descriptors_closed_still_gets_through(
 subprocess.run(["sh", "-c", 'curl -sS --fail -H "Authorization: Bearer $API_KEY" https://{HOST}:{}/grandchild'], check=True)"#,
         up.port
     );
-    let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(common::words("-- python3 -c")).arg(&script);
-    let out = output_within(&mut cmd, T);
+    let (out, _) = up.run(&dev, dir.path(), "-- python3 -c", &script);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(up.at("/grandchild")[0].authorization, format!("Bearer {SECRET}"));
 }
@@ -581,9 +569,7 @@ async fn the_host_header_cannot_steer_the_value_elsewhere() {
     let script = format!(
         r#"curl -sS --fail --http1.1 -o /dev/null -H "Host: {OTHER}:{port}" -H "Authorization: Bearer $API_KEY" "https://{HOST}:{port}/fronting""#
     );
-    let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(common::words("-- sh -c")).arg(&script);
-    let out = output_within(&mut cmd, T);
+    let (out, _) = up.run(&dev, dir.path(), "-- sh -c", &script);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let seen = up.at("/fronting");
     assert_eq!(seen[0].host, format!("{HOST}:{port}"), "{seen:?}");
@@ -592,9 +578,7 @@ async fn the_host_header_cannot_steer_the_value_elsewhere() {
 
 #[tokio::test]
 async fn a_websocket_handshake_gets_the_value_and_the_stream_flows() {
-    require_tools();
-    let (dev, dir) = setup().await;
-    let up = Upstream::start(dir.path(), &[b"h2", b"http/1.1"]);
+    let (dev, dir, up) = setup_with_upstream(&[b"h2", b"http/1.1"]).await;
     let script = format!(
         r#"import base64, http.client, os, ssl, urllib.parse
 p = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
@@ -612,10 +596,7 @@ c.sock.sendall(b"hello")
 print("got", c.sock.recv(100).decode())"#,
         port = up.port
     );
-    let mut cmd = up.vault_run(&dev, dir.path());
-    cmd.args(common::words("-- python3 -c")).arg(&script);
-    let out = output_within(&mut cmd, T);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (out, stdout) = up.run(&dev, dir.path(), "-- python3 -c", &script);
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
     assert!(stdout.contains("status 101 Bearer "), "{stdout}");
     assert!(!stdout.contains(SECRET), "{stdout}");

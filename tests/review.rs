@@ -91,8 +91,7 @@ except OSError as e:
 
 #[tokio::test]
 async fn user_child_cannot_type_into_the_terminal_it_shares_with_root() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("not root: --user switching cannot be exercised here");
+    if !is_root_else_say("--user switching cannot be exercised here") {
         return;
     }
     let python = ["/usr/bin/python3", "/bin/python3", "/usr/local/bin/python3"]
@@ -158,12 +157,9 @@ fn an_agent_key_file_that_is_a_fifo_is_refused_at_once() {
 
 #[tokio::test]
 async fn a_mapping_file_found_in_the_directory_but_owned_by_another_user_is_refused() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("not root: cannot give a file to another user here");
+    let Some((dev, dir)) = as_root_with_a_secret("cannot give a file to another user here").await else {
         return;
-    }
-    let dev = DevServer::with(&[("production/app/A", "value-a-0001")]).await;
-    let dir = tmp();
+    };
     let file = write(
         dir.path(),
         "vault-run.toml",
@@ -196,23 +192,26 @@ async fn a_mapping_file_found_in_the_directory_but_owned_by_another_user_is_refu
 // (`git commit` runs $GIT_EDITOR), and some variables turn TLS verification off or write TLS
 // keys out. A `default` in a mapping sets any of them to a chosen command.
 
+/// Variables whose value is a command some program runs, or that switch TLS checks off.
+const NAMES_THAT_RUN_OR_UNCHECK: [&str; 12] = [
+    "EDITOR",
+    "VISUAL",
+    "GIT_EDITOR",
+    "GIT_SEQUENCE_EDITOR",
+    "SUDO_ASKPASS",
+    "MANPAGER",
+    "SYSTEMD_PAGER",
+    "BROWSER",
+    "NODE_TLS_REJECT_UNAUTHORIZED",
+    "GIT_SSL_NO_VERIFY",
+    "PYTHONHTTPSVERIFY",
+    "SSLKEYLOGFILE",
+];
+
 #[test]
 fn names_that_run_a_command_or_turn_tls_checks_off_are_refused() {
     let dir = tmp();
-    for name in [
-        "EDITOR",
-        "VISUAL",
-        "GIT_EDITOR",
-        "GIT_SEQUENCE_EDITOR",
-        "SUDO_ASKPASS",
-        "MANPAGER",
-        "SYSTEMD_PAGER",
-        "BROWSER",
-        "NODE_TLS_REJECT_UNAUTHORIZED",
-        "GIT_SSL_NO_VERIFY",
-        "PYTHONHTTPSVERIFY",
-        "SSLKEYLOGFILE",
-    ] {
+    for name in NAMES_THAT_RUN_OR_UNCHECK {
         write(
             dir.path(),
             "vault-run.toml",
@@ -333,12 +332,9 @@ fn a_server_error_that_echoes_the_credential_does_not_print_it() {
 
 #[tokio::test]
 async fn user_supervised_command_is_looked_up_as_the_user() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("not root: --user switching cannot be exercised here");
+    let Some((dev, dir)) = as_root_with_a_secret("--user switching cannot be exercised here").await else {
         return;
-    }
-    let dev = DevServer::with(&[("production/app/A", "value-a-0001")]).await;
-    let dir = tmp();
+    };
     let private = dir.path().join("root-only");
     std::fs::create_dir(&private).unwrap();
     write(&private, "sh", "#!/bin/sh\necho root-only-sh\n");
@@ -360,4 +356,22 @@ async fn user_supervised_command_is_looked_up_as_the_user() {
         assert!(out.status.success(), "{mode:?}: {}", stderr_of(&out));
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ran-as-65534\n", "{mode:?}");
     }
+}
+
+/// Whether the test runs as root; when not, says on stderr what cannot be exercised, so the
+/// early return is visible in the output.
+fn is_root_else_say(what_cannot_run: &str) -> bool {
+    let root = nix::unistd::Uid::effective().is_root();
+    if !root {
+        eprintln!("not root: {what_cannot_run}");
+    }
+    root
+}
+
+/// As root only: a dev server holding `production/app/A` and a fresh directory to run in.
+async fn as_root_with_a_secret(what_cannot_run: &str) -> Option<(DevServer, tempfile::TempDir)> {
+    if !is_root_else_say(what_cannot_run) {
+        return None;
+    }
+    Some((DevServer::with(&[("production/app/A", "value-a-0001")]).await, tmp()))
 }

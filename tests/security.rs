@@ -340,14 +340,11 @@ fn decoding_errors_do_not_echo_the_response() {
     for (body, canary) in bodies {
         let url = common::raw_server(common::http_json("200 OK", &body));
         let dir = tmp();
-        let out = output_within(
-            bare_vault_run(dir.path())
-                .env("ASS_BASE_URL", &url)
-                .env("ASS_AGENT_KEY", "ass_test_key_0123456789abcdef")
-                .args(common::words("--retries 0 -e A=production/app/A -vvv -- echo child-ran")),
-            T,
+        let (out, err) = common::run_bare_with(
+            dir.path(),
+            &[("ASS_BASE_URL", &url), ("ASS_AGENT_KEY", "ass_test_key_0123456789abcdef")],
+            "--retries 0 -e A=production/app/A -vvv -- echo child-ran",
         );
-        let err = stderr_of(&out);
         assert!(!out.status.success(), "{err}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains("child-ran"));
         assert!(!err.contains(canary), "the response's content reached stderr: {err}");

@@ -293,11 +293,8 @@ print("short", os.environ["S"], flush=True)
 
 #[tokio::test]
 async fn mask_flushes_a_partial_line_after_a_pause() {
-    let dev = seeded().await;
-    let dir = tmp();
-    let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(common::words(&format!("--mask -e K={SECRET_PATH} -- sh -c")))
-        .arg("printf 'prompt> '; sleep 3; echo done");
+    let flags = format!("--mask -e K={SECRET_PATH}");
+    let (_dev, _dir, mut cmd) = seeded_sh(&flags, "printf 'prompt> '; sleep 3; echo done").await;
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut out = child.stdout.take().unwrap();
     let start = Instant::now();
@@ -414,14 +411,7 @@ async fn as_pid_1_a_signal_death_becomes_128_plus_n() {
 
 #[tokio::test]
 async fn watch_restarts_the_child_with_new_values() {
-    let dev = seeded().await;
-    let dir = tmp();
-    let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(common::words("--watch --watch-interval 1s -e V=production/app/VERSIONED -- sh -c"))
-        .arg("echo \"start $V\"; exec sleep 30");
-    dev.put("production/app/VERSIONED", "value-one").await;
-    let mut run = Running::start(&mut cmd);
-    run.line("start value-one");
+    let (dev, _dir, mut run) = watching_versioned("", "echo \"start $V\"; exec sleep 30").await;
     dev.put("production/app/VERSIONED", "value-two").await;
     run.line("start value-two");
     run.signal(Signal::SIGTERM);
@@ -430,15 +420,9 @@ async fn watch_restarts_the_child_with_new_values() {
 
 #[tokio::test]
 async fn watch_restart_kills_a_child_that_ignores_the_signal() {
-    let dev = seeded().await;
-    let dir = tmp();
-    dev.put("production/app/VERSIONED", "value-one").await;
-    let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(common::words("--watch --watch-interval 1s --restart-signal USR1 --kill-timeout 1s"))
-        .args(common::words("-e V=production/app/VERSIONED -- sh -c"))
-        .arg("trap 'echo ignored' USR1; echo \"start $V\"; while :; do sleep 0.1; done");
-    let mut run = Running::start(&mut cmd);
-    run.line("start value-one");
+    let flags = "--restart-signal USR1 --kill-timeout 1s";
+    let script = "trap 'echo ignored' USR1; echo \"start $V\"; while :; do sleep 0.1; done";
+    let (dev, _dir, mut run) = watching_versioned(flags, script).await;
     dev.put("production/app/VERSIONED", "value-two").await;
     run.line("ignored");
     run.line("start value-two");
@@ -447,11 +431,8 @@ async fn watch_restart_kills_a_child_that_ignores_the_signal() {
 
 #[tokio::test]
 async fn watch_renews_the_token_before_it_expires() {
-    let dev = seeded().await;
-    let dir = tmp();
-    let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(common::words(&format!("--watch --watch-interval 1s --ttl 12s -e K={SECRET_PATH} -- sh -c")))
-        .arg("echo start; exec sleep 30");
+    let flags = format!("--watch --watch-interval 1s --ttl 12s -e K={SECRET_PATH}");
+    let (dev, _dir, mut cmd) = seeded_sh(&flags, "echo start; exec sleep 30").await;
     let mut run = Running::start(&mut cmd);
     run.line("start");
     // Tokens are reused while more than 10 s remain: with a 12 s TTL, new ones within seconds.
@@ -468,16 +449,9 @@ async fn watch_renews_the_token_before_it_expires() {
 
 #[tokio::test]
 async fn watch_reload_signals_instead_of_restarting() {
-    let dev = seeded().await;
-    let dir = tmp();
-    dev.put("production/app/VERSIONED", "value-one").await;
-    let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(common::words(
-        "--watch --watch-interval 1s --reload-signal hup -e V=production/app/VERSIONED -- sh -c",
-    ))
-    .arg("trap 'echo \"reload $V\"' HUP; trap 'exit 9' TERM; echo \"start $V\"; while :; do sleep 0.1; done");
-    let mut run = Running::start(&mut cmd);
-    run.line("start value-one");
+    let script =
+        "trap 'echo \"reload $V\"' HUP; trap 'exit 9' TERM; echo \"start $V\"; while :; do sleep 0.1; done";
+    let (dev, _dir, mut run) = watching_versioned("--reload-signal hup", script).await;
     dev.put("production/app/VERSIONED", "value-two").await;
     run.line("reload value-one");
     run.signal(Signal::SIGTERM);
@@ -488,14 +462,7 @@ async fn watch_reload_signals_instead_of_restarting() {
 
 #[tokio::test]
 async fn watch_keeps_the_child_when_a_fetch_fails() {
-    let dev = seeded().await;
-    let dir = tmp();
-    dev.put("production/app/VERSIONED", "value-one").await;
-    let mut cmd = vault_run(&dev, dir.path());
-    cmd.args(common::words("--watch --watch-interval 1s --retries 0 -e V=production/app/VERSIONED -- sh -c"))
-        .arg("echo \"start $V\"; exec sleep 30");
-    let mut run = Running::start(&mut cmd);
-    run.line("start value-one");
+    let (dev, _dir, mut run) = watching_versioned("--retries 0", "echo \"start $V\"; exec sleep 30").await;
     // Every API request fails (the admin API too, so the value changes once they pass again).
     dev.faults(json!({"fail_next": 1000, "fail_status": 503})).await;
     let until = Instant::now() + Duration::from_secs(20);
@@ -550,4 +517,26 @@ async fn bad_supervise_flags_are_usage_errors() {
         T,
     );
     assert!(stderr_of(&out).contains("unknown signal"), "{}", stderr_of(&out));
+}
+
+/// A seeded dev server, a fresh directory, and `vault-run <flags> -- sh -c <script>` against
+/// them (not started yet).
+async fn seeded_sh(flags: &str, script: &str) -> (DevServer, tempfile::TempDir, Command) {
+    let dev = seeded().await;
+    let dir = tmp();
+    let mut cmd = vault_run(&dev, dir.path());
+    cmd.args(common::words(flags)).args(["--", "sh", "-c", script]);
+    (dev, dir, cmd)
+}
+
+/// `vault-run --watch --watch-interval 1s <flags> -e V=production/app/VERSIONED -- sh -c <script>`
+/// running against a seeded dev server where V is `value-one`, after the child said
+/// `start value-one`.
+async fn watching_versioned(flags: &str, script: &str) -> (DevServer, tempfile::TempDir, Running) {
+    let flags = format!("--watch --watch-interval 1s {flags} -e V=production/app/VERSIONED");
+    let (dev, dir, mut cmd) = seeded_sh(&flags, script).await;
+    dev.put("production/app/VERSIONED", "value-one").await;
+    let mut run = Running::start(&mut cmd);
+    run.line("start value-one");
+    (dev, dir, run)
 }

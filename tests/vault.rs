@@ -50,11 +50,16 @@ async fn reads_kv_v1_v2_fields_and_globs_with_a_revoked_child_token() {
             ))
             .args(common::words("-e DB_*=vault://secret/app/db#* -- env -0")),
     );
-    assert_eq!(env["PG_PASS"], "pg-pass-0001");
-    assert_eq!(env["LEGACY"], "legacy-key-0002");
-    assert_eq!(env["DB_username"], "app");
-    assert_eq!(env["DB_password"], "pg-pass-0001");
-    assert_eq!(env["DB_port"], "5432");
+    common::assert_env(
+        &env,
+        &[
+            ("PG_PASS", "pg-pass-0001"),
+            ("LEGACY", "legacy-key-0002"),
+            ("DB_username", "app"),
+            ("DB_password", "pg-pass-0001"),
+            ("DB_port", "5432"),
+        ],
+    );
     assert!(!env.contains_key("VAULT_TOKEN"), "the Vault token never reaches the child");
     assert!(stderr_of(&out).contains("child token"), "{}", stderr_of(&out));
     assert!(!stderr_of(&out).contains(ROOT));

@@ -251,6 +251,27 @@ pub fn bare_vault_run(dir: &std::path::Path) -> Command {
     c
 }
 
+/// Asserts each `(name, value)` is in the child's environment with exactly that value (a missing
+/// name fails like indexing the map would).
+pub fn assert_env(env: &std::collections::HashMap<String, String>, expected: &[(&str, &str)]) {
+    for (name, value) in expected {
+        let got = env.get(*name).unwrap_or_else(|| panic!("{name} is not in the child's environment"));
+        assert_eq!(got, value, "{name}");
+    }
+}
+
+/// Runs `vault-run` with no credentials but `env`, in `dir`, with the argument line `args`
+/// (see [`words`]), bounded by [`T`]: its output and its stderr.
+pub fn run_bare_with(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &str,
+) -> (std::process::Output, String) {
+    let out = output_within(bare_vault_run(dir).envs(env.iter().copied()).args(words(args)), T);
+    let err = stderr_of(&out);
+    (out, err)
+}
+
 /// Parses `env -0` output into a map.
 pub fn env_of(stdout: &[u8]) -> std::collections::HashMap<String, String> {
     stdout
