@@ -35,55 +35,9 @@ pub struct Flags {
     pub vault_token_file: Option<PathBuf>,
 }
 
-/// Everything a run needs to know besides the mapping.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Agent Secret Store base URL.
-    pub base_url: String,
-    /// Scoped token lifetime.
-    pub ttl: HumanDuration,
-    /// Per-request timeout.
-    pub timeout: Duration,
-    /// Retries per request.
-    pub retries: u32,
-    /// Reads in flight at once over HTTP/1.1 (one connection each).
-    pub concurrency: usize,
-    /// Reads in flight at once once the server chose HTTP/2, where they share one connection:
-    /// `--concurrency` when given, else far more than over HTTP/1.1.
-    pub concurrency_http2: usize,
-    /// Start-up bound, approval waiting excluded.
-    pub deadline: Duration,
-    /// How long to wait for an approval (zero: fail at once).
-    pub approval_timeout: Duration,
-    /// Plain http to non-loopback hosts allowed.
-    pub allow_insecure_http: bool,
-    /// `--agent-key-file` / `ASS_AGENT_KEY_FILE`.
-    pub agent_key_file: Option<PathBuf>,
-    /// `--vault-token-file`.
-    pub vault_token_file: Option<PathBuf>,
-    /// The environment the run started with: backends read their addresses and credentials
-    /// here, not from the process (which supervise mode wipes).
-    pub env: Snapshot,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            base_url: DEFAULT_BASE_URL.to_owned(),
-            ttl: HumanDuration::from_secs(300),
-            timeout: Duration::from_secs(30),
-            retries: 3,
-            concurrency: 16,
-            concurrency_http2: 256,
-            deadline: Duration::from_secs(120),
-            approval_timeout: Duration::from_secs(600),
-            allow_insecure_http: false,
-            agent_key_file: None,
-            vault_token_file: None,
-            env: Snapshot::default(),
-        }
-    }
-}
+/// Everything a run needs to know besides the mapping: the backends' options, which
+/// [`Settings::merge`] fills in.
+pub type Settings = crate::backend::Options;
 
 /// Where the agent key may be sent. The rule: whoever supplies the credential (flag,
 /// environment, systemd unit) decides where it goes; a mapping file alone never does, since a
