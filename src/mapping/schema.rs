@@ -203,6 +203,14 @@ fn text(loc: &Locator<'_>, value: Spanned<Value>, field: &str, entry: &str) -> R
     }
 }
 
+fn boolean(loc: &Locator<'_>, value: Spanned<Value>, field: &str, entry: &str) -> Result<bool, MappingError> {
+    let at = loc.of(&value);
+    match value.into_inner() {
+        Value::Boolean(b) => Ok(b),
+        _ => Err(schema(at, format!("{field} in entry {entry} must be true or false"))),
+    }
+}
+
 /// `NAME = { path | template, optional, default, as }`.
 fn table_entry(
     loc: &Locator<'_>,
@@ -261,15 +269,7 @@ fn table_entry(
                 })?;
                 template = Some((parsed, field_at));
             }
-            "optional" => match value.into_inner() {
-                Value::Boolean(b) => optional = Some((b, field_at)),
-                _ => {
-                    return Err(schema(
-                        loc.at(span.start),
-                        format!("optional in entry {name} must be true or false"),
-                    ))
-                }
-            },
+            "optional" => optional = Some((boolean(loc, value, "optional", name)?, field_at)),
             "default" => match value.into_inner() {
                 Value::String(s) => default = Some((SecretString::new(s), field_at)),
                 _ => {
@@ -295,15 +295,7 @@ fn table_entry(
                 let raw = text(loc, value, "placeholder", name)?;
                 placeholder = Some((super::proxy::placeholder(field_at.clone(), raw, name)?, field_at));
             }
-            "body" => match value.into_inner() {
-                Value::Boolean(b) => body = Some((b, field_at)),
-                _ => {
-                    return Err(schema(
-                        loc.at(span.start),
-                        format!("body in entry {name} must be true or false"),
-                    ))
-                }
-            },
+            "body" => body = Some((boolean(loc, value, "body", name)?, field_at)),
             other => {
                 let message = format!("unknown field {other:?} in entry {name}; expected {ENTRY_FIELDS}");
                 return Err(schema(field_at, message));

@@ -98,25 +98,25 @@ TLS_KEY_FILE   = { path = "production/tls/KEY", as = "file" }
 PG_PASS        = "vault://secret/app/db#password"
 "#;
 
+/// The entries of `SPEC`, in order.
+const SPEC_NAMES: &[&str] = &[
+    "GEMINI_API_KEY",
+    "SENTRY_DSN",
+    "LOG_LEVEL",
+    "DATABASE_URL",
+    "TLS_KEY_FILE",
+    "STRIPE_*",
+    "DB_*",
+    "PG_PASS",
+];
+
 #[test]
 fn the_spec_example() {
     let m = build(SPEC).unwrap();
     assert_eq!(m.settings.base_url.as_deref(), Some("https://api.agentsecretstore.com"));
     assert_eq!(m.settings.ttl, Some(HumanDuration::from_secs(300)));
     let names: Vec<String> = m.entries.iter().map(name).collect();
-    assert_eq!(
-        names,
-        [
-            "GEMINI_API_KEY",
-            "SENTRY_DSN",
-            "LOG_LEVEL",
-            "DATABASE_URL",
-            "TLS_KEY_FILE",
-            "STRIPE_*",
-            "DB_*",
-            "PG_PASS"
-        ]
-    );
+    assert_eq!(names, SPEC_NAMES);
     let e = &m.entries;
 
     assert_eq!(source(&e[0]), Src::Single(&ass("production/gemini/GEMINI_API_KEY")));
@@ -464,20 +464,7 @@ fn flags_add_and_override() {
         flags(&["LOG_LEVEL=prod/app/DEBUG_LEVEL", "NEW=vault://kv/app#new", "STRIPE_*=ass://prod/other/*"]);
     let m = Mapping::build(Some((Path::new(FILE), SPEC)), &f, &[]).unwrap();
     let names: Vec<String> = m.entries.iter().map(name).collect();
-    assert_eq!(
-        names,
-        [
-            "GEMINI_API_KEY",
-            "SENTRY_DSN",
-            "LOG_LEVEL",
-            "DATABASE_URL",
-            "TLS_KEY_FILE",
-            "STRIPE_*",
-            "DB_*",
-            "PG_PASS",
-            "NEW"
-        ]
-    );
+    assert_eq!(names, [SPEC_NAMES, &["NEW"]].concat());
     let log = &m.entries[2];
     assert_eq!(source(log), Src::Single(&ass("prod/app/DEBUG_LEVEL")));
     assert_eq!(log.origin, Origin::Flag { index: 1 });
