@@ -75,28 +75,18 @@ fn config(message: impl Into<String>) -> BackendError {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::OsString;
-
-    use zeroize::Zeroizing;
-
     use super::*;
-
-    fn snapshot(vars: &[(&str, &str)]) -> Snapshot {
-        let vars: Vec<_> =
-            vars.iter().map(|(k, v)| (OsString::from(k), Zeroizing::new(v.as_bytes().to_vec()))).collect();
-        Snapshot::new(&vars)
-    }
 
     /// The key is looked up in the snapshot handed down, never in the process (which supervise
     /// mode wipes).
     #[test]
     fn key_comes_from_the_snapshot() {
-        let (key, source) = load(None, &snapshot(&[("ASS_AGENT_KEY", " ass_from_snapshot\n")])).unwrap();
+        let (key, source) = load(None, &Snapshot::of(&[("ASS_AGENT_KEY", " ass_from_snapshot\n")])).unwrap();
         assert_eq!((key.expose(), source), ("ass_from_snapshot", KeySource::Env));
-        let empty = load(None, &snapshot(&[("ASS_AGENT_KEY", "  ")])).unwrap_err();
+        let empty = load(None, &Snapshot::of(&[("ASS_AGENT_KEY", "  ")])).unwrap_err();
         assert!(empty.to_string().contains("ASS_AGENT_KEY is set but empty"));
         let dir = tempfile::tempdir().unwrap();
-        let none = load(None, &snapshot(&[("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap())]));
+        let none = load(None, &Snapshot::of(&[("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap())]));
         assert!(none.unwrap_err().to_string().contains("no agent key"));
     }
 }

@@ -97,30 +97,22 @@ pub fn discover(token_file: Option<&Path>, env: &Snapshot) -> Result<Credential,
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::OsString;
-
     use super::*;
-
-    fn snapshot(vars: &[(&str, &str)]) -> Snapshot {
-        let vars: Vec<_> =
-            vars.iter().map(|(k, v)| (OsString::from(k), Zeroizing::new(v.as_bytes().to_vec()))).collect();
-        Snapshot::new(&vars)
-    }
 
     /// The credentials are looked up in the snapshot handed down, never in the process (which
     /// supervise mode wipes): these variables exist only in the snapshot.
     #[test]
     fn credentials_come_from_the_snapshot() {
-        let found = discover(None, &snapshot(&[("BAO_TOKEN", " s.from-snapshot ")])).unwrap();
+        let found = discover(None, &Snapshot::of(&[("BAO_TOKEN", " s.from-snapshot ")])).unwrap();
         assert!(matches!(&found, Credential::Token(t, "VAULT_TOKEN") if t.expose() == "s.from-snapshot"));
         let found =
-            discover(None, &snapshot(&[("VAULT_ROLE_ID", "role"), ("BAO_SECRET_ID", "sid")])).unwrap();
+            discover(None, &Snapshot::of(&[("VAULT_ROLE_ID", "role"), ("BAO_SECRET_ID", "sid")])).unwrap();
         assert!(matches!(&found, Credential::AppRole { role_id, secret_id }
             if role_id == "role" && secret_id.expose() == "sid"));
-        let half = discover(None, &snapshot(&[("VAULT_ROLE_ID", "role"), ("VAULT_SECRET_ID", "  ")]));
+        let half = discover(None, &Snapshot::of(&[("VAULT_ROLE_ID", "role"), ("VAULT_SECRET_ID", "  ")]));
         assert!(half.unwrap_err().to_string().contains("neither VAULT_SECRET_ID nor VAULT_SECRET_ID_FILE"));
         // No HOME in the snapshot: ~/.vault-token is not looked for, whatever the process has.
-        let none = discover(None, &snapshot(&[]));
+        let none = discover(None, &Snapshot::of(&[]));
         assert!(none.unwrap_err().to_string().contains("no Vault credentials"));
     }
 }
