@@ -151,7 +151,9 @@ fn settings(
         let bad = |expected: &str| schema(at.clone(), format!("{name} in [{table}] must be {expected}"));
         match name {
             "base_url" => match value.into_inner() {
-                Value::String(url) => s.base_url = Some(expanded(&url, vars, name, &at, false)?.into_owned()),
+                Value::String(url) => {
+                    s.tuning.base_url = Some(expanded(&url, vars, name, &at, false)?.into_owned())
+                }
                 _ => return Err(bad("a string like \"https://api.agentsecretstore.com\"")),
             },
             "ttl" | "timeout" | "deadline" | "approval_timeout" => {
@@ -163,21 +165,21 @@ fn settings(
                     _ => return Err(bad("a duration like \"5m\" or a number of seconds")),
                 };
                 *match name {
-                    "ttl" => &mut s.ttl,
-                    "timeout" => &mut s.timeout,
-                    "deadline" => &mut s.deadline,
-                    _ => &mut s.approval_timeout,
+                    "ttl" => &mut s.tuning.ttl,
+                    "timeout" => &mut s.tuning.timeout,
+                    "deadline" => &mut s.tuning.deadline,
+                    _ => &mut s.tuning.approval_timeout,
                 } = Some(d);
             }
             "retries" => match value.into_inner() {
                 Value::Integer(n) => {
-                    s.retries = Some(u32::try_from(n).map_err(|_| bad("a number from 0 up"))?)
+                    s.tuning.retries = Some(u32::try_from(n).map_err(|_| bad("a number from 0 up"))?)
                 }
                 _ => return Err(bad("a number from 0 up")),
             },
             "concurrency" => match value.into_inner() {
                 Value::Integer(n) if n >= 1 => {
-                    s.concurrency = Some(usize::try_from(n).map_err(|_| bad("a number from 1 up"))?)
+                    s.tuning.concurrency = Some(usize::try_from(n).map_err(|_| bad("a number from 1 up"))?)
                 }
                 _ => return Err(bad("a number from 1 up")),
             },
