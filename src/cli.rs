@@ -1,5 +1,5 @@
 //! Command-line interface: the clap definitions, turned once into plain configuration
-//! ([`RunConfig`], [`Policy`], [`LogConfig`], [`settings::Flags`]), and the one dispatch from
+//! ([`RunConfig`], [`Policy`], [`LogConfig`], [`settings::Flags`], [`ProxyConfig`]), and the one dispatch from
 //! subcommand to library. Nothing else in the crate imports this module.
 
 // The flags' doc comments are also their `--help` text, written for a terminal, not rustdoc.
@@ -14,6 +14,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::app::RunConfig;
 use crate::duration::HumanDuration;
 use crate::logging::{LogConfig, LogFormat, Program};
+use crate::mapping::check_host;
+use crate::proxy::{Pin, ProxyConfig};
 use crate::settings;
 use crate::supervise::{Policy, Signal};
 
@@ -214,7 +216,7 @@ pub struct RunOptions {
 
     /// Agent-safe mode (entries with hosts).
     #[command(flatten)]
-    pub proxy: crate::proxy::ProxyArgs,
+    pub proxy: ProxyArgs,
 }
 
 /// Supervise-mode flags.
@@ -259,6 +261,28 @@ pub struct SuperviseArgs {
     /// Send READY=1 to systemd ($NOTIFY_SOCKET) once the child is started (implies --supervise).
     #[arg(long)]
     pub notify_ready: bool,
+}
+
+/// Agent-safe mode flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ProxyArgs {
+    /// Also trust this CA certificate (PEM) for the proxy's TLS connections to listed hosts
+    /// (private upstreams, tests); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Vec<PathBuf>,
+
+    /// Refuse (403) the child's proxy requests to hosts not listed in any entry's hosts or with
+    /// --allow-host: an egress allow-list.
+    #[arg(long)]
+    pub deny_other_hosts: bool,
+
+    /// With --deny-other-hosts: let the child reach this host too (tunnelled untouched); repeatable.
+    #[arg(long, value_name = "HOST", requires = "deny_other_hosts", value_parser = check_host)]
+    pub allow_host: Vec<String>,
+
+    /// Make the proxy connect to ADDR whenever it reaches HOST:PORT (curl's --resolve); repeatable.
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = Pin::parse)]
+    pub resolve: Vec<Pin>,
 }
 
 /// A duration flag that must not be zero (a zero TTL, timeout or deadline can only fail).
@@ -320,13 +344,15 @@ impl RunOptions {
             env_file: self.env_file,
             no_env_refs: self.no_env_refs,
             settings: settings::Flags {
-                base_url: self.base_url,
-                ttl: self.ttl,
-                timeout: self.timeout,
-                retries: self.retries,
-                concurrency: self.concurrency,
-                deadline: self.deadline,
-                approval_timeout: self.approval_timeout,
+                tuning: crate::mapping::Tuning {
+                    base_url: self.base_url,
+                    ttl: self.ttl,
+                    timeout: self.timeout,
+                    retries: self.retries,
+                    concurrency: self.concurrency,
+                    deadline: self.deadline,
+                    approval_timeout: self.approval_timeout,
+                },
                 allow_insecure_http: self.allow_insecure_http,
                 agent_key_file: self.agent_key_file,
                 vault_token_file: self.vault_token_file,
@@ -345,7 +371,7 @@ impl RunOptions {
                 program: Program::Launcher,
             },
             supervise: self.supervise.policy(),
-            proxy: self.proxy,
+            proxy: self.proxy.config(),
         }
     }
 }
@@ -363,6 +389,18 @@ impl SuperviseArgs {
             kill_timeout: self.kill_timeout,
             splay: self.splay,
             notify_ready: self.notify_ready,
+        }
+    }
+}
+
+impl ProxyArgs {
+    /// The flags as the proxy's configuration.
+    pub fn config(self) -> ProxyConfig {
+        ProxyConfig {
+            upstream_ca: self.upstream_ca,
+            deny_other_hosts: self.deny_other_hosts,
+            allow_host: self.allow_host,
+            resolve: self.resolve,
         }
     }
 }

@@ -40,6 +40,14 @@ impl Snapshot {
         Self(vars.iter().cloned().collect())
     }
 
+    /// A snapshot of these UTF-8 variables (for tests).
+    #[cfg(test)]
+    pub(crate) fn of(vars: &[(&str, &str)]) -> Self {
+        let vars: Vec<InheritedVar> =
+            vars.iter().map(|(k, v)| (OsString::from(k), Zeroizing::new(v.as_bytes().to_vec()))).collect();
+        Self::new(&vars)
+    }
+
     /// The value of `name`, as the OS gave it.
     pub fn var_os(&self, name: &str) -> Option<&OsStr> {
         var_os(&self.0, name)

@@ -432,6 +432,17 @@ mod tests {
         out
     }
 
+    /// Feeds `input` and checks what is written at once and how many bytes are held back (a
+    /// possible start of a secret); returns the output, for a later flush to append to.
+    #[track_caller]
+    fn feed_expect(r: &mut Redactor, input: &[u8], emitted: &[u8], held: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        r.feed(input, &mut out);
+        assert_eq!(out, emitted);
+        assert_eq!(r.pending(), held);
+        out
+    }
+
     /// Feeds `input` in chunks whose sizes cycle through `sizes`, then flushes.
     fn chunked(r: &mut Redactor, input: &[u8], sizes: &[usize]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -600,17 +611,9 @@ mod tests {
     #[test]
     fn output_is_emitted_without_waiting_for_more() {
         let mut r = redactor(&[("S", "supersecret")]);
-        let mut out = Vec::new();
-        r.feed(b"line one\nline two ", &mut out);
-        assert_eq!(out, b"line one\nline two ");
-        assert_eq!(r.pending(), 0);
-        out.clear();
-        r.feed(b"x supers", &mut out);
-        assert_eq!(out, b"x ");
-        assert_eq!(r.pending(), 6);
-        out.clear();
-        r.feed(b"ecret!\n", &mut out);
-        assert_eq!(out, b"[REDACTED:S]!\n");
+        feed_expect(&mut r, b"line one\nline two ", b"line one\nline two ", 0);
+        feed_expect(&mut r, b"x supers", b"x ", 6);
+        feed_expect(&mut r, b"ecret!\n", b"[REDACTED:S]!\n", 0);
     }
 
     #[test]
@@ -639,10 +642,7 @@ mod tests {
         assert_eq!(one_shot(&mut r, b"abcdef1234567"), b"[REDACTED:LONG]7");
         // A complete shorter match at EOF that could have grown is still redacted on flush.
         let mut r = redactor(&secrets);
-        let mut out = Vec::new();
-        r.feed(b"x abcdef12", &mut out);
-        assert_eq!(out, b"x ");
-        assert_eq!(r.pending(), 8);
+        let mut out = feed_expect(&mut r, b"x abcdef12", b"x ", 8);
         r.flush(&mut out);
         assert_eq!(out, b"x [REDACTED:SHORT]");
         // Same value under two names: the first name is used.
@@ -653,10 +653,7 @@ mod tests {
     #[test]
     fn prefix_at_eof_is_emitted_unchanged() {
         let mut r = redactor(&[("S", "hunter2hunter2")]);
-        let mut out = Vec::new();
-        r.feed(b"abc hunter2hun", &mut out);
-        assert_eq!(out, b"abc ");
-        assert_eq!(r.pending(), 10);
+        let mut out = feed_expect(&mut r, b"abc hunter2hun", b"abc ", 10);
         r.flush(&mut out);
         assert_eq!(out, b"abc hunter2hun");
         assert_eq!(r.pending(), 0);

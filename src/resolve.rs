@@ -185,13 +185,12 @@ impl Resolver {
         for (e, _) in mapping.entries.iter().zip(&kept).filter(|(_, kept)| !**kept) {
             groups.entry(e);
         }
-        let options = backend_options(&settings);
         let backends = groups
             .wanted
             .keys()
             .map(|scheme| {
                 let made = match backend::constructor(scheme) {
-                    Some(make) => make(&options),
+                    Some(make) => make(&settings),
                     None => Err(BackendError::new(
                         FailureKind::Config,
                         format!("no backend for {scheme}:// references in this build"),
@@ -227,23 +226,6 @@ impl Resolver {
         }
         check_collisions(&mut out);
         out
-    }
-}
-
-/// The backends' share of the run's settings.
-fn backend_options(s: &Settings) -> backend::Options {
-    backend::Options {
-        base_url: s.base_url.clone(),
-        ttl: s.ttl,
-        timeout: s.timeout,
-        retries: s.retries,
-        concurrency: s.concurrency,
-        concurrency_http2: s.concurrency_http2,
-        deadline: s.deadline,
-        approval_timeout: s.approval_timeout,
-        allow_insecure_http: s.allow_insecure_http,
-        agent_key_file: s.agent_key_file.clone(),
-        vault_token_file: s.vault_token_file.clone(),
     }
 }
 
@@ -319,24 +301,26 @@ struct Assembly<'a> {
 }
 
 impl Assembly<'_> {
-    fn value(&self, r: &Reference) -> Result<&SecretValue, BackendError> {
-        match self.answers.get(r.scheme()) {
-            Some(Ok(f)) => match f.singles.get(r) {
-                Some(answer) => answer.as_ref().map_err(Clone::clone),
-                None => Err(unanswered(r)),
-            },
+    /// What the backend of `scheme` answered, or why the whole batch failed; `what` is the
+    /// reference asked about, for the error when the backend was never asked.
+    fn fetched(&self, scheme: &str, what: &dyn fmt::Display) -> Result<&Fetched, BackendError> {
+        match self.answers.get(scheme) {
+            Some(Ok(f)) => Ok(f),
             Some(Err(e)) => Err(e.clone()),
+            None => Err(unanswered(what)),
+        }
+    }
+
+    fn value(&self, r: &Reference) -> Result<&SecretValue, BackendError> {
+        match self.fetched(r.scheme(), r)?.singles.get(r) {
+            Some(answer) => answer.as_ref().map_err(Clone::clone),
             None => Err(unanswered(r)),
         }
     }
 
     fn matches(&self, g: &GlobRef) -> Result<&[(String, SecretValue)], BackendError> {
-        match self.answers.get(g.scheme()) {
-            Some(Ok(f)) => match f.globs.get(g) {
-                Some(answer) => answer.as_deref().map_err(Clone::clone),
-                None => Err(unanswered(g)),
-            },
-            Some(Err(e)) => Err(e.clone()),
+        match self.fetched(g.scheme(), g)?.globs.get(g) {
+            Some(answer) => answer.as_deref().map_err(Clone::clone),
             None => Err(unanswered(g)),
         }
     }

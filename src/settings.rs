@@ -5,28 +5,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::client::DEFAULT_BASE_URL;
-use crate::duration::HumanDuration;
 use crate::inherited::Snapshot;
-use crate::mapping::FileSettings;
+use crate::mapping::{FileSettings, Tuning};
 
 /// The settings given on the command line (or by their environment variables): `None` where
 /// not given, so the mapping file or the default applies.
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
-    /// `--base-url` / `ASS_BASE_URL`.
-    pub base_url: Option<String>,
-    /// `--ttl`.
-    pub ttl: Option<HumanDuration>,
-    /// `--timeout`.
-    pub timeout: Option<HumanDuration>,
-    /// `--retries`.
-    pub retries: Option<u32>,
-    /// `--concurrency`.
-    pub concurrency: Option<usize>,
-    /// `--deadline`.
-    pub deadline: Option<HumanDuration>,
-    /// `--approval-timeout`.
-    pub approval_timeout: Option<HumanDuration>,
+    /// `--base-url` (`ASS_BASE_URL`), `--ttl`, `--timeout`, `--retries`, `--concurrency`,
+    /// `--deadline`, `--approval-timeout`.
+    pub tuning: Tuning,
     /// `--allow-insecure-http`.
     pub allow_insecure_http: bool,
     /// `--agent-key-file` / `ASS_AGENT_KEY_FILE`.
@@ -35,55 +23,9 @@ pub struct Flags {
     pub vault_token_file: Option<PathBuf>,
 }
 
-/// Everything a run needs to know besides the mapping.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Agent Secret Store base URL.
-    pub base_url: String,
-    /// Scoped token lifetime.
-    pub ttl: HumanDuration,
-    /// Per-request timeout.
-    pub timeout: Duration,
-    /// Retries per request.
-    pub retries: u32,
-    /// Reads in flight at once over HTTP/1.1 (one connection each).
-    pub concurrency: usize,
-    /// Reads in flight at once once the server chose HTTP/2, where they share one connection:
-    /// `--concurrency` when given, else far more than over HTTP/1.1.
-    pub concurrency_http2: usize,
-    /// Start-up bound, approval waiting excluded.
-    pub deadline: Duration,
-    /// How long to wait for an approval (zero: fail at once).
-    pub approval_timeout: Duration,
-    /// Plain http to non-loopback hosts allowed.
-    pub allow_insecure_http: bool,
-    /// `--agent-key-file` / `ASS_AGENT_KEY_FILE`.
-    pub agent_key_file: Option<PathBuf>,
-    /// `--vault-token-file`.
-    pub vault_token_file: Option<PathBuf>,
-    /// The environment the run started with: backends read their addresses and credentials
-    /// here, not from the process (which supervise mode wipes).
-    pub env: Snapshot,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            base_url: DEFAULT_BASE_URL.to_owned(),
-            ttl: HumanDuration::from_secs(300),
-            timeout: Duration::from_secs(30),
-            retries: 3,
-            concurrency: 16,
-            concurrency_http2: 256,
-            deadline: Duration::from_secs(120),
-            approval_timeout: Duration::from_secs(600),
-            allow_insecure_http: false,
-            agent_key_file: None,
-            vault_token_file: None,
-            env: Snapshot::default(),
-        }
-    }
-}
+/// Everything a run needs to know besides the mapping: the backends' options, which
+/// [`Settings::merge`] fills in.
+pub type Settings = crate::backend::Options;
 
 /// Where the agent key may be sent. The rule: whoever supplies the credential (flag,
 /// environment, systemd unit) decides where it goes; a mapping file alone never does, since a
@@ -119,25 +61,27 @@ pub struct SettingsError(pub String);
 impl Settings {
     /// Merges flags (and their environment variables) over the file over the defaults; `env`
     /// is the environment the run started with.
-    pub fn merge(opts: &Flags, file: &FileSettings, env: Snapshot) -> Result<Self, SettingsError> {
+    pub fn merge(flags: &Flags, file: &FileSettings, env: Snapshot) -> Result<Self, SettingsError> {
         let d = Settings::default();
-        let base_url = credential_destination(opts.base_url.as_deref(), file.base_url.as_deref())?;
+        // Each flag given wins over the file.
+        let (flag, file) = (&flags.tuning, &file.tuning);
+        let base_url = credential_destination(flag.base_url.as_deref(), file.base_url.as_deref())?;
         let s = Settings {
             base_url: base_url.unwrap_or(d.base_url),
-            ttl: opts.ttl.or(file.ttl).unwrap_or(d.ttl),
-            timeout: opts.timeout.or(file.timeout).map(Duration::from).unwrap_or(d.timeout),
-            retries: opts.retries.or(file.retries).unwrap_or(d.retries),
-            concurrency: opts.concurrency.or(file.concurrency).unwrap_or(d.concurrency),
-            concurrency_http2: opts.concurrency.or(file.concurrency).unwrap_or(d.concurrency_http2),
-            deadline: opts.deadline.or(file.deadline).map(Duration::from).unwrap_or(d.deadline),
-            approval_timeout: opts
+            ttl: flag.ttl.or(file.ttl).unwrap_or(d.ttl),
+            timeout: flag.timeout.or(file.timeout).map(Duration::from).unwrap_or(d.timeout),
+            retries: flag.retries.or(file.retries).unwrap_or(d.retries),
+            concurrency: flag.concurrency.or(file.concurrency).unwrap_or(d.concurrency),
+            concurrency_http2: flag.concurrency.or(file.concurrency).unwrap_or(d.concurrency_http2),
+            deadline: flag.deadline.or(file.deadline).map(Duration::from).unwrap_or(d.deadline),
+            approval_timeout: flag
                 .approval_timeout
                 .or(file.approval_timeout)
                 .map(Duration::from)
                 .unwrap_or(d.approval_timeout),
-            allow_insecure_http: opts.allow_insecure_http,
-            agent_key_file: opts.agent_key_file.clone(),
-            vault_token_file: opts.vault_token_file.clone(),
+            allow_insecure_http: flags.allow_insecure_http,
+            agent_key_file: flags.agent_key_file.clone(),
+            vault_token_file: flags.vault_token_file.clone(),
             env,
         };
         if s.ttl.is_zero() {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::logging::LogConfig;
-use crate::proxy::ProxyArgs;
+use crate::proxy::ProxyConfig;
 use crate::settings;
 use crate::supervise;
 
@@ -40,5 +40,5 @@ pub struct RunConfig {
     /// Supervise mode.
     pub supervise: supervise::Policy,
     /// Agent-safe mode.
-    pub proxy: ProxyArgs,
+    pub proxy: ProxyConfig,
 }

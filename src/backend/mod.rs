@@ -22,6 +22,9 @@ pub use reference::{GlobRef, Reference, ReferenceError, Syntax};
 /// A boxed future, so that backends can live in a registry as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What [`Backend::fetch`] returns.
+pub type FetchFuture<'a> = BoxFuture<'a, Result<Fetched, BackendError>>;
+
 /// What made a fetch fail; the exit code follows from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
@@ -163,11 +166,7 @@ pub trait Backend: Send + Sync {
     /// Fetches everything wanted, in one batch so the backend can use one token or login and
     /// run its reads concurrently. A failure of the whole batch (login, token) is an `Err`;
     /// failures of single items go into [`Fetched`].
-    fn fetch<'a>(
-        &'a self,
-        wanted: &'a Wanted,
-        ctx: &'a FetchContext<'a>,
-    ) -> BoxFuture<'a, Result<Fetched, BackendError>>;
+    fn fetch<'a>(&'a self, wanted: &'a Wanted, ctx: &'a FetchContext<'a>) -> FetchFuture<'a>;
 
     /// Releases what the batch acquired (e.g. revokes a child token) before the exec.
     fn finish(&self) -> BoxFuture<'_, ()> {

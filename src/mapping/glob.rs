@@ -1,15 +1,13 @@
 //! Glob references: an Agent Secret Store pattern (`production/stripe/*`) or every field of one
 //! Vault secret (`vault://secret/app/db#*`). The scheme's backend checks and later expands them.
 
-use super::reference::backend_of;
-use crate::backend::reference::split_scheme;
+use super::reference::backend_and_rest;
 use crate::backend::{GlobRef, ReferenceError};
 
 /// Parses a glob entry's reference: an Agent Secret Store pattern (plain or `ass://`) or
 /// `vault://MOUNT/PATH#*`. A reference to a single secret is refused.
 pub fn parse_glob_reference(s: &str) -> Result<GlobRef, ReferenceError> {
-    let (scheme, rest) = split_scheme(s)?;
-    let backend = backend_of(scheme)?;
+    let (backend, rest) = backend_and_rest(s)?;
     backend.syntax.parse_glob(backend.scheme, s, rest)
 }
 

@@ -30,10 +30,10 @@ use crate::duration::HumanDuration;
 use crate::expand::Lookup;
 use crate::secret::SecretString;
 
-/// The `[store]` table (Agent Secret Store's settings; `[vault]` is its deprecated old name):
-/// every field optional; flags and environment win over it.
+/// The settings that the `[store]` table and the command line both give: `None` where not
+/// given, so the other (or the default) applies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FileSettings {
+pub struct Tuning {
     /// Server URL.
     pub base_url: Option<String>,
     /// Token lifetime to ask for.
@@ -48,6 +48,14 @@ pub struct FileSettings {
     pub retries: Option<u32>,
     /// Requests in flight at once (at least 1).
     pub concurrency: Option<usize>,
+}
+
+/// The `[store]` table (Agent Secret Store's settings; `[vault]` is its deprecated old name):
+/// every field optional; flags and environment win over it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileSettings {
+    /// The settings flags can also give.
+    pub tuning: Tuning,
     /// `false`: inherited `ass://`/`vault://` values are never resolved (like `--no-env-refs`).
     pub env_refs: Option<bool>,
     /// The table was written under its old name `[vault]` (the caller warns once).

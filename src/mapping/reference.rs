@@ -6,6 +6,12 @@ use crate::backend::reference::{split_scheme, DEFAULT_SCHEME};
 use crate::backend::{registration, Reference, ReferenceError, Registration};
 
 /// The backend a reference's scheme names (none: the default scheme's plain path).
+/// Splits `s` into the backend registered for its scheme and the rest of the reference.
+pub(crate) fn backend_and_rest(s: &str) -> Result<(&'static Registration, &str), ReferenceError> {
+    let (scheme, rest) = split_scheme(s)?;
+    Ok((backend_of(scheme)?, rest))
+}
+
 pub(crate) fn backend_of(scheme: Option<&str>) -> Result<&'static Registration, ReferenceError> {
     let scheme = scheme.unwrap_or(DEFAULT_SCHEME);
     registration(scheme).ok_or_else(|| ReferenceError::UnknownScheme(scheme.chars().take(40).collect()))
@@ -15,8 +21,7 @@ pub(crate) fn backend_of(scheme: Option<&str>) -> Result<&'static Registration, 
 /// `vault://secret/app/db#password` or `file:///run/secrets/db`. Patterns (`*`, `#*`) are
 /// refused: see [`parse_glob_reference`](super::parse_glob_reference).
 pub fn parse_reference(s: &str) -> Result<Reference, ReferenceError> {
-    let (scheme, rest) = split_scheme(s)?;
-    let backend = backend_of(scheme)?;
+    let (backend, rest) = backend_and_rest(s)?;
     backend.syntax.parse_single(backend.scheme, s, rest)
 }
 

@@ -151,7 +151,9 @@ fn settings(
         let bad = |expected: &str| schema(at.clone(), format!("{name} in [{table}] must be {expected}"));
         match name {
             "base_url" => match value.into_inner() {
-                Value::String(url) => s.base_url = Some(expanded(&url, vars, name, &at, false)?.into_owned()),
+                Value::String(url) => {
+                    s.tuning.base_url = Some(expanded(&url, vars, name, &at, false)?.into_owned())
+                }
                 _ => return Err(bad("a string like \"https://api.agentsecretstore.com\"")),
             },
             "ttl" | "timeout" | "deadline" | "approval_timeout" => {
@@ -163,21 +165,21 @@ fn settings(
                     _ => return Err(bad("a duration like \"5m\" or a number of seconds")),
                 };
                 *match name {
-                    "ttl" => &mut s.ttl,
-                    "timeout" => &mut s.timeout,
-                    "deadline" => &mut s.deadline,
-                    _ => &mut s.approval_timeout,
+                    "ttl" => &mut s.tuning.ttl,
+                    "timeout" => &mut s.tuning.timeout,
+                    "deadline" => &mut s.tuning.deadline,
+                    _ => &mut s.tuning.approval_timeout,
                 } = Some(d);
             }
             "retries" => match value.into_inner() {
                 Value::Integer(n) => {
-                    s.retries = Some(u32::try_from(n).map_err(|_| bad("a number from 0 up"))?)
+                    s.tuning.retries = Some(u32::try_from(n).map_err(|_| bad("a number from 0 up"))?)
                 }
                 _ => return Err(bad("a number from 0 up")),
             },
             "concurrency" => match value.into_inner() {
                 Value::Integer(n) if n >= 1 => {
-                    s.concurrency = Some(usize::try_from(n).map_err(|_| bad("a number from 1 up"))?)
+                    s.tuning.concurrency = Some(usize::try_from(n).map_err(|_| bad("a number from 1 up"))?)
                 }
                 _ => return Err(bad("a number from 1 up")),
             },
@@ -200,6 +202,14 @@ fn text(loc: &Locator<'_>, value: Spanned<Value>, field: &str, entry: &str) -> R
     match value.into_inner() {
         Value::String(s) => Ok(s),
         _ => Err(schema(at, format!("{field} in entry {entry} must be a string"))),
+    }
+}
+
+fn boolean(loc: &Locator<'_>, value: Spanned<Value>, field: &str, entry: &str) -> Result<bool, MappingError> {
+    let at = loc.of(&value);
+    match value.into_inner() {
+        Value::Boolean(b) => Ok(b),
+        _ => Err(schema(at, format!("{field} in entry {entry} must be true or false"))),
     }
 }
 
@@ -261,15 +271,7 @@ fn table_entry(
                 })?;
                 template = Some((parsed, field_at));
             }
-            "optional" => match value.into_inner() {
-                Value::Boolean(b) => optional = Some((b, field_at)),
-                _ => {
-                    return Err(schema(
-                        loc.at(span.start),
-                        format!("optional in entry {name} must be true or false"),
-                    ))
-                }
-            },
+            "optional" => optional = Some((boolean(loc, value, "optional", name)?, field_at)),
             "default" => match value.into_inner() {
                 Value::String(s) => default = Some((SecretString::new(s), field_at)),
                 _ => {
@@ -295,15 +297,7 @@ fn table_entry(
                 let raw = text(loc, value, "placeholder", name)?;
                 placeholder = Some((super::proxy::placeholder(field_at.clone(), raw, name)?, field_at));
             }
-            "body" => match value.into_inner() {
-                Value::Boolean(b) => body = Some((b, field_at)),
-                _ => {
-                    return Err(schema(
-                        loc.at(span.start),
-                        format!("body in entry {name} must be true or false"),
-                    ))
-                }
-            },
+            "body" => body = Some((boolean(loc, value, "body", name)?, field_at)),
             other => {
                 let message = format!("unknown field {other:?} in entry {name}; expected {ENTRY_FIELDS}");
                 return Err(schema(field_at, message));

@@ -98,25 +98,25 @@ TLS_KEY_FILE   = { path = "production/tls/KEY", as = "file" }
 PG_PASS        = "vault://secret/app/db#password"
 "#;
 
+/// The entries of `SPEC`, in order.
+const SPEC_NAMES: &[&str] = &[
+    "GEMINI_API_KEY",
+    "SENTRY_DSN",
+    "LOG_LEVEL",
+    "DATABASE_URL",
+    "TLS_KEY_FILE",
+    "STRIPE_*",
+    "DB_*",
+    "PG_PASS",
+];
+
 #[test]
 fn the_spec_example() {
     let m = build(SPEC).unwrap();
-    assert_eq!(m.settings.base_url.as_deref(), Some("https://api.agentsecretstore.com"));
-    assert_eq!(m.settings.ttl, Some(HumanDuration::from_secs(300)));
+    assert_eq!(m.settings.tuning.base_url.as_deref(), Some("https://api.agentsecretstore.com"));
+    assert_eq!(m.settings.tuning.ttl, Some(HumanDuration::from_secs(300)));
     let names: Vec<String> = m.entries.iter().map(name).collect();
-    assert_eq!(
-        names,
-        [
-            "GEMINI_API_KEY",
-            "SENTRY_DSN",
-            "LOG_LEVEL",
-            "DATABASE_URL",
-            "TLS_KEY_FILE",
-            "STRIPE_*",
-            "DB_*",
-            "PG_PASS"
-        ]
-    );
+    assert_eq!(names, SPEC_NAMES);
     let e = &m.entries;
 
     assert_eq!(source(&e[0]), Src::Single(&ass("production/gemini/GEMINI_API_KEY")));
@@ -203,7 +203,7 @@ fn vault_settings() {
          approval_timeout = \"1h\"\nretries = 0\nconcurrency = 8\n",
     )
     .unwrap();
-    let s = m.settings;
+    let s = m.settings.tuning;
     assert_eq!(s.base_url.as_deref(), Some("http://127.0.0.1:8200"));
     assert_eq!(s.ttl.map(HumanDuration::get), Some(Duration::from_secs(600)));
     assert_eq!(s.timeout, Some(HumanDuration::from_secs(30)));
@@ -220,7 +220,7 @@ fn store_table_and_its_old_name() {
     assert!(!new.deprecated_name);
     assert!(old.deprecated_name);
     assert_eq!(FileSettings { deprecated_name: false, ..old }, new);
-    assert_eq!((new.retries, new.env_refs), (Some(2), Some(false)));
+    assert_eq!((new.tuning.retries, new.env_refs), (Some(2), Some(false)));
     assert_eq!(
         err("[store]\nttl = true\n"),
         "vault-run.toml:2:7: ttl in [store] must be a duration like \"5m\" or a number of seconds"
@@ -464,20 +464,7 @@ fn flags_add_and_override() {
         flags(&["LOG_LEVEL=prod/app/DEBUG_LEVEL", "NEW=vault://kv/app#new", "STRIPE_*=ass://prod/other/*"]);
     let m = Mapping::build(Some((Path::new(FILE), SPEC)), &f, &[]).unwrap();
     let names: Vec<String> = m.entries.iter().map(name).collect();
-    assert_eq!(
-        names,
-        [
-            "GEMINI_API_KEY",
-            "SENTRY_DSN",
-            "LOG_LEVEL",
-            "DATABASE_URL",
-            "TLS_KEY_FILE",
-            "STRIPE_*",
-            "DB_*",
-            "PG_PASS",
-            "NEW"
-        ]
-    );
+    assert_eq!(names, [SPEC_NAMES, &["NEW"]].concat());
     let log = &m.entries[2];
     assert_eq!(source(log), Src::Single(&ass("prod/app/DEBUG_LEVEL")));
     assert_eq!(log.origin, Origin::Flag { index: 1 });

@@ -30,25 +30,16 @@ use crate::secret::SecretString;
 use ca::RunCa;
 use inject::Swap;
 
-/// Agent-safe mode flags.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct ProxyArgs {
-    /// Also trust this CA certificate (PEM) for the proxy's TLS connections to listed hosts
-    /// (private upstreams, tests); repeatable.
-    #[arg(long, value_name = "FILE")]
+/// How the agent-safe proxy is set up, in plain values (`cli` fills it in from the flags).
+#[derive(Debug, Clone, Default)]
+pub struct ProxyConfig {
+    /// `--upstream-ca`: CA certificates (PEM) also trusted for connections to listed hosts.
     pub upstream_ca: Vec<PathBuf>,
-
-    /// Refuse (403) the child's proxy requests to hosts not listed in any entry's hosts or with
-    /// --allow-host: an egress allow-list.
-    #[arg(long)]
+    /// `--deny-other-hosts`: refuse (403) requests to hosts no entry lists.
     pub deny_other_hosts: bool,
-
-    /// With --deny-other-hosts: let the child reach this host too (tunnelled untouched); repeatable.
-    #[arg(long, value_name = "HOST", requires = "deny_other_hosts", value_parser = check_host)]
+    /// `--allow-host`: hosts reachable (tunnelled untouched) despite `deny_other_hosts`.
     pub allow_host: Vec<String>,
-
-    /// Make the proxy connect to ADDR whenever it reaches HOST:PORT (curl's --resolve); repeatable.
-    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = Pin::parse)]
+    /// `--resolve`: host names pinned to addresses.
     pub resolve: Vec<Pin>,
 }
 
@@ -280,7 +271,7 @@ impl Proxy {
     /// supervisor's `sigtimedwait` still receives them all).
     pub fn start(
         routes: Vec<Route>,
-        args: &ProxyArgs,
+        args: &ProxyConfig,
         inherited: &[InheritedVar],
     ) -> Result<Proxy, ProxyError> {
         let mut hosts: Vec<String> = routes.iter().flat_map(|r| r.hosts.iter().cloned()).collect();

@@ -108,14 +108,23 @@ fn host_port(uri: &Uri, default_port: u16) -> Option<(String, u16)> {
     Some((host, auth.port_u16().unwrap_or(default_port)))
 }
 
+/// The 403 for a host that `--deny-other-hosts` keeps out (neither listed nor allowed); `what`
+/// names the refused request in the log.
+fn refusal(shared: &Shared, host: &str, listed: bool, what: &str) -> Option<Response<Body>> {
+    if listed || shared.may_pass(host) {
+        return None;
+    }
+    tracing::warn!(host, "proxy: {what} refused by --deny-other-hosts (403)");
+    Some(status(StatusCode::FORBIDDEN, format!("{host} is not an allowed host (--deny-other-hosts)")))
+}
+
 async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let Some((host, port)) = host_port(req.uri(), 443) else {
         return status(StatusCode::BAD_REQUEST, "CONNECT needs host:port".into());
     };
     let listed = shared.listed(&host);
-    if !listed && !shared.may_pass(&host) {
-        tracing::warn!(host, "proxy: CONNECT refused by --deny-other-hosts (403)");
-        return status(StatusCode::FORBIDDEN, format!("{host} is not an allowed host (--deny-other-hosts)"));
+    if let Some(refused) = refusal(&shared, &host, listed, "CONNECT") {
+        return refused;
     }
     if listed {
         tracing::debug!(host, port, "proxy: CONNECT intercepted");
@@ -185,6 +194,16 @@ struct Upstream {
 }
 
 impl Upstream {
+    /// A verified TLS connection to the host, with `config`'s ALPN offer.
+    async fn tls(
+        &self,
+        config: &Arc<rustls::ClientConfig>,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
+        let tcp = self.shared.dial(&self.host, self.port).await.map_err(Failure::other)?;
+        let name = ServerName::try_from(self.host.clone()).map_err(Failure::other)?;
+        TlsConnector::from(config.clone()).connect(name, tcp).await.map_err(Failure::other)
+    }
+
     async fn forward(&self, req: Request<Incoming>) -> Response<Body> {
         let method = req.method().clone();
         match self.try_forward(req).await {
@@ -260,12 +279,7 @@ impl Upstream {
         client_upgrade: hyper::upgrade::OnUpgrade,
         swaps: &[Swap],
     ) -> Result<Response<Body>, Failure> {
-        let tcp = self.shared.dial(&self.host, self.port).await.map_err(Failure::other)?;
-        let name = ServerName::try_from(self.host.clone()).map_err(Failure::other)?;
-        let tls = TlsConnector::from(self.shared.upstream_h1.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(Failure::other)?;
+        let tls = self.tls(&self.shared.upstream_h1).await?;
         let (mut s, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(Failure::other)?;
         tokio::spawn(conn.with_upgrades());
@@ -324,12 +338,7 @@ impl Upstream {
                 _ => {}
             }
         }
-        let tcp = self.shared.dial(&self.host, self.port).await.map_err(Failure::other)?;
-        let name = ServerName::try_from(self.host.clone()).map_err(Failure::other)?;
-        let tls = TlsConnector::from(self.shared.upstream.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(Failure::other)?;
+        let tls = self.tls(&self.shared.upstream).await?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let io = TokioIo::new(tls);
         if h2 {
@@ -441,9 +450,8 @@ async fn plain(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         return status(StatusCode::BAD_REQUEST, "the URL has no host".into());
     };
     let listed = shared.listed(&host);
-    if !listed && !shared.may_pass(&host) {
-        tracing::warn!(host, "proxy: request refused by --deny-other-hosts (403)");
-        return status(StatusCode::FORBIDDEN, format!("{host} is not an allowed host (--deny-other-hosts)"));
+    if let Some(refused) = refusal(&shared, &host, listed, "request") {
+        return refused;
     }
     let swaps = if listed && is_loopback(&host) { shared.swaps(&host) } else { Vec::new() };
     if listed && swaps.is_empty() {

@@ -4,9 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use zeroize::Zeroizing;
-
 use crate::backend::{BackendError, FailureKind};
+use crate::inherited::Snapshot;
 use crate::secret::AgentKey;
 
 /// The systemd credential name holding the agent key, in `$CREDENTIALS_DIRECTORY`.
@@ -31,10 +30,10 @@ impl KeySource {
     }
 }
 
-/// Loads the agent key, first found wins.
-pub fn load(key_file: Option<&Path>) -> Result<(AgentKey, KeySource), BackendError> {
-    if let Some(v) = std::env::var_os("ASS_AGENT_KEY") {
-        let v = Zeroizing::new(v.into_string().map_err(|_| config("ASS_AGENT_KEY is not valid UTF-8"))?);
+/// Loads the agent key, first found wins; `env` is the environment the run started with.
+pub fn load(key_file: Option<&Path>, env: &Snapshot) -> Result<(AgentKey, KeySource), BackendError> {
+    if let Some(v) = env.var_os("ASS_AGENT_KEY") {
+        let v = v.to_str().ok_or_else(|| config("ASS_AGENT_KEY is not valid UTF-8"))?;
         let key = v.trim();
         if key.is_empty() {
             return Err(config(
@@ -46,8 +45,8 @@ pub fn load(key_file: Option<&Path>) -> Result<(AgentKey, KeySource), BackendErr
     if let Some(path) = key_file {
         return read_key_file(path).map(|k| (k, KeySource::File(path.to_owned())));
     }
-    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-        let path = Path::new(&dir).join(SYSTEMD_CREDENTIAL);
+    if let Some(dir) = env.var_os("CREDENTIALS_DIRECTORY") {
+        let path = Path::new(dir).join(SYSTEMD_CREDENTIAL);
         if path.exists() {
             return read_key_file(&path).map(|k| (k, KeySource::File(path)));
         }
@@ -72,4 +71,22 @@ fn read_key_file(path: &Path) -> Result<AgentKey, BackendError> {
 
 fn config(message: impl Into<String>) -> BackendError {
     BackendError::new(FailureKind::Config, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key is looked up in the snapshot handed down, never in the process (which supervise
+    /// mode wipes).
+    #[test]
+    fn key_comes_from_the_snapshot() {
+        let (key, source) = load(None, &Snapshot::of(&[("ASS_AGENT_KEY", " ass_from_snapshot\n")])).unwrap();
+        assert_eq!((key.expose(), source), ("ass_from_snapshot", KeySource::Env));
+        let empty = load(None, &Snapshot::of(&[("ASS_AGENT_KEY", "  ")])).unwrap_err();
+        assert!(empty.to_string().contains("ASS_AGENT_KEY is set but empty"));
+        let dir = tempfile::tempdir().unwrap();
+        let none = load(None, &Snapshot::of(&[("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap())]));
+        assert!(none.unwrap_err().to_string().contains("no agent key"));
+    }
 }

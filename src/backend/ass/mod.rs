@@ -14,8 +14,8 @@ use tokio::task::JoinSet;
 
 use self::glob::AssGlob;
 use super::{
-    Backend, BackendError, BoxFuture, Event, FailureKind, FetchContext, Fetched, GlobRef, Options, Reference,
-    SecretValue, Tier, Wanted,
+    Backend, BackendError, Event, FailureKind, FetchContext, FetchFuture, Fetched, GlobRef, Options,
+    Reference, SecretValue, Tier, Wanted,
 };
 use crate::client::{AgentVault, Error as ClientError};
 use crate::duration::HumanDuration;
@@ -39,7 +39,7 @@ pub struct AssBackend {
 impl AssBackend {
     /// Builds the backend: finds the agent key and checks the base URL.
     pub fn new(settings: &Options) -> Result<Self, BackendError> {
-        let (agent_key, source) = key::load(settings.agent_key_file.as_deref())?;
+        let (agent_key, source) = key::load(settings.agent_key_file.as_deref(), &settings.env)?;
         tracing::debug!(source = ?source, "agent key found");
         let source = source.clone();
         let key_source = source;
@@ -257,11 +257,7 @@ impl AssBackend {
 }
 
 impl Backend for AssBackend {
-    fn fetch<'a>(
-        &'a self,
-        wanted: &'a Wanted,
-        ctx: &'a FetchContext<'a>,
-    ) -> BoxFuture<'a, Result<Fetched, BackendError>> {
+    fn fetch<'a>(&'a self, wanted: &'a Wanted, ctx: &'a FetchContext<'a>) -> FetchFuture<'a> {
         Box::pin(async move {
             // A reference that does not parse (the mapping checked them all) is answered with
             // its error rather than failing the batch.

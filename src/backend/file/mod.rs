@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::reference::{ReferenceError, Syntax};
 use super::{
-    Backend, BackendError, BoxFuture, FailureKind, FetchContext, Fetched, Options, SecretValue, Wanted,
+    Backend, BackendError, FailureKind, FetchContext, FetchFuture, Fetched, Options, SecretValue, Wanted,
 };
 use crate::secret::SecretString;
 
@@ -72,11 +72,7 @@ fn read(path: &str) -> Result<SecretValue, BackendError> {
 }
 
 impl Backend for FileBackend {
-    fn fetch<'a>(
-        &'a self,
-        wanted: &'a Wanted,
-        _ctx: &'a FetchContext<'a>,
-    ) -> BoxFuture<'a, Result<Fetched, BackendError>> {
+    fn fetch<'a>(&'a self, wanted: &'a Wanted, _ctx: &'a FetchContext<'a>) -> FetchFuture<'a> {
         Box::pin(async move {
             let singles: HashMap<_, _> = wanted.singles.iter().map(|r| (r.clone(), read(r.rest()))).collect();
             let globs = wanted

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 use super::{
-    Backend, BackendError, BoxFuture, FailureKind, FetchContext, Fetched, GlobRef, Options, Reference,
-    SecretValue, Wanted,
+    Backend, BackendError, BoxFuture, FailureKind, FetchContext, FetchFuture, Fetched, GlobRef, Options,
+    Reference, SecretValue, Wanted,
 };
 use crate::duration::HumanDuration;
 use crate::path::encode_segment;
@@ -75,7 +75,9 @@ impl VaultBackend {
     /// the credential variables.
     pub fn new(settings: &Options) -> Result<Self, BackendError> {
         let config = |m: String| BackendError::new(FailureKind::Config, m);
-        let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
+        let var = |names: &[&str]| {
+            names.iter().find_map(|n| settings.env.var(n).filter(|v| !v.is_empty()).map(str::to_owned))
+        };
         let addr = var(&["VAULT_ADDR", "BAO_ADDR"]).ok_or_else(|| {
             config("vault:// references need VAULT_ADDR (or BAO_ADDR) set to the server's address".into())
         })?;
@@ -104,7 +106,7 @@ impl VaultBackend {
                 rate_limit_patience: settings.deadline,
                 ..RetryPolicy::default()
             },
-            credential: auth::discover(settings.vault_token_file.as_deref())?,
+            credential: auth::discover(settings.vault_token_file.as_deref(), &settings.env)?,
             ttl: settings.ttl,
             concurrency: settings.concurrency,
             concurrency_http2: settings.concurrency_http2,
@@ -254,11 +256,7 @@ fn error(e: VaultError, what: &str, hint: &str) -> BackendError {
 }
 
 impl Backend for VaultBackend {
-    fn fetch<'a>(
-        &'a self,
-        wanted: &'a Wanted,
-        _ctx: &'a FetchContext<'a>,
-    ) -> BoxFuture<'a, Result<Fetched, BackendError>> {
+    fn fetch<'a>(&'a self, wanted: &'a Wanted, _ctx: &'a FetchContext<'a>) -> FetchFuture<'a> {
         Box::pin(async move {
             // The mapping checked every reference; one that does not parse is answered with its
             // error. Each distinct secret path is read once, whatever fields are wanted from it.
