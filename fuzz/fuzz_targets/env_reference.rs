@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault_run::mapping::{parse_glob_reference, parse_reference, GlobRef, Reference};
+use vault_run::mapping::{parse_glob_reference, parse_reference, AssGlob};
 use agentsecretstore::path::{wildcard_match, Action, Scope, SecretPath};
 
 fuzz_target!(|data: &[u8]| {
@@ -12,12 +12,15 @@ fuzz_target!(|data: &[u8]| {
         // What parses prints to something that parses to the same reference.
         let shown = r.to_string();
         assert_eq!(parse_reference(&shown).as_ref(), Ok(&r), "{s:?} -> {shown:?}");
-        if let Reference::Ass(p) = &r {
-            assert!(p.scope(Action::Read).reaches(Action::Read, p));
+        // An Agent Secret Store reference's rest is a secret path.
+        if r.scheme() == "ass" {
+            let p: SecretPath = r.rest().parse().expect("an ass reference holds a valid path");
+            assert!(p.scope(Action::Read).reaches(Action::Read, &p));
             let _ = p.url_path();
         }
     }
-    if let Ok(GlobRef::Ass(g)) = parse_glob_reference(s) {
+    let glob = parse_glob_reference(s).ok().filter(|g| g.scheme() == "ass");
+    if let Some(g) = glob.and_then(|g| AssGlob::new(g.rest()).ok()) {
         assert!(!g.prefix().is_empty() && !g.prefix().contains(['*', '?', '[']));
         // Any path the glob matches is inside its scope.
         let (_, tail) = s.split_once('\n').unwrap_or((s, "a/b"));

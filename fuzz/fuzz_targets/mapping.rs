@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = mapping.is_empty();
             for e in &mapping.entries {
                 // Every entry displays without panicking (messages and the check table use these).
-                let _ = (e.target.to_string(), e.source.to_string(), e.origin.to_string());
+                let _ = (e.target().to_string(), e.source(), e.origin.to_string());
             }
         }
         Err(e) => {
