@@ -295,7 +295,13 @@ def report(out):
     if os.path.exists(bp):
         with open(bp) as f:
             size = int(f.read())
-        w(f"**Release binary**: {size} bytes ({size / 2**20:.2f} MiB).")
+        line = f"**Release binary**: {size} bytes ({size / 2**20:.2f} MiB)"
+        np = os.path.join(out, "binary-size-no-dev-server")
+        if os.path.exists(np):
+            with open(np) as f:
+                nodev = int(f.read())
+            line += f"; without the `dev-server` feature: {nodev} bytes ({nodev / 2**20:.2f} MiB)"
+        w(line + ".")
         w("")
     with open(os.path.join(out, "targets.json"), "w") as f:
         json.dump(tgt, f)
