@@ -15,20 +15,6 @@ use std::path::{Path, PathBuf};
 /// The mapping file's name.
 pub const FILE_NAME: &str = "vault-run.toml";
 
-/// Why no mapping file was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotFound {
-    /// None on the way.
-    Searched(Searched),
-    /// The nearest one belongs to someone else.
-    Foreign {
-        /// The file.
-        path: PathBuf,
-        /// Its owner.
-        uid: u32,
-    },
-}
-
 /// Where the search looked, for the message when nothing was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Searched {
@@ -39,8 +25,7 @@ pub struct Searched {
 }
 
 /// The mapping file for `cwd`, or where the search looked.
-pub fn find(cwd: &Path, home: Option<&Path>) -> Result<PathBuf, NotFound> {
-    let me = nix::unistd::geteuid().as_raw();
+pub fn find(cwd: &Path, home: Option<&Path>) -> Result<PathBuf, Searched> {
     let home = home.and_then(|h| h.canonicalize().ok());
     let start_dev = std::fs::metadata(cwd).ok().map(|m| m.dev());
     let mut last = cwd.to_owned();
@@ -52,10 +37,8 @@ pub fn find(cwd: &Path, home: Option<&Path>) -> Result<PathBuf, NotFound> {
         last = dir.to_owned();
         let candidate = dir.join(FILE_NAME);
         if let Ok(meta) = std::fs::metadata(&candidate) {
+            // Whose it is, is checked on the opened file (app::load), not on this path.
             if meta.is_file() {
-                if meta.uid() != me && meta.uid() != 0 {
-                    return Err(NotFound::Foreign { path: candidate, uid: meta.uid() });
-                }
                 return Ok(candidate);
             }
         }
@@ -64,7 +47,7 @@ pub fn find(cwd: &Path, home: Option<&Path>) -> Result<PathBuf, NotFound> {
             break;
         }
     }
-    Err(NotFound::Searched(Searched { from: cwd.to_owned(), to: last }))
+    Err(Searched { from: cwd.to_owned(), to: last })
 }
 
 impl Searched {
@@ -89,16 +72,12 @@ mod tests {
         let deep = home.join("a/b/c");
         std::fs::create_dir_all(&deep).unwrap();
         assert!(find(&deep, Some(&home)).is_err());
-        let at = |e| match e {
-            NotFound::Searched(s) => s,
-            other => panic!("{other:?}"),
-        };
         std::fs::write(home.join("a").join(FILE_NAME), "").unwrap();
         assert_eq!(find(&deep, Some(&home)).unwrap(), home.join("a").join(FILE_NAME));
         // A file above home is not used.
         std::fs::remove_file(home.join("a").join(FILE_NAME)).unwrap();
         std::fs::write(root.path().join(FILE_NAME), "").unwrap();
-        let e = at(find(&deep, Some(&home)).unwrap_err());
+        let e = find(&deep, Some(&home)).unwrap_err();
         assert_eq!(e.to, home);
     }
 }

@@ -88,7 +88,7 @@ fn read_mapping_file(path: &Path, discovered: bool) -> Result<String, AppError> 
         let owner = file.metadata().map_err(cannot)?.uid();
         if owner != me && owner != 0 {
             return Err(AppError::Config(format!(
-                "mapping file {} is owned by uid {owner}, not by you (uid {me}) or root, so it may have been planted; check it and name it with -f (or VAULT_RUN_FILE) to use it",
+                "found mapping file {} but it belongs to another user (uid {owner}), not you (uid {me}) or root, so it may have been planted and is not used; check it and name it with -f (or VAULT_RUN_FILE) to use it",
                 path.display()
             )));
         }
@@ -137,14 +137,7 @@ fn mapping_file(
     }
     let Ok(cwd) = std::env::current_dir() else { return Ok(Err(None)) };
     let home = crate::inherited::var_os(inherited, "HOME").map(PathBuf::from);
-    match crate::discover::find(&cwd, home.as_deref()) {
-        Ok(path) => Ok(Ok(path)),
-        Err(crate::discover::NotFound::Searched(s)) => Ok(Err(Some(s))),
-        Err(crate::discover::NotFound::Foreign { path, uid }) => Err(AppError::Config(format!(
-            "found mapping file {} but it belongs to another user (uid {uid}), so it is not used; pass it with -f if you trust it, or run from another directory",
-            path.display()
-        ))),
-    }
+    Ok(crate::discover::find(&cwd, home.as_deref()).map_err(Some))
 }
 
 /// The error for a run with nothing in it (exit 78).
