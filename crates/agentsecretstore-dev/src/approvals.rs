@@ -174,15 +174,12 @@ impl Store {
         approval_id: Option<String>,
         now: Timestamp,
     ) -> TokenOutcome {
-        // Forget tokens that died a while ago, so a long-running server does not grow forever.
+        // Tokens that died over an hour ago are forgotten.
         let horizon = add(now, Duration::ZERO).map(|t| Timestamp(t.0 - time::Duration::hours(1)));
-        if let Some(h) = horizon {
-            self.tokens.retain(|t| t.expires_at > h);
-        }
         let expires_at = add(now, v.ttl).unwrap_or(now);
         let token = Token::new(format!("asst_{}", random_hex(32)));
         let id = format!("tok_{}", random_hex(8));
-        self.tokens.push(TokenRecord {
+        let record = TokenRecord {
             id: id.clone(),
             token: token.clone(),
             scopes: std::sync::Arc::new(ScopeSet::new(v.scopes)),
@@ -191,7 +188,8 @@ impl Store {
             max_uses: v.max_uses,
             uses: 0,
             ip_allowlist: v.ip_allowlist,
-        });
+        };
+        self.add_token(record, horizon);
         let reply = TokenReply {
             token: Some(token),
             token_id: Some(id),
@@ -349,9 +347,9 @@ mod tests {
         s.decide(&id, true, None, ts(2)).unwrap();
         assert!(matches!(s.decide(&id, false, None, ts(2)), Err(ApiError::AlreadyDecided(_))));
         let o = s.request_token(&agent, req(&scopes), ts(3)).unwrap();
-        let TokenOutcome::Issued { approval_id, .. } = o else { panic!("{o:?}") };
+        let TokenOutcome::Issued { approval_id, reply } = o else { panic!("{o:?}") };
         assert_eq!(approval_id.as_deref(), Some(id.as_str()));
-        assert_eq!(s.tokens.last().unwrap().tier, AccessTier::Sensitive);
+        assert_eq!(s.tokens[reply.token_id.as_deref().unwrap()].tier, AccessTier::Sensitive);
         // Used once: a new request starts a new approval.
         let next = pending_id(s.request_token(&agent, req(&scopes), ts(4)).unwrap());
         assert_ne!(next, id);

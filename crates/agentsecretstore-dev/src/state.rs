@@ -4,7 +4,7 @@
 //!
 //! Every operation takes `now` so that the unit tests can move the clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use crate::duration::HumanDuration;
@@ -176,7 +176,11 @@ pub enum GetOrList {
 pub struct Store {
     pub(super) secrets: BTreeMap<SecretPath, StoredSecret>,
     pub(super) agents: Vec<Agent>,
-    pub(super) tokens: Vec<TokenRecord>,
+    /// Issued tokens by id.
+    pub(super) tokens: HashMap<String, TokenRecord>,
+    /// Every live credential (admin key, agent keys, tokens) by its digest: one lookup per
+    /// request however many tokens a long run has issued.
+    credentials: HashMap<CredentialDigest, Caller>,
     pub(super) approvals: Vec<Approval>,
     pub(super) admin_key: AdminKey,
     pub(super) approval_ttl: std::time::Duration,
@@ -207,10 +211,12 @@ pub fn parse_path(raw: &str) -> Result<SecretPath, ApiError> {
 impl Store {
     /// An empty store with one admin key.
     pub fn new(admin_key: AdminKey, approval_ttl: std::time::Duration) -> Self {
+        let credentials = HashMap::from([(CredentialDigest::of(admin_key.expose()), Caller::Admin)]);
         Self {
             secrets: BTreeMap::new(),
             agents: Vec::new(),
-            tokens: Vec::new(),
+            tokens: HashMap::new(),
+            credentials,
             approvals: Vec::new(),
             admin_key,
             approval_ttl,
@@ -239,10 +245,12 @@ impl Store {
             return Err(ApiError::Validation("agent name must be non-empty text".into()));
         }
         let key = key.unwrap_or_else(new_agent_key);
-        if self.agents.iter().any(|a| a.key == key) || key.expose() == self.admin_key.expose() {
+        let digest = CredentialDigest::of(key.expose());
+        if self.credentials.contains_key(&digest) {
             return Err(ApiError::Validation(format!("agent {name:?}: that key is already in use")));
         }
         let id = format!("agt_{}", random_hex(8));
+        self.credentials.insert(digest, Caller::Agent(id.clone()));
         self.agents.push(Agent { id, name: name.to_owned(), key, allowed_scopes });
         Ok(self.agents.last().expect("just pushed"))
     }
@@ -254,37 +262,33 @@ impl Store {
 
     /// Classifies a bearer credential.
     pub fn identify(&self, bearer: &str) -> Caller {
-        // Every credential is compared, each in constant time: how long an answer takes must
-        // not tell how many leading characters of a key a guess got right, nor which kind matched.
-        let admin = same_secret(bearer, self.admin_key.expose());
-        let mut agent = None;
-        for a in &self.agents {
-            if same_secret(bearer, a.key.expose()) {
-                agent = Some(a.id.clone());
-            }
+        // Looked up by digest, not compared with each stored credential: how long the lookup
+        // takes tells an attacker about the digest of a guess, never about the credential.
+        self.credentials.get(&CredentialDigest::of(bearer)).cloned().unwrap_or(Caller::Unknown)
+    }
+
+    /// Records an issued token, and forgets those that died before `horizon` so that a
+    /// long-running server does not grow forever.
+    pub(super) fn add_token(&mut self, record: TokenRecord, horizon: Option<Timestamp>) {
+        if let Some(h) = horizon {
+            let credentials = &mut self.credentials;
+            self.tokens.retain(|_, t| {
+                let live = t.expires_at > h;
+                if !live {
+                    credentials.remove(&CredentialDigest::of(t.token.expose()));
+                }
+                live
+            });
         }
-        let mut token = None;
-        for t in &self.tokens {
-            if same_secret(bearer, t.token.expose()) {
-                token = Some(t.id.clone());
-            }
-        }
-        match (admin, agent, token) {
-            (true, _, _) => Caller::Admin,
-            (_, Some(id), _) => Caller::Agent(id),
-            (_, _, Some(id)) => Caller::Token(id),
-            _ => Caller::Unknown,
-        }
+        self.credentials
+            .insert(CredentialDigest::of(record.token.expose()), Caller::Token(record.id.clone()));
+        self.tokens.insert(record.id.clone(), record);
     }
 
     /// Spends one use of token `id` from `peer`: the token must be unexpired, under its
     /// `max_uses` and used from an allowed address.
     pub fn use_token(&mut self, id: &str, peer: IpAddr, now: Timestamp) -> Result<Access, ApiError> {
-        let t = self
-            .tokens
-            .iter_mut()
-            .find(|t| t.id == id)
-            .ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
+        let t = self.tokens.get_mut(id).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
         if t.expires_at <= now {
             return Err(ApiError::Unauthorized(format!(
                 "token {} expired at {}; request a new one at POST /v1/tokens",
@@ -599,11 +603,21 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Compares a presented credential with a stored one in time that depends only on their
-/// lengths (which the credential formats make public anyway), never on where they differ.
-pub fn same_secret(presented: &str, stored: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    presented.len() == stored.len() && bool::from(presented.as_bytes().ct_eq(stored.as_bytes()))
+/// SHA-256 of a credential: what the store indexes credentials by.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct CredentialDigest([u8; 32]);
+
+impl CredentialDigest {
+    fn of(credential: &str) -> Self {
+        let d = ring::digest::digest(&ring::digest::SHA256, credential.as_bytes());
+        Self(d.as_ref().try_into().expect("SHA-256 is 32 bytes"))
+    }
+}
+
+impl std::fmt::Debug for CredentialDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialDigest(…)")
+    }
 }
 
 /// The SDK keeps words it does not know; the server only stores the contract's words, so a
@@ -637,15 +651,16 @@ mod tests {
     }
 
     #[test]
-    fn credentials_compare_whole_and_in_constant_time() {
-        assert!(same_secret("ass_abc", "ass_abc"));
+    fn identify_matches_whole_credentials_only() {
+        let mut s = store();
+        let agent = s.add_agent("a", Some(AgentKey::new("ass_abc")), Vec::new()).unwrap().id.clone();
+        assert_eq!(s.identify("ass_abc"), Caller::Agent(agent));
         for other in ["ass_abd", "bss_abc", "ass_ab", "ass_abcd", ""] {
-            assert!(!same_secret(other, "ass_abc"), "{other}");
+            assert_eq!(s.identify(other), Caller::Unknown, "{other}");
         }
-        // identify still tells the three kinds apart with the comparison that never stops early.
-        let s = store();
-        assert!(matches!(s.identify(s.admin_key().expose()), Caller::Admin));
-        assert!(matches!(s.identify("nope"), Caller::Unknown));
+        assert_eq!(s.identify(s.admin_key().expose()), Caller::Admin);
+        assert!(s.add_agent("b", Some(AgentKey::new(s.admin_key().expose())), Vec::new()).is_err());
+        assert!(s.add_agent("c", Some(AgentKey::new("ass_abc")), Vec::new()).is_err());
     }
 
     fn req(value: &str, tier: Option<AccessTier>) -> SecretWriteRequest {
@@ -792,10 +807,32 @@ mod tests {
     }
 
     #[test]
+    fn tokens_dead_before_the_horizon_are_forgotten_with_their_credential() {
+        let mut s = store();
+        let record = |id: &str, token: &str, expires| TokenRecord {
+            id: id.into(),
+            token: Token::new(token),
+            scopes: Default::default(),
+            tier: AccessTier::Standard,
+            expires_at: ts(expires),
+            max_uses: None,
+            uses: 0,
+            ip_allowlist: None,
+        };
+        s.add_token(record("tok_old", "asst_old", 10), None);
+        s.add_token(record("tok_live", "asst_live", 100), Some(ts(50)));
+        assert_eq!(s.identify("asst_old"), Caller::Unknown);
+        assert!(!s.tokens.contains_key("tok_old"));
+        assert_eq!(s.identify("asst_live"), Caller::Token("tok_live".into()));
+        s.add_token(record("tok_next", "asst_next", 200), Some(ts(50)));
+        assert_eq!(s.identify("asst_live"), Caller::Token("tok_live".into()));
+    }
+
+    #[test]
     fn token_uses_expiry_and_ip() {
         let mut s = store();
         let localhost: IpAddr = "127.0.0.1".parse().unwrap();
-        s.tokens.push(TokenRecord {
+        let record = TokenRecord {
             id: "tok_1".into(),
             token: Token::new("asst_x"),
             scopes: Default::default(),
@@ -804,7 +841,8 @@ mod tests {
             max_uses: Some(2),
             uses: 0,
             ip_allowlist: Some(vec!["::ffff:127.0.0.1".parse().unwrap()]),
-        });
+        };
+        s.add_token(record, None);
         assert_eq!(s.identify("asst_x"), Caller::Token("tok_1".into()));
         assert!(s.use_token("tok_1", localhost, ts(0)).is_ok());
         assert!(matches!(
@@ -813,7 +851,7 @@ mod tests {
         ));
         assert!(s.use_token("tok_1", localhost, ts(0)).is_ok());
         assert!(matches!(s.use_token("tok_1", localhost, ts(0)), Err(ApiError::Unauthorized(_))));
-        s.tokens[0].max_uses = None;
+        s.tokens.get_mut("tok_1").unwrap().max_uses = None;
         assert!(matches!(s.use_token("tok_1", localhost, ts(10)), Err(ApiError::Unauthorized(_))));
     }
 
