@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::backend::ReadsInFlight;
 use crate::client::DEFAULT_BASE_URL;
 use crate::inherited::Snapshot;
 use crate::mapping::{FileSettings, Tuning};
@@ -71,8 +72,7 @@ impl Settings {
             ttl: flag.ttl.or(file.ttl).unwrap_or(d.ttl),
             timeout: flag.timeout.or(file.timeout).map(Duration::from).unwrap_or(d.timeout),
             retries: flag.retries.or(file.retries).unwrap_or(d.retries),
-            concurrency: flag.concurrency.or(file.concurrency).unwrap_or(d.concurrency),
-            concurrency_http2: flag.concurrency.or(file.concurrency).unwrap_or(d.concurrency_http2),
+            concurrency: flag.concurrency.or(file.concurrency).map_or(d.concurrency, ReadsInFlight::Exactly),
             deadline: flag.deadline.or(file.deadline).map(Duration::from).unwrap_or(d.deadline),
             approval_timeout: flag
                 .approval_timeout
@@ -93,7 +93,7 @@ impl Settings {
         if s.deadline.is_zero() {
             return Err(SettingsError("--deadline must be more than 0 (e.g. 2m)".into()));
         }
-        if s.concurrency == 0 {
+        if s.concurrency == ReadsInFlight::Exactly(0) {
             return Err(SettingsError("--concurrency must be at least 1".into()));
         }
         Ok(s)

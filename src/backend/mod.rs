@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::secret::SecretString;
-pub use options::Options;
+pub use options::{Options, ReadsInFlight};
 pub use reference::{GlobRef, Reference, ReferenceError, Syntax};
 
 /// A boxed future, so that backends can live in a registry as trait objects.

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use self::glob::AssGlob;
 use super::{
     Backend, BackendError, Event, FailureKind, FetchContext, FetchFuture, Fetched, GlobRef, Options,
-    Reference, SecretValue, Tier, Wanted,
+    ReadsInFlight, Reference, SecretValue, Tier, Wanted,
 };
 use crate::client::{AgentVault, Error as ClientError};
 use crate::duration::HumanDuration;
@@ -31,8 +31,7 @@ pub struct AssBackend {
     /// Where the agent key came from, to name it (never the key) when it is refused.
     key_source: key::KeySource,
     ttl: HumanDuration,
-    concurrency: usize,
-    concurrency_http2: usize,
+    concurrency: ReadsInFlight,
     approval_timeout: Duration,
 }
 
@@ -59,7 +58,6 @@ impl AssBackend {
             key_source,
             ttl: settings.ttl,
             concurrency: settings.concurrency,
-            concurrency_http2: settings.concurrency_http2,
             approval_timeout: settings.approval_timeout,
         })
     }
@@ -211,12 +209,12 @@ impl AssBackend {
         futures_util::future::join_all(lists).await
     }
 
-    /// The pool every read of one fetch shares: `concurrency` over HTTP/1.1, where each read in
-    /// flight holds a connection, many more over HTTP/2, where they share one.
-    fn read_limit(&self) -> Arc<Semaphore> {
+    /// The pool every read of one fetch shares, sized for about `reads` reads by the protocol
+    /// the server chose and the token's `round_trip` (see [`ReadsInFlight::choose`]).
+    fn read_limit(&self, reads: usize, round_trip: Duration) -> Arc<Semaphore> {
         let http2 = self.client.uses_http2();
-        let in_flight = if http2 { self.concurrency_http2 } else { self.concurrency };
-        tracing::debug!(in_flight, http2, "reading");
+        let in_flight = self.concurrency.choose(reads, http2, round_trip);
+        tracing::debug!(in_flight, http2, ?round_trip, "reading");
         Arc::new(Semaphore::new(in_flight))
     }
 
@@ -291,11 +289,13 @@ impl Backend for AssBackend {
             if scopes.is_empty() {
                 return Ok(Fetched { singles, globs });
             }
+            let asked = std::time::Instant::now();
             self.token(&scopes, ctx).await?;
 
-            // One bounded pool for every read. The singles need no listing: they are read while
-            // the globs are listed; the matches once the listings are in.
-            let limit = self.read_limit();
+            // One bounded pool for every read (a glob counted as one until it is listed). The
+            // singles need no listing: they are read while the globs are listed; the matches
+            // once the listings are in.
+            let limit = self.read_limit(scopes.len(), asked.elapsed());
             let globbed = async {
                 let expanded = self.expand(&patterns).await;
                 let paths: Vec<SecretPath> = expanded.iter().flatten().flatten().cloned().collect();

@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     Backend, BackendError, BoxFuture, FailureKind, FetchContext, FetchFuture, Fetched, GlobRef, Options,
-    Reference, SecretValue, Wanted,
+    ReadsInFlight, Reference, SecretValue, Wanted,
 };
 use crate::duration::HumanDuration;
 use crate::path::encode_segment;
@@ -52,8 +52,7 @@ pub struct VaultBackend {
     retry: RetryPolicy,
     credential: Credential,
     ttl: HumanDuration,
-    concurrency: usize,
-    concurrency_http2: usize,
+    concurrency: ReadsInFlight,
     /// Whether the server answered over HTTP/2 (ALPN over TLS): reads then share a connection.
     http2: AtomicBool,
     /// Tokens to revoke in `finish`.
@@ -109,7 +108,6 @@ impl VaultBackend {
             credential: auth::discover(settings.vault_token_file.as_deref(), &settings.env)?,
             ttl: settings.ttl,
             concurrency: settings.concurrency,
-            concurrency_http2: settings.concurrency_http2,
             http2: AtomicBool::new(false),
             to_revoke: Mutex::new(Vec::new()),
         })
@@ -297,13 +295,14 @@ impl Backend for VaultBackend {
             // The child token does not depend on the mounts, so it is made while they are
             // looked up (a round trip saved). One use per read, one for the revoke; a path
             // whose mount lookup fails leaves its use unspent, and the token is revoked anyway.
+            let asked = std::time::Instant::now();
             let (mount_for, token) =
                 futures_util::future::join(lookups, self.child_token(&parent, paths.len() + 1)).await;
             let token = token?;
 
-            let http2 = self.http2.load(Ordering::Relaxed);
-            let in_flight = if http2 { self.concurrency_http2 } else { self.concurrency };
-            tracing::debug!(reads = paths.len(), in_flight, http2, "reading");
+            let (http2, round_trip) = (self.http2.load(Ordering::Relaxed), asked.elapsed());
+            let in_flight = self.concurrency.choose(paths.len(), http2, round_trip);
+            tracing::debug!(reads = paths.len(), in_flight, http2, ?round_trip, "reading");
             let limit = Arc::new(Semaphore::new(in_flight));
             let reads = paths.iter().map(|p| {
                 let (limit, token, mount) = (limit.clone(), &token, &mount_for[p]);
