@@ -692,6 +692,102 @@ fn the_dev_server_caps_open_connections() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// Sends `GET /v1/health` on a kept-alive connection and reads the whole answer.
+fn health_kept_alive(s: &mut std::net::TcpStream) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                return Ok(text);
+            }
+        }
+    }
+}
+
+/// Whether the server closed `s` (an end of stream) within `within`.
+fn closed_within(s: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(within)).unwrap();
+    match s.read(&mut [0u8; 16]) {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    }
+}
+
+#[test]
+fn at_the_cap_idle_kept_alive_connections_make_room() {
+    let dev = DevServer::start_with(&["--max-connections", "2", "--header-timeout", "30s"]);
+    let addr = dev.base_url.trim_start_matches("http://").to_owned();
+    let mut idle: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    for s in &mut idle {
+        assert!(health_kept_alive(s).unwrap().starts_with("HTTP/1.1 200"));
+    }
+    // Both slots are held by connections idle between requests: a third is served at once,
+    // not after the 30 s header timeout.
+    let start = std::time::Instant::now();
+    let mut third = std::net::TcpStream::connect(&addr).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert!(health_kept_alive(&mut third).unwrap().starts_with("HTTP/1.1 200"));
+    assert!(start.elapsed() < Duration::from_secs(3), "served after {:?}", start.elapsed());
+    assert!(
+        idle.iter_mut().any(|s| closed_within(s, Duration::from_secs(2))),
+        "no idle connection was closed"
+    );
+}
+
+#[test]
+fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
+    let dev = DevServer::start_with(&["--header-timeout", "1s"]);
+    let addr = dev.base_url.trim_start_matches("http://").to_owned();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    assert!(health_kept_alive(&mut s).unwrap().starts_with("HTTP/1.1 200"));
+    let start = std::time::Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(10)), "still open after 10 s");
+    assert!(start.elapsed() < Duration::from_secs(5), "closed after {:?}", start.elapsed());
+}
+
+#[test]
+fn hundreds_of_simultaneous_connections_are_all_served() {
+    // What the JS SDK does with `Promise.all` over 600 reads: a connection each, all at once.
+    // Past the cap they wait in the accept queue; a queue that overflows drops SYNs, and the
+    // client's retries come 1, 3, 7 s later.
+    let dev = DevServer::start_with(&["--max-connections", "8"]);
+    let addr = dev.base_url.trim_start_matches("http://").to_owned();
+    let start = std::time::Instant::now();
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let streams: Vec<_> = (0..600)
+        .map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap())
+        .collect();
+    let clients: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                health_kept_alive(&mut s).map(|a| a.starts_with("HTTP/1.1 200"))
+            })
+        })
+        .collect();
+    let served = clients.into_iter().filter_map(|c| c.join().ok()).filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(served, 600, "{served} of 600 served");
+    assert!(start.elapsed() < Duration::from_secs(6), "all served after {:?}", start.elapsed());
+}
+
 #[tokio::test]
 async fn the_admin_key_is_removed_from_the_childs_environment() {
     let dev = DevServer::with(&[("production/app/A", "value-a")]).await;

@@ -8,8 +8,12 @@
 //! The listener also bounds what a client can hold: at most `max_connections` open at once
 //! (more wait in the kernel's backlog), and a request head must arrive within `header_timeout`
 //! of its first byte (or of the connection, or of the last response, for the next request), so
-//! a slow or silent client cannot keep a connection forever.
+//! a slow or silent client cannot keep a connection forever. While a connection waits for a
+//! slot, keep-alive connections idle between requests are closed to make room (as nginx
+//! does): a client that opens a connection per request in flight (the JS SDK reading 1,000
+//! secrets at once) would otherwise wait for its own idle connections to time out.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 use axum::extract::connect_info::Connected;
@@ -56,6 +61,14 @@ pub struct KillableListener {
     stats: Arc<Mutex<Stats>>,
     slots: Arc<Semaphore>,
     header_timeout: Duration,
+    pressure: Arc<Pressure>,
+}
+
+/// Set while the listener waits for a slot; idle keep-alive connections then close.
+#[derive(Debug, Default)]
+struct Pressure {
+    on: AtomicBool,
+    notify: Arc<Notify>,
 }
 
 impl KillableListener {
@@ -67,7 +80,28 @@ impl KillableListener {
         max_connections: usize,
         header_timeout: Duration,
     ) -> Self {
-        Self { listener, stats, slots: Arc::new(Semaphore::new(max_connections.max(1))), header_timeout }
+        Self {
+            listener,
+            stats,
+            slots: Arc::new(Semaphore::new(max_connections.max(1))),
+            header_timeout,
+            pressure: Arc::default(),
+        }
+    }
+
+    /// A free slot; when there is none, idle keep-alive connections are asked to close until
+    /// one is.
+    async fn slot(&self) -> OwnedSemaphorePermit {
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return slot;
+        }
+        // The flag before the notification: a stream that registers after the notification
+        // still sees the flag (see `KillableStream::shed`).
+        self.pressure.on.store(true, Ordering::SeqCst);
+        self.pressure.notify.notify_waiters();
+        let slot = self.slots.clone().acquire_owned().await;
+        self.pressure.on.store(false, Ordering::SeqCst);
+        slot.unwrap_or_else(|_| unreachable!("the semaphore is never closed"))
     }
 }
 
@@ -75,7 +109,8 @@ impl KillableListener {
 /// them: the TLS handshake has its own timeout there.
 pub fn killable(inner: TcpStream, peer: SocketAddr) -> (KillableStream, ConnInfo) {
     let kill = Arc::new(AtomicBool::new(false));
-    (KillableStream { inner, kill: kill.clone(), head: None, _slot: None }, ConnInfo { peer, kill })
+    let stream = KillableStream { inner, kill: kill.clone(), head: None, shed: None, _slot: None };
+    (stream, ConnInfo { peer, kill })
 }
 
 impl Listener for KillableListener {
@@ -85,17 +120,24 @@ impl Listener for KillableListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             // Wait for a free slot before accepting: the permit lives as long as the stream.
-            let Ok(slot) = self.slots.clone().acquire_owned().await else {
-                unreachable!("the semaphore is never closed")
-            };
+            let slot = self.slot().await;
             match self.listener.accept().await {
                 Ok((inner, peer)) => {
                     let _ = inner.set_nodelay(true);
                     self.stats.lock().unwrap_or_else(|e| e.into_inner()).connections_accepted += 1;
                     let kill = Arc::new(AtomicBool::new(false));
                     let head = HeadTimer::new(self.header_timeout);
-                    let stream =
-                        KillableStream { inner, kill: kill.clone(), head: Some(head), _slot: Some(slot) };
+                    let shed = Shed {
+                        notified: Box::pin(self.pressure.notify.clone().notified_owned()),
+                        pressure: self.pressure.clone(),
+                    };
+                    let stream = KillableStream {
+                        inner,
+                        kill: kill.clone(),
+                        head: Some(head),
+                        shed: Some(shed),
+                        _slot: Some(slot),
+                    };
                     return (stream, ConnInfo { peer, kill });
                 }
                 Err(e) => {
@@ -121,11 +163,13 @@ struct HeadTimer {
     sleep: Option<Pin<Box<Sleep>>>,
     /// The head's last three bytes so far, to find a terminator split across reads.
     tail: [u8; 3],
+    /// A response was written and no byte of the next request has come: idle in keep-alive.
+    idle: bool,
 }
 
 impl HeadTimer {
     fn new(limit: Duration) -> Self {
-        Self { limit, sleep: Some(Box::pin(tokio::time::sleep(limit))), tail: [0; 3] }
+        Self { limit, sleep: Some(Box::pin(tokio::time::sleep(limit))), tail: [0; 3], idle: false }
     }
 
     /// Bytes of the request arrived.
@@ -133,6 +177,7 @@ impl HeadTimer {
         if self.sleep.is_none() || bytes.is_empty() {
             return;
         }
+        self.idle = false;
         let mut window = self.tail.to_vec();
         window.extend_from_slice(bytes);
         if window.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -145,6 +190,7 @@ impl HeadTimer {
 
     /// A response is being written: the next request's head is timed from now.
     fn wrote(&mut self) {
+        self.idle = true;
         if self.sleep.is_none() {
             self.sleep = Some(Box::pin(tokio::time::sleep(self.limit)));
             self.tail = [0; 3];
@@ -154,7 +200,7 @@ impl HeadTimer {
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.sleep.as_mut().is_some_and(|s| std::future::Future::poll(s.as_mut(), cx).is_ready())
+        self.sleep.as_mut().is_some_and(|s| s.as_mut().poll(cx).is_ready())
     }
 }
 
@@ -165,12 +211,37 @@ pub struct KillableStream {
     inner: TcpStream,
     kill: Arc<AtomicBool>,
     head: Option<HeadTimer>,
+    shed: Option<Shed>,
     _slot: Option<OwnedSemaphorePermit>,
+}
+
+/// A stream's side of [`Pressure`].
+#[derive(Debug)]
+struct Shed {
+    pressure: Arc<Pressure>,
+    notified: Pin<Box<OwnedNotified>>,
 }
 
 impl KillableStream {
     fn killed(&self) -> bool {
         self.kill.load(Ordering::SeqCst)
+    }
+
+    /// Whether to end this connection now, while its read waits: it is idle between
+    /// requests and another connection waits for its slot. Registers for the next call.
+    fn shed(&mut self, cx: &mut Context<'_>) -> bool {
+        let (Some(head), Some(shed)) = (self.head.as_ref(), self.shed.as_mut()) else {
+            return false;
+        };
+        if !head.idle {
+            return false;
+        }
+        // Registered (polled) before the flag is read: see `KillableListener::slot`.
+        if shed.notified.as_mut().poll(cx).is_ready() {
+            shed.notified = Box::pin(shed.pressure.notify.clone().notified_owned());
+            let _ = shed.notified.as_mut().poll(cx);
+        }
+        shed.pressure.on.load(Ordering::SeqCst)
     }
 }
 
@@ -199,6 +270,8 @@ impl AsyncRead for KillableStream {
             Poll::Pending if this.head.as_mut().is_some_and(|h| h.expired(cx)) => {
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head not received in time")))
             }
+            // An end of stream, to hyper: the connection closes cleanly between requests.
+            Poll::Pending if this.shed(cx) => Poll::Ready(Ok(())),
             other => other,
         }
     }
@@ -214,6 +287,13 @@ impl AsyncWrite for KillableStream {
         if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
             if let Some(head) = this.head.as_mut() {
                 head.wrote();
+                // hyper does not read again after a response (its last read is still pending
+                // on the socket), so the new timer and the pressure signal are armed with this
+                // task's waker here: when either fires, hyper polls the read that acts on it.
+                let expired = head.expired(cx);
+                if this.shed(cx) || expired {
+                    cx.waker().wake_by_ref();
+                }
             }
         }
         written

@@ -302,9 +302,7 @@ pub async fn serve(config: DevServerOptions) -> Result<RunningDevServer, DevServ
 /// Binds and starts serving on the current tokio runtime; returns once the port is bound.
 pub async fn start(opts: DevServerOptions) -> Result<RunningDevServer, DevServerError> {
     opts.faults.validate().map_err(DevServerError::Config)?;
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .map_err(|source| DevServerError::Bind { addr: opts.listen, source })?;
+    let listener = bind(opts.listen).map_err(|source| DevServerError::Bind { addr: opts.listen, source })?;
     let local_addr =
         listener.local_addr().map_err(|source| DevServerError::Bind { addr: opts.listen, source })?;
     if !local_addr.ip().is_loopback() {
@@ -359,6 +357,18 @@ pub async fn start(opts: DevServerOptions) -> Result<RunningDevServer, DevServer
         stop: Some(stop),
         task: Some(task),
     })
+}
+
+/// A listener with a deep accept queue. `TcpListener::bind` asks for 128, so a client opening
+/// hundreds of connections at once (the JS SDK reading 1,000 secrets) overflows it, and each
+/// dropped SYN is retried only after 1, 3, 7 s: past the client's connect timeout.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket =
+        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    // The kernel caps it at net.core.somaxconn (4096 by default since Linux 5.4).
+    socket.listen(4096)
 }
 
 fn build_store(seed: Seed, approval_ttl: Duration) -> Result<state::Store, DevServerError> {
