@@ -206,7 +206,10 @@ def report(out):
         name = os.path.basename(p)[len("time-"):-len(".json")]  # LAUNCHER-nN
         launcher, n = name.rsplit("-n", 1)
         with open(p) as f:
-            r = json.load(f)["results"][0]
+            try:
+                r = json.load(f)["results"][0]
+            except (ValueError, KeyError, IndexError):
+                continue  # hyperfine failed: bench/run said so, and fails the run
         res[(launcher, int(n))] = sorted(r["times"])
         cpu[(launcher, int(n))] = r["user"] + r["system"]
     rss = {}
