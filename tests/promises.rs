@@ -75,6 +75,24 @@ fn reads_in_flight_never_exceed_concurrency() {
 }
 
 #[test]
+fn a_globs_matches_are_read_concurrently_by_default() {
+    // A glob counts as one read until it is listed; its 40 matches must still share the pool,
+    // not be read one at a time (each read here takes 0.3 s).
+    let secrets: serde_json::Map<String, serde_json::Value> =
+        (0..40).map(|i| (format!("production/app/K{i}"), json!(format!("value-{i}")))).collect();
+    let rec = RecordingServer::start(json!({"secrets": secrets, "read_delay": 0.3}));
+    let dir = tmp();
+    std::fs::write(dir.path().join("vault-run.toml"), "[env]\n\"K*\" = \"production/app/*\"\n").unwrap();
+    let start = std::time::Instant::now();
+    let out = output_within(rec.vault_run(dir.path()).args(["--", "true"]), T);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let in_flight = rec.log()["max_in_flight"].as_u64().unwrap();
+    // √(40 reads × a round trip of 1 ms or more ÷ 1 ms per connection): at least 7 in flight.
+    assert!(in_flight >= 4, "the 40 matches were read {in_flight} at a time");
+    assert!(start.elapsed() < Duration::from_secs(6), "{:?} for 40 reads of 0.3 s", start.elapsed());
+}
+
+#[test]
 fn quiet_leaves_only_the_error_line() {
     let rec = RecordingServer::start(json!({"secrets": {"production/app/A": "v"}, "approval": "pending"}));
     let dir = tmp();

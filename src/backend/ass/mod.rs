@@ -209,26 +209,37 @@ impl AssBackend {
         futures_util::future::join_all(lists).await
     }
 
-    /// The pool every read of one fetch shares, sized for about `reads` reads by the protocol
-    /// the server chose and the token's `round_trip` (see [`ReadsInFlight::choose`]).
-    fn read_limit(&self, reads: usize, round_trip: Duration) -> Arc<Semaphore> {
+    /// Reads in flight for `reads` reads, by the protocol the server chose and the token's
+    /// `round_trip` (see [`ReadsInFlight::choose`]).
+    fn in_flight(&self, reads: usize, round_trip: Duration) -> usize {
         let http2 = self.client.uses_http2();
         let in_flight = self.concurrency.choose(reads, http2, round_trip);
-        tracing::debug!(in_flight, http2, ?round_trip, "reading");
-        Arc::new(Semaphore::new(in_flight))
+        tracing::debug!(reads, in_flight, http2, ?round_trip, "reading");
+        in_flight
     }
 
     /// Reads `paths`, each holding a permit of `limit` while in flight; answers by path.
+    ///
+    /// A read is started only once it holds its permit, so no more reads exist at once than
+    /// are in flight (1,000 reads spawned up front, each waiting for a permit, held 2 MiB).
     async fn read_all(
         &self,
         paths: Vec<SecretPath>,
         limit: Arc<Semaphore>,
     ) -> HashMap<SecretPath, Result<SecretValue, BackendError>> {
         let mut set = JoinSet::new();
+        let mut out = HashMap::new();
+        let mut keep = |joined: Result<_, tokio::task::JoinError>| match joined {
+            Ok((path, r)) => {
+                out.insert(path, r);
+            }
+            Err(e) => tracing::error!(error = %e, "read task failed"),
+        };
         for path in paths {
-            let (client, limit) = (self.client.clone(), limit.clone());
+            let permit = limit.clone().acquire_owned().await.expect("the read pool is never closed");
+            let client = self.client.clone();
             set.spawn(async move {
-                let _permit = limit.acquire_owned().await;
+                let _permit = permit;
                 let out = client
                     .get_secret_with_metadata(&path)
                     .await
@@ -240,15 +251,12 @@ impl AssBackend {
                     .map_err(|e| read_error(e, &path.to_string()));
                 (path, out)
             });
-        }
-        let mut out = HashMap::new();
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok((path, r)) => {
-                    out.insert(path, r);
-                }
-                Err(e) => tracing::error!(error = %e, "read task failed"),
+            while let Some(joined) = set.try_join_next() {
+                keep(joined);
             }
+        }
+        while let Some(joined) = set.join_next().await {
+            keep(joined);
         }
         out
     }
@@ -292,14 +300,20 @@ impl Backend for AssBackend {
             let asked = std::time::Instant::now();
             self.token(&scopes, ctx).await?;
 
-            // One bounded pool for every read (a glob counted as one until it is listed). The
-            // singles need no listing: they are read while the globs are listed; the matches
-            // once the listings are in.
-            let limit = self.read_limit(scopes.len(), asked.elapsed());
+            // One bounded pool for every read. The singles need no listing: they are read while
+            // the globs are listed; the matches once the listings are in. Until then a glob
+            // counts as one read; its matches widen the pool.
+            let round_trip = asked.elapsed();
+            let in_flight = self.in_flight(paths.len() + patterns.len(), round_trip);
+            let limit = Arc::new(Semaphore::new(in_flight));
             let globbed = async {
                 let expanded = self.expand(&patterns).await;
-                let paths: Vec<SecretPath> = expanded.iter().flatten().flatten().cloned().collect();
-                let values = self.read_all(paths, limit.clone()).await;
+                let matched: Vec<SecretPath> = expanded.iter().flatten().flatten().cloned().collect();
+                if !patterns.is_empty() {
+                    let wider = self.in_flight(paths.len() + matched.len(), round_trip);
+                    limit.add_permits(wider.saturating_sub(in_flight));
+                }
+                let values = self.read_all(matched, limit.clone()).await;
                 (expanded, values)
             };
             let single_paths = paths.iter().map(|(_, p)| p.clone()).collect();

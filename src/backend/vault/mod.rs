@@ -11,11 +11,11 @@ pub mod reference;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use futures_util::StreamExt;
 use reqwest::Method;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 
 use super::{
     Backend, BackendError, BoxFuture, FailureKind, FetchContext, FetchFuture, Fetched, GlobRef, Options,
@@ -303,20 +303,26 @@ impl Backend for VaultBackend {
             let (http2, round_trip) = (self.http2.load(Ordering::Relaxed), asked.elapsed());
             let in_flight = self.concurrency.choose(paths.len(), http2, round_trip);
             tracing::debug!(reads = paths.len(), in_flight, http2, ?round_trip, "reading");
-            let limit = Arc::new(Semaphore::new(in_flight));
-            let reads = paths.iter().map(|p| {
-                let (limit, token, mount) = (limit.clone(), &token, &mount_for[p]);
-                async move {
-                    let _permit = limit.acquire().await;
+            // Only the reads in flight exist at once (a future per read, made up front, is
+            // kilobytes each at N = 1000).
+            let mut secrets: BTreeMap<&str, Result<kv::KvSecret, BackendError>> = BTreeMap::new();
+            let mut pending = futures_util::stream::FuturesUnordered::new();
+            for p in &paths {
+                if pending.len() >= in_flight {
+                    secrets.extend(pending.next().await);
+                }
+                let (token, mount) = (&token, &mount_for[p]);
+                pending.push(async move {
                     let out = match mount {
                         Ok(m) => self.read(token, m, p).await,
                         Err(e) => Err(e.clone()),
                     };
                     (*p, out)
-                }
-            });
-            let secrets: BTreeMap<&str, Result<kv::KvSecret, BackendError>> =
-                futures_util::future::join_all(reads).await.into_iter().collect();
+                });
+            }
+            while let Some(read) = pending.next().await {
+                secrets.insert(read.0, read.1);
+            }
 
             let value = |secret: &kv::KvSecret, field: &kv::Field| SecretValue {
                 value: field.0.clone(),
