@@ -144,7 +144,8 @@ pub struct RunOptions {
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
 
-    /// Reads in flight at once [default: 16].
+    /// Reads in flight at once [default: chosen per run: 256 over HTTP/2, up to 16 over HTTP/1.1
+    /// by the server's round trip].
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub concurrency: Option<usize>,
 
