@@ -55,7 +55,13 @@ impl DevServer {
         let agent_key = get("ASS_AGENT_KEY=");
         let admin_key = get("ASS_ADMIN_KEY=");
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+        // Idle connections are dropped before the server's 10 s header timeout closes them: a
+        // test that blocks its runtime would not see that close and would reuse a dead socket.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
         Self { child, base_url, agent_key, admin_key, stderr, http }
     }
 

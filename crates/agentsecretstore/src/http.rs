@@ -125,6 +125,9 @@ pub struct ClientOptions<'a> {
     pub ca_certificates: Vec<reqwest::Certificate>,
 }
 
+/// How long an idle connection is kept for reuse.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Builds the client both servers are spoken to with: the same timeouts, redirects never
 /// followed (credentials are never sent on), a loopback server dialled directly, and the
 /// given CAs.
@@ -133,6 +136,10 @@ pub fn build_client(opts: ClientOptions<'_>) -> Result<reqwest::Client, reqwest:
         .redirect(reqwest::redirect::Policy::none())
         .timeout(opts.timeout)
         .connect_timeout(opts.timeout.min(MAX_CONNECT_TIMEOUT))
+        // Below the idle timeouts servers close kept-alive connections after (the dev server:
+        // 10 s; proxies: 60 s and up), so that a long-lived client (`--watch`, the proxy)
+        // never reuses one the server is closing at that moment.
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .user_agent(opts.user_agent);
     if is_loopback_url(opts.base_url) {
         // HTTP_PROXY/ALL_PROXY would carry the credential in clear to another host (and could
