@@ -139,7 +139,8 @@ async fn mapping(http: &reqwest::Client, server: &RunningDevServer, n: usize) ->
 
 /// Runs vault-run against `server`, checks the child saw all N values, returns the server's
 /// counters for that run alone.
-async fn launch(server: &RunningDevServer, n: usize, extra: &[&str]) -> Value {
+/// Launches vault-run for `n` secrets; the server's stats and vault-run's stderr.
+async fn launch_logged(server: &RunningDevServer, n: usize, extra: &[&str]) -> (Value, String) {
     let http = admin_http(server);
     let dir = mapping(&http, server, n).await;
     let ca_path = dir.path().join("ca.pem");
@@ -157,7 +158,11 @@ async fn launch(server: &RunningDevServer, n: usize, extra: &[&str]) -> Value {
         tokio::task::spawn_blocking(move || output_within(&mut cmd, Duration::from_secs(60))).await.unwrap();
     assert!(out.status.success(), "vault-run failed: {}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("ALL-{n}"));
-    admin(&http, server, "GET", "/v1/dev/stats", None).await
+    (admin(&http, server, "GET", "/v1/dev/stats", None).await, stderr_of(&out))
+}
+
+async fn launch(server: &RunningDevServer, n: usize, extra: &[&str]) -> Value {
+    launch_logged(server, n, extra).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,6 +187,36 @@ async fn over_http1_connections_are_reused_up_to_the_cap() {
     // does so from a task of its own, so on a loaded machine a fifth may open). Without reuse
     // it would be one connection per read: 41.
     assert!((1..=5).contains(&opened), "{opened} connections for 41 requests with --concurrency 4: {stats}");
+    assert_counts(&stats, &[("http2_requests", 0), ("total_requests", 41)]);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http1_on_loopback_a_few_connections_carry_the_reads() {
+    let server = start(DevServerOptions::default()).await.unwrap();
+    let (stats, log) = launch_logged(&server, 40, &["-vv"]).await;
+    let line = log.lines().find(|l| l.contains("reading reads=40")).unwrap_or_else(|| panic!("{log}"));
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_owned()
+    };
+    let in_flight: u64 = field("in_flight=").parse().unwrap();
+    let round_trip = field("round_trip=");
+    let ms: f64 = [("ns", 1e-6), ("µs", 1e-3), ("ms", 1.0), ("s", 1e3)]
+        .iter()
+        .find_map(|(unit, scale)| {
+            round_trip.strip_suffix(unit).and_then(|v| v.parse::<f64>().ok()).map(|v| v * scale)
+        })
+        .unwrap_or_else(|| panic!("{line}"));
+    // A round trip under 5 ms costs less than the connections it would take to hide it:
+    // √(40 × RTT ÷ 1 ms) < 15, not one connection per read up to the cap of 16.
+    if ms < 5.0 {
+        assert!(in_flight < 15, "{in_flight} in flight for a {round_trip} round trip: {line}");
+    }
+    let opened = stats["connections_accepted"].as_u64().unwrap();
+    assert!(opened <= in_flight + 1, "{opened} connections for {in_flight} reads in flight: {stats}");
     assert_counts(&stats, &[("http2_requests", 0), ("total_requests", 41)]);
     server.shutdown().await;
 }
