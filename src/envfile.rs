@@ -98,6 +98,7 @@ pub fn read_all(paths: &[PathBuf], vars: Lookup<'_>) -> Result<Vec<EnvFileVar>, 
                         ExpandError::Unset(v) => format!(
                             "${{{v}}} is not set in vault-run's environment; set {v} or write ${{{v}:-default}}"
                         ),
+                        e @ ExpandError::Refused(_) => e.to_string(),
                         ExpandError::Bad(m) => format!("bad ${{…}}: {m}"),
                     },
                 })?;

@@ -24,7 +24,14 @@ pub(super) struct Loaded {
 /// Reads the mapping (file, `-e` flags, `--env-file`s, env references) and merges the settings.
 /// Refuses a run that would fetch nothing and set nothing: a container whose mapping was not
 /// copied must not start without its secrets.
-pub(super) fn load(config: &RunConfig, inherited: &[InheritedVar]) -> Result<Loaded, AppError> {
+///
+/// `removed` are the variables vault-run removes from the child (its credentials): `${VAR}`
+/// expansion refuses them everywhere, so none reaches the child, a reference or a message.
+pub(super) fn load(
+    config: &RunConfig,
+    inherited: &[InheritedVar],
+    removed: &[String],
+) -> Result<Loaded, AppError> {
     let (file, searched) = match mapping_file(config, inherited)? {
         Ok(file) => (Some(file), None),
         Err(searched) => (None, searched),
@@ -38,7 +45,12 @@ pub(super) fn load(config: &RunConfig, inherited: &[InheritedVar]) -> Result<Loa
     };
     let utf8: Vec<(&str, &str)> =
         inherited.iter().filter_map(|(k, v)| Some((k.to_str()?, std::str::from_utf8(v).ok()?))).collect();
-    let lookup = |name: &str| utf8.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+    let lookup = |name: &str| {
+        if removed.iter().any(|r| r == name) {
+            return Err(crate::expand::Refused);
+        }
+        Ok(utf8.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+    };
     let literals =
         crate::envfile::read_all(&config.env_file, &lookup).map_err(|e| AppError::Config(e.to_string()))?;
     let from_files: Vec<(&Path, &str, &str)> = literals

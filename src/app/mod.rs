@@ -163,7 +163,8 @@ impl FetchedRun {
         // An unknown user or a non-root caller fails before anything is fetched.
         let user = config.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
         let inherited = environment::capture();
-        let loaded = load(config, &inherited)?;
+        let mut env_options = env_options(config, &inherited);
+        let loaded = load(config, &inherited, &env_options.scrub)?;
         let rt = runtime()?;
         let resolver = Resolver::new(loaded.mapping, loaded.settings, already_set(config, &inherited));
         let resolution = rt.block_on(resolver.resolve(&on_event));
@@ -174,7 +175,6 @@ impl FetchedRun {
             .filter(|v| !v.is_reference())
             .map(|v| Literal { name: v.name.clone(), path: v.path.clone() })
             .collect::<Vec<_>>();
-        let mut env_options = env_options(config, &inherited);
         env_options.keep.extend(literals.iter().map(|l| l.name.clone()));
         let inherited = crate::envfile::with_literals(inherited, &loaded.literals, config.no_override);
         Ok(Self { rt, resolver, resolution, inherited, user, file: loaded.file, literals, env_options })
@@ -247,6 +247,7 @@ fn env_options(config: &RunConfig, inherited: &[InheritedVar]) -> EnvOptions {
         keep: config.keep.clone(),
         keep_agent_key: config.keep_agent_key,
         allow_names: config.allow_name.clone(),
+        // The one list of what the child never gets; `${VAR}` expansion refuses the same names.
         scrub: crate::backend::credential_vars()
             .map(str::to_owned)
             .chain(credentials_directory(config, inherited))
