@@ -164,7 +164,10 @@ impl FetchedRun {
         let user = config.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
         let inherited = environment::capture();
         let mut env_options = env_options(config, &inherited);
-        let loaded = load(config, &inherited, &env_options.scrub)?;
+        let roots_only = user.as_ref().is_some_and(|u| u.switch);
+        let loaded = load(config, &inherited, &env_options.scrub, roots_only)?;
+        let proxied = !crate::proxy::routes(&loaded.mapping).is_empty();
+        refuse_special_files(config, &inherited, &loaded.literals, proxied)?;
         let rt = runtime()?;
         let resolver = Resolver::new(loaded.mapping, loaded.settings, already_set(config, &inherited));
         let resolution = rt.block_on(resolver.resolve(&on_event));
@@ -239,6 +242,40 @@ impl FetchedRun {
             Ok(Some(launch))
         })
     }
+}
+
+/// The CA files a run will read (`--upstream-ca`, `ASS_CACERT`, the child's `SSL_CERT_FILE` that
+/// agent-safe mode bundles when `proxied`) are refused now, before any fetch, when a FIFO or device would make
+/// that read block for ever or never end.
+fn refuse_special_files(
+    config: &RunConfig,
+    inherited: &[InheritedVar],
+    literals: &[crate::envfile::EnvFileVar],
+    proxied: bool,
+) -> Result<(), AppError> {
+    let var =
+        |name: &str| crate::inherited::var_os(inherited, name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let ssl_literal = literals
+        .iter()
+        .filter(|v| v.name == "SSL_CERT_FILE" && !v.value.is_empty())
+        .map(|v| PathBuf::from(&*v.value));
+    let files = config
+        .proxy
+        .upstream_ca
+        .iter()
+        .map(|p| ("--upstream-ca", p.clone()))
+        .chain(var("ASS_CACERT").map(|p| ("ASS_CACERT", p)))
+        .chain(
+            var("SSL_CERT_FILE")
+                .into_iter()
+                .chain(ssl_literal)
+                .filter(|_| proxied)
+                .map(|p| ("SSL_CERT_FILE", p)),
+        );
+    for (what, path) in files {
+        crate::files::open_regular(&path, what).map_err(|e| AppError::Config(e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn env_options(config: &RunConfig, inherited: &[InheritedVar]) -> EnvOptions {
