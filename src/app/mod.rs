@@ -48,7 +48,12 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
     };
     // The terminal is the child's from now on: a --watch fetch must not draw over its output.
     crate::status_line::enable(false);
-    let why = config.supervise.reason().or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON));
+    let why = config
+        .supervise
+        .reason()
+        .or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON))
+        .or(crate::supervise::pty::needed_for(launch.user.as_deref())
+            .then_some(crate::supervise::pty::USER_REASON));
     if let Some(why) = why {
         tracing::info!("supervise mode: {why}");
         // Only --watch needs what was fetched (and the agent key in it) while the child runs.
