@@ -123,3 +123,43 @@ fn an_optional_glob_with_a_server_error_on_one_match_is_75() {
     assert_eq!(env.get("S_KEY_ONE").map(String::as_str), Some("value-1"));
     assert_eq!(env.get("S_KEY_TWO").map(String::as_str), Some("value-2"));
 }
+
+/// What the child starts with is checked before the exec: a value too large for one variable,
+/// or an environment over execve's limit, stops the run (78) with nothing started, instead of an
+/// exec failing half-way (or a child started without its secrets).
+#[tokio::test]
+async fn an_environment_execve_would_refuse_stops_the_run_before_the_start() {
+    let big = "x".repeat(140 * 1024);
+    let mid = "y".repeat(120 * 1024);
+    let dev = common::DevServer::start();
+    dev.put("production/app/BIG", &big).await;
+    for i in 0..24 {
+        dev.put(&format!("production/many/K{i:02}"), &mid).await;
+    }
+    let cases = [
+        (vec!["-e", "BIG=production/app/BIG"], "larger than one environment variable"),
+        (vec!["-e", "M_*=production/many/*"], "more than execve allows"),
+    ];
+    for (args, expect) in cases {
+        for mode in MODES {
+            let dir = tmp();
+            let marker = dir.path().join("started");
+            let mut cmd = common::vault_run(&dev, dir.path());
+            cmd.args(mode).args(&args).arg("--").args(marker_child(&marker));
+            let out = output_within(&mut cmd, T);
+            let err = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(78), "{args:?} {mode:?}: {err}");
+            assert!(!marker.exists(), "{args:?} {mode:?}: started");
+            assert!(err.contains(expect), "{args:?} {mode:?}: {err}");
+        }
+    }
+    // As a file it fits.
+    let dir = tmp();
+    std::fs::write(
+        dir.path().join("vault-run.toml"),
+        "[env]\nBIG = { path = \"production/app/BIG\", as = \"file\" }\n",
+    )
+    .unwrap();
+    let out = output_within(common::vault_run(&dev, dir.path()).args(["--", "sh", "-c", "wc -c < $BIG"]), T);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), (140 * 1024).to_string(), "{}", stderr_of(&out));
+}
