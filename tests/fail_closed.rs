@@ -163,3 +163,73 @@ async fn an_environment_execve_would_refuse_stops_the_run_before_the_start() {
     let out = output_within(common::vault_run(&dev, dir.path()).args(["--", "sh", "-c", "wc -c < $BIG"]), T);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), (140 * 1024).to_string(), "{}", stderr_of(&out));
 }
+
+/// The run's last word on each failure: only a missing secret gets the "mark it optional" /
+/// "templates need every secret" hint; a server error says what it is (and is 75, not 69).
+#[test]
+fn only_a_missing_secret_gets_the_missing_hints() {
+    let rec = server(json!({"fail": {"production/app/B": 503}}));
+    let cases = [
+        ("[env]\nX = \"production/app/NOPE\"\n", 69, Some("mark it optional = true")),
+        ("[env]\nX = \"production/app/B\"\n", 75, None),
+        (
+            "[env]\nX = { template = \"{{ production/app/A }}:{{ production/app/NOPE }}\" }\n",
+            69,
+            Some("templates need every secret they name"),
+        ),
+        ("[env]\nX = { template = \"{{ production/app/A }}:{{ production/app/B }}\" }\n", 75, None),
+    ];
+    for (mapping, code, hint) in cases {
+        let dir = tmp();
+        std::fs::write(dir.path().join("vault-run.toml"), mapping).unwrap();
+        let marker = dir.path().join("started");
+        let out = output_within(
+            rec.vault_run(dir.path()).args(["--retries", "0", "--"]).args(marker_child(&marker)),
+            T,
+        );
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(code), "{mapping}: {err}");
+        assert!(!marker.exists(), "{mapping}: started");
+        match hint {
+            Some(h) => assert!(err.contains(h), "{mapping}: {err}"),
+            None => assert!(
+                !err.contains("optional = true") && !err.contains("templates need"),
+                "{mapping}: {err}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_glob_that_matches_nothing_is_69_unless_optional() {
+    let rec = server(json!({"secrets": {"production/app/A": "value-A"}}));
+    refused(&rec, GLOB, &[], 69);
+    let env = started(&rec, OPTIONAL_GLOB, tmp().path());
+    assert_eq!(env.get("A").map(String::as_str), Some("value-A"));
+    assert!(!env.keys().any(|k| k.starts_with("S_")), "{env:?}");
+}
+
+#[test]
+fn no_override_keeps_an_inherited_variable_a_glob_would_set() {
+    let rec = server(json!({}));
+    let dir = tmp();
+    std::fs::write(dir.path().join("vault-run.toml"), GLOB).unwrap();
+    let env = common::env_after(rec.vault_run(dir.path()).env("S_KEY_ONE", "inherited").args([
+        "--no-override",
+        "--",
+        "env",
+        "-0",
+    ]));
+    assert_eq!(env.get("S_KEY_ONE").map(String::as_str), Some("inherited"));
+    assert_eq!(env.get("S_KEY_TWO").map(String::as_str), Some("value-2"));
+    let env =
+        common::env_after(rec.vault_run(dir.path()).env("S_KEY_ONE", "inherited").args(["--", "env", "-0"]));
+    assert_eq!(env.get("S_KEY_ONE").map(String::as_str), Some("value-1"));
+}
+
+#[test]
+fn a_glob_expanding_onto_a_fixed_name_is_refused() {
+    let rec = server(json!({}));
+    let mapping = "[env]\nS_KEY_ONE = \"production/app/A\"\n\"S_*\" = \"production/stripe/*\"\n";
+    refused(&rec, mapping, &[], 78);
+}
