@@ -233,3 +233,24 @@ fn a_glob_expanding_onto_a_fixed_name_is_refused() {
     let mapping = "[env]\nS_KEY_ONE = \"production/app/A\"\n\"S_*\" = \"production/stripe/*\"\n";
     refused(&rec, mapping, &[], 78);
 }
+
+/// `check`'s version column for a template: the secret's version when it names one secret, none
+/// when it names several (no single version describes the value).
+#[tokio::test]
+async fn check_shows_a_templates_version_only_for_one_secret() {
+    let dev = common::DevServer::start();
+    dev.put("production/app/A", "a1").await;
+    dev.put("production/app/A", "a2").await;
+    dev.put("production/app/B", "b1").await;
+    let dir = tmp();
+    let mapping = "[env]\nONE = { template = \"x{{ production/app/A }}\" }\nTWO = { template = \"{{ production/app/A }}{{ production/app/B }}\" }\n";
+    std::fs::write(dir.path().join("vault-run.toml"), mapping).unwrap();
+    let out = output_within(common::vault_run(&dev, dir.path()).args(["check", "--format", "json"]), T);
+    let doc: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr_of(&out)));
+    let version = |name: &str| {
+        doc["variables"].as_array().unwrap().iter().find(|v| v["name"] == name).unwrap()["version"].clone()
+    };
+    assert_eq!(version("ONE"), json!(2), "{doc}");
+    assert_eq!(version("TWO"), Value::Null, "{doc}");
+}
