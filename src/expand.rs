@@ -8,8 +8,15 @@
 
 use std::borrow::Cow;
 
-/// Looks a variable up in vault-run's environment.
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+/// Looks a variable up in vault-run's environment: `Ok(None)` when it is unset, [`Refused`] for
+/// a variable no expansion may read.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Result<Option<String>, Refused>;
+
+/// A variable expansion must never read: a credential vault-run removes from the child (agent
+/// key, Vault token, …). Its value would otherwise reach the child through an env file, or an
+/// error line, `check`'s table and a server's request log through a reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused;
 
 /// Why a string could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,6 +24,9 @@ pub enum ExpandError {
     /// `${VAR}` with VAR unset and no default.
     #[error("${{{0}}} is not set")]
     Unset(String),
+    /// `${VAR}` names a variable expansion may not read (see [`Refused`]).
+    #[error("refusing to expand ${{{0}}}: vault-run keeps {0} (a credential) from the child, and from every reference and message; write the value out, or use a variable of your own")]
+    Refused(String),
     /// Syntax.
     #[error("{0}")]
     Bad(String),
@@ -56,7 +66,8 @@ pub fn expand<'s>(s: &'s str, lookup: Lookup<'_>) -> Result<Cow<'s, str>, Expand
                 name.chars().take(40).collect::<String>()
             )));
         }
-        match (lookup(name), default) {
+        let value = lookup(name).map_err(|Refused| ExpandError::Refused(name.to_owned()))?;
+        match (value, default) {
             (Some(v), Some(_)) if !v.is_empty() => out.push_str(&v),
             (Some(v), None) => out.push_str(&v),
             (_, Some(d)) => out.push_str(d),
@@ -92,11 +103,12 @@ pub fn expand_placeholders<'s>(s: &'s str, lookup: Lookup<'_>) -> Result<Cow<'s,
 mod tests {
     use super::*;
 
-    fn env(name: &str) -> Option<String> {
+    fn env(name: &str) -> Result<Option<String>, Refused> {
         match name {
-            "APP_ENV" => Some("prod".into()),
-            "EMPTY" => Some(String::new()),
-            _ => None,
+            "APP_ENV" => Ok(Some("prod".into())),
+            "EMPTY" => Ok(Some(String::new())),
+            "ASS_AGENT_KEY" => Err(Refused),
+            _ => Ok(None),
         }
     }
 
@@ -112,6 +124,8 @@ mod tests {
         assert_eq!(x("${NOPE}"), Err(ExpandError::Unset("NOPE".into())));
         assert!(matches!(x("${OPEN"), Err(ExpandError::Bad(_))));
         assert!(matches!(x("${1X}"), Err(ExpandError::Bad(_))));
+        // A refused variable is refused with or without a default.
+        assert_eq!(x("a/${ASS_AGENT_KEY:-x}"), Err(ExpandError::Refused("ASS_AGENT_KEY".into())));
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod environment;
 pub mod exec;
 pub mod exit;
 pub mod expand;
+pub mod files;
 pub mod inherited;
 pub mod logging;
 pub mod mask;

@@ -24,7 +24,17 @@ pub(super) struct Loaded {
 /// Reads the mapping (file, `-e` flags, `--env-file`s, env references) and merges the settings.
 /// Refuses a run that would fetch nothing and set nothing: a container whose mapping was not
 /// copied must not start without its secrets.
-pub(super) fn load(config: &RunConfig, inherited: &[InheritedVar]) -> Result<Loaded, AppError> {
+///
+/// `removed` are the variables vault-run removes from the child (its credentials): `${VAR}`
+/// expansion refuses them everywhere, so none reaches the child, a reference or a message.
+/// With `roots_only` (`--user` switching users), the mapping and env files must be root's alone
+/// ([`crate::files::require_roots`]): the child must not choose what root reads for it.
+pub(super) fn load(
+    config: &RunConfig,
+    inherited: &[InheritedVar],
+    removed: &[String],
+    roots_only: bool,
+) -> Result<Loaded, AppError> {
     let (file, searched) = match mapping_file(config, inherited)? {
         Ok(file) => (Some(file), None),
         Err(searched) => (None, searched),
@@ -33,14 +43,25 @@ pub(super) fn load(config: &RunConfig, inherited: &[InheritedVar]) -> Result<Loa
         tracing::info!("mapping file: {}", path.display());
     }
     let text = match &file {
-        Some(path) => Some(read_mapping_file(path, config.file.is_none())?),
+        Some(path) => Some(read_mapping_file(path, config.file.is_none(), roots_only)?),
         None => None,
     };
     let utf8: Vec<(&str, &str)> =
         inherited.iter().filter_map(|(k, v)| Some((k.to_str()?, std::str::from_utf8(v).ok()?))).collect();
-    let lookup = |name: &str| utf8.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
-    let literals =
-        crate::envfile::read_all(&config.env_file, &lookup).map_err(|e| AppError::Config(e.to_string()))?;
+    let lookup = |name: &str| {
+        if removed.iter().any(|r| r == name) {
+            return Err(crate::expand::Refused);
+        }
+        Ok(utf8.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+    };
+    let literals = crate::envfile::read_all_checked(&config.env_file, &lookup, roots_only)
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    // A literal sets a variable as surely as an entry does (`LD_PRELOAD`, `HTTPS_PROXY`): the same
+    // list, the same --allow-name, before anything is fetched.
+    for v in literals.iter().filter(|v| !v.is_reference()) {
+        crate::mapping::check_name(&v.name, &config.allow_name)
+            .map_err(|e| AppError::Config(format!("{}: {e}", v.path.display())))?;
+    }
     let from_files: Vec<(&Path, &str, &str)> = literals
         .iter()
         .filter(|v| v.is_reference())
@@ -76,14 +97,17 @@ pub const MAX_MAPPING_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// the caller's or root's, as git asks of a repository: in a shared directory (`/tmp`, a
 /// colleague's checkout) another user could have planted it to choose the child's variables
 /// (`GIT_EDITOR`, `EDITOR`, … through `default`) and the secrets fetched.
-fn read_mapping_file(path: &Path, discovered: bool) -> Result<String, AppError> {
+fn read_mapping_file(path: &Path, discovered: bool, roots_only: bool) -> Result<String, AppError> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let cannot = |e: std::io::Error| {
         AppError::Config(format!("cannot read mapping file {}: {e}; check -f/VAULT_RUN_FILE", path.display()))
     };
-    let file = std::fs::File::open(path).map_err(cannot)?;
-    if discovered {
+    let refused = |e: crate::files::FileError| AppError::Config(format!("{e}; check -f/VAULT_RUN_FILE"));
+    let file = crate::files::open_regular(path, "mapping file").map_err(refused)?;
+    if roots_only {
+        crate::files::require_roots(&file, path, "mapping file").map_err(refused)?;
+    } else if discovered {
         let me = nix::unistd::Uid::effective().as_raw();
         let owner = file.metadata().map_err(cannot)?.uid();
         if owner != me && owner != 0 {

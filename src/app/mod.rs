@@ -48,7 +48,12 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
     };
     // The terminal is the child's from now on: a --watch fetch must not draw over its output.
     crate::status_line::enable(false);
-    let why = config.supervise.reason().or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON));
+    let why = config
+        .supervise
+        .reason()
+        .or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON))
+        .or(crate::supervise::pty::needed_for(launch.user.as_deref())
+            .then_some(crate::supervise::pty::USER_REASON));
     if let Some(why) = why {
         tracing::info!("supervise mode: {why}");
         // Only --watch needs what was fetched (and the agent key in it) while the child runs.
@@ -163,7 +168,11 @@ impl FetchedRun {
         // An unknown user or a non-root caller fails before anything is fetched.
         let user = config.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
         let inherited = environment::capture();
-        let loaded = load(config, &inherited)?;
+        let mut env_options = env_options(config, &inherited);
+        let roots_only = user.as_ref().is_some_and(|u| u.switch);
+        let loaded = load(config, &inherited, &env_options.scrub, roots_only)?;
+        let proxied = !crate::proxy::routes(&loaded.mapping).is_empty();
+        refuse_special_files(config, &inherited, &loaded.literals, proxied)?;
         let rt = runtime()?;
         let resolver = Resolver::new(loaded.mapping, loaded.settings, already_set(config, &inherited));
         let resolution = rt.block_on(resolver.resolve(&on_event));
@@ -174,7 +183,6 @@ impl FetchedRun {
             .filter(|v| !v.is_reference())
             .map(|v| Literal { name: v.name.clone(), path: v.path.clone() })
             .collect::<Vec<_>>();
-        let mut env_options = env_options(config, &inherited);
         env_options.keep.extend(literals.iter().map(|l| l.name.clone()));
         let inherited = crate::envfile::with_literals(inherited, &loaded.literals, config.no_override);
         Ok(Self { rt, resolver, resolution, inherited, user, file: loaded.file, literals, env_options })
@@ -241,12 +249,47 @@ impl FetchedRun {
     }
 }
 
+/// The CA files a run will read (`--upstream-ca`, `ASS_CACERT`, the child's `SSL_CERT_FILE` that
+/// agent-safe mode bundles when `proxied`) are refused now, before any fetch, when a FIFO or device would make
+/// that read block for ever or never end.
+fn refuse_special_files(
+    config: &RunConfig,
+    inherited: &[InheritedVar],
+    literals: &[crate::envfile::EnvFileVar],
+    proxied: bool,
+) -> Result<(), AppError> {
+    let var =
+        |name: &str| crate::inherited::var_os(inherited, name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let ssl_literal = literals
+        .iter()
+        .filter(|v| v.name == "SSL_CERT_FILE" && !v.value.is_empty())
+        .map(|v| PathBuf::from(&*v.value));
+    let files = config
+        .proxy
+        .upstream_ca
+        .iter()
+        .map(|p| ("--upstream-ca", p.clone()))
+        .chain(var("ASS_CACERT").map(|p| ("ASS_CACERT", p)))
+        .chain(
+            var("SSL_CERT_FILE")
+                .into_iter()
+                .chain(ssl_literal)
+                .filter(|_| proxied)
+                .map(|p| ("SSL_CERT_FILE", p)),
+        );
+    for (what, path) in files {
+        crate::files::open_regular(&path, what).map_err(|e| AppError::Config(e.to_string()))?;
+    }
+    Ok(())
+}
+
 fn env_options(config: &RunConfig, inherited: &[InheritedVar]) -> EnvOptions {
     EnvOptions {
         pristine: config.pristine,
         keep: config.keep.clone(),
         keep_agent_key: config.keep_agent_key,
         allow_names: config.allow_name.clone(),
+        // The one list of what the child never gets; `${VAR}` expansion refuses the same names.
         scrub: crate::backend::credential_vars()
             .map(str::to_owned)
             .chain(credentials_directory(config, inherited))

@@ -124,6 +124,16 @@ pub enum MappingError {
         /// The unset variable.
         var: String,
     },
+    /// `${VAR}` names a credential vault-run keeps from the child.
+    #[error("{origin}: {}{message}", subject(.origin, .name))]
+    Refused {
+        /// Where the reference is.
+        origin: Origin,
+        /// The entry (or `[store]` field).
+        name: String,
+        /// Which variable, and why (never its value).
+        message: String,
+    },
     /// `${` without a closing `}`, or an empty or invalid name inside.
     #[error("{origin}: {}bad ${{…}}: {message}", subject(.origin, .name))]
     Expansion {
@@ -157,6 +167,7 @@ impl MappingError {
             | MappingError::Template { origin, .. }
             | MappingError::Name { origin, .. }
             | MappingError::Unset { origin, .. }
+            | MappingError::Refused { origin, .. }
             | MappingError::Expansion { origin, .. }
             | MappingError::Duplicate { origin, .. } => origin,
         }

@@ -209,7 +209,7 @@ impl Mapping {
         flags: &[String],
         inherited: &[(String, String)],
     ) -> Result<Mapping, MappingError> {
-        let lookup = |name: &str| inherited.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let lookup = |name: &str| Ok(inherited.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()));
         Self::build_with(file, flags, &[], inherited, &lookup)
     }
 

@@ -38,6 +38,9 @@ pub(crate) fn expanded<'s>(
     let out = if placeholders_only { expand_placeholders(text, vars) } else { expand(text, vars) };
     out.map_err(|e| match e {
         ExpandError::Unset(var) => MappingError::Unset { origin: at.clone(), name: name.to_owned(), var },
+        e @ ExpandError::Refused(_) => {
+            MappingError::Refused { origin: at.clone(), name: name.to_owned(), message: e.to_string() }
+        }
         ExpandError::Bad(message) => {
             MappingError::Expansion { origin: at.clone(), name: name.to_owned(), message }
         }

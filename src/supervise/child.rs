@@ -4,7 +4,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::IsTerminal;
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -29,7 +28,8 @@ pub enum Wiring {
     Inherit,
     /// stdout and stderr through pipes, masked.
     Pipes,
-    /// A pseudo-terminal (vault-run's stdout is a terminal), masked.
+    /// A pseudo-terminal of the child's own (see [`super::pty`]): masked on a terminal, and
+    /// for a `--user` child on a terminal.
     Pty,
 }
 
@@ -51,6 +51,9 @@ pub struct Spawner {
     pub master: MasterSlot,
     /// vault-run's terminal in raw mode (pseudo-terminal wiring, stdin a terminal).
     pub raw: Option<RawMode>,
+    /// `--mask`: output goes through the redactor (otherwise a pseudo-terminal, for `--user`,
+    /// is relayed as it is).
+    pub masking: bool,
 }
 
 /// A started child.
@@ -91,7 +94,9 @@ impl Spawner {
         }
         let program =
             lookup(&command[0], launch.user.as_deref()).ok_or_else(|| ExecError::NotFound(shown.clone()))?;
-        self.remember(&launch.secrets);
+        if self.masking {
+            self.remember(&launch.secrets);
+        }
         let mut cmd = Command::new(program);
         cmd.arg0(&command[0]).args(&command[1..]).env_clear().envs(launch.env.pairs());
         let mut placement = self.placement;
@@ -111,26 +116,10 @@ impl Spawner {
                 cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
             }
             Wiring::Pty => {
-                let ws = os::window_size(1);
-                let pty = nix::pty::openpty(ws.as_ref(), self.raw.as_ref().map(RawMode::saved))
+                let pty = super::pty::open(self.raw.as_ref().map(RawMode::saved))
                     .map_err(|e| ExecError::Other(shown.clone(), e))?;
-                // openpty(3) sets no close-on-exec: the master would reach the child (and any
-                // later child), which could then read and write its own terminal's other side.
-                for fd in [&pty.master, &pty.slave] {
-                    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
-                        .map_err(|e| ExecError::Other(shown.clone(), e))?;
-                }
-                let slave = |fd: &OwnedFd| fd.try_clone().map_err(|e| other(&shown, &e));
-                if std::io::stdin().is_terminal() {
-                    cmd.stdin(slave(&pty.slave)?);
-                }
-                cmd.stdout(slave(&pty.slave)?);
-                if std::io::stderr().is_terminal() {
-                    cmd.stderr(slave(&pty.slave)?);
-                } else {
-                    cmd.stderr(Stdio::piped());
-                }
-                placement = Placement::OwnSession { tty: 1 };
+                let tty = pty.wire(&mut cmd, self.masking).map_err(|e| other(&shown, &e))?;
+                placement = Placement::OwnSession { tty };
                 master = Some(pty.master);
             }
         }

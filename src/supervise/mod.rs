@@ -20,6 +20,7 @@ use crate::secret::SecretString;
 mod child;
 mod os;
 mod output;
+pub mod pty;
 pub mod signals;
 mod watch;
 
@@ -144,6 +145,7 @@ pub fn run(
     }
     let placement = if child::on_terminal() { Placement::SharedGroup } else { Placement::OwnGroup };
     let wiring = match (args.mask, std::io::IsTerminal::is_terminal(&std::io::stdout())) {
+        _ if pty::needed_for(first.user.as_deref()) => Wiring::Pty,
         (false, _) => Wiring::Inherit,
         (true, false) => Wiring::Pipes,
         (true, true) => Wiring::Pty,
@@ -163,6 +165,7 @@ pub fn run(
         pumps: output::Pumps::default(),
         master,
         raw,
+        masking: args.mask,
     };
     let child = match spawner.spawn(command, first) {
         Ok(c) => c,

@@ -117,10 +117,11 @@ pub enum Placement {
     /// In a process group of its own (no terminal): signals go to the whole group.
     OwnGroup,
     /// In a session of its own with a pseudo-terminal as controlling terminal; `tty` is the
-    /// descriptor number of the terminal in the child (after stdio is set up).
+    /// descriptor number of the terminal in the child (after stdio is set up), `None` for a
+    /// session without a controlling terminal.
     OwnSession {
         /// A descriptor (0, 1 or 2) that is the pseudo-terminal in the child.
-        tty: RawFd,
+        tty: Option<RawFd>,
     },
 }
 
@@ -138,8 +139,13 @@ pub fn prepare_child(cmd: &mut Command, placement: Placement, core: CoreLimit, m
     unsafe {
         cmd.pre_exec(move || {
             if let Placement::OwnSession { tty } = placement {
-                if libc::setsid() < 0 || libc::ioctl(tty, libc::TIOCSCTTY, 0) < 0 {
+                if libc::setsid() < 0 {
                     return Err(io::Error::last_os_error());
+                }
+                if let Some(tty) = tty {
+                    if libc::ioctl(tty, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
                 }
             }
             // The child must never outlive vault-run (which would leave it unsupervised with

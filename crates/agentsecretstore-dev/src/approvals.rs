@@ -19,6 +19,11 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Longest token lifetime the dev server grants.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// Most scopes one token request may name (a real mapping names a few dozen).
+pub const MAX_SCOPES: usize = 1024;
+/// Most approvals one agent may have pending at once: each one is kept until it expires.
+pub const MAX_PENDING_PER_AGENT: usize = 32;
+
 /// A new approval, for the log line that tells a human how to approve it.
 #[derive(Clone, Debug)]
 pub struct NewApproval {
@@ -63,6 +68,12 @@ fn validate(req: TokenRequest) -> Result<Validated, ApiError> {
     if req.scopes.is_empty() {
         return Err(ApiError::Validation("scopes must list at least one scope".into()));
     }
+    if req.scopes.len() > MAX_SCOPES {
+        return Err(ApiError::Validation(format!(
+            "{} scopes requested; the dev server takes at most {MAX_SCOPES} per token (use a pattern like ns/*)",
+            req.scopes.len()
+        )));
+    }
     let mut scopes = Vec::with_capacity(req.scopes.len());
     for s in &req.scopes {
         scopes.push(s.parse::<Scope>().map_err(|e| ApiError::Validation(e.to_string()))?);
@@ -104,6 +115,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<TokenOutcome, ApiError> {
         let v = validate(req)?;
+        self.prune_approvals(now);
         let agent = self.agent(agent_id).ok_or_else(|| ApiError::Unauthorized("unknown agent".into()))?;
         if let Some(s) = v.scopes.iter().find(|s| !agent.allowed_scopes.iter().any(|a| a.covers(s))) {
             return Err(ApiError::ScopeDenied(format!(
@@ -143,6 +155,15 @@ impl Store {
                 _ => {}
             }
         }
+        let pending = self
+            .approvals
+            .iter()
+            .filter(|a| a.agent_id == agent_id && a.state(now) == ApprovalState::Pending);
+        if pending.count() >= MAX_PENDING_PER_AGENT {
+            return Err(ApiError::RateLimited {
+                retry_after: self.approval_ttl.as_secs().max(1).to_string(),
+            });
+        }
         let expires_at = add(now, self.approval_ttl).unwrap_or(now);
         let a = Approval {
             id: format!("apr_{}", random_hex(8)),
@@ -165,6 +186,15 @@ impl Store {
         let reply = pending_reply(&a);
         self.approvals.push(a);
         Ok(TokenOutcome::Pending { reply, created: Some(created) })
+    }
+
+    /// Forgets approvals nobody can use or needs to hear about any more: used ones, and any
+    /// whose expiry is one approval lifetime past (long enough for a waiting client to see it
+    /// expire, or be told of its denial, by polling or by asking again). Without this, every
+    /// request for a sensitive scope set would be kept for ever.
+    fn prune_approvals(&mut self, now: Timestamp) {
+        let grace = time::Duration::try_from(self.approval_ttl).unwrap_or(time::Duration::HOUR);
+        self.approvals.retain(|a| !a.used && now.0 < a.expires_at.0 + grace);
     }
 
     fn issue(

@@ -127,7 +127,7 @@ pub enum Access {
     Token {
         /// Granted scopes.
         scopes: std::sync::Arc<ScopeSet>,
-        /// Highest tier it may write.
+        /// Highest tier it may read or write (what its approval was for; standard without one).
         tier: AccessTier,
     },
 }
@@ -149,7 +149,9 @@ impl Access {
         }
     }
 
-    /// Whether a secret of `tier` may be written.
+    /// Whether a secret of `tier` may be read or written: decided at each request by the
+    /// secret's tier now, so a secret created or raised to sensitive or critical after the token
+    /// was issued needs an approval like any other.
     pub fn may_write(&self, tier: &AccessTier) -> bool {
         match self {
             Access::Admin => true,
@@ -346,6 +348,12 @@ impl Store {
             return Err(scope_denied(path.scope(Action::Read)));
         }
         let s = self.secrets.get(path).ok_or_else(|| not_found(path))?;
+        if !access.may_write(&s.access_tier) {
+            return Err(ApiError::HumanAuthRequired(format!(
+                "reading {path} ({} tier) needs a human's approval, which this token was not issued with; request a new token for it",
+                s.access_tier
+            )));
+        }
         if s.expired(now) {
             let at = s.expires_at.map(|t| t.to_string()).unwrap_or_default();
             return Err(ApiError::SecretExpired(format!("secret {path} expired at {at}")));

@@ -29,21 +29,6 @@ use auth::Credential;
 use error::VaultError;
 use reference::VaultRef;
 
-/// A CA bundle: a regular file (a FIFO would block forever, `/dev/zero` never end), at most 4 MiB.
-fn read_ca_file(path: &str) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    const MAX: u64 = 4 << 20;
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.len() > MAX {
-        return Err(std::io::Error::other("not a regular file of at most 4 MiB"));
-    }
-    let mut pem = Vec::new();
-    file.take(MAX).read_to_end(&mut pem)?;
-    Ok(pem)
-}
-
 /// Reads from Vault or OpenBao.
 pub struct VaultBackend {
     http: reqwest::Client,
@@ -84,7 +69,9 @@ impl VaultBackend {
             .map_err(|e| config(format!("VAULT_ADDR: {e}")))?;
         let mut ca_certificates = Vec::new();
         if let Some(ca) = var(&["VAULT_CACERT", "BAO_CACERT"]) {
-            let pem = read_ca_file(&ca).map_err(|e| config(format!("cannot read VAULT_CACERT {ca}: {e}")))?;
+            // A regular file (a FIFO would block for ever, `/dev/zero` never end), at most 4 MiB.
+            let pem = crate::files::read_regular(std::path::Path::new(&ca), "VAULT_CACERT", 4 << 20)
+                .map_err(|e| config(e.to_string()))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| config(format!("VAULT_CACERT {ca} is not a PEM certificate: {e}")))?;
             ca_certificates.push(cert);
