@@ -24,7 +24,7 @@ mod error;
 mod load;
 
 pub use self::config::RunConfig;
-pub use self::error::AppError;
+pub use self::error::{code_for, AppError};
 use self::load::load;
 pub use self::load::DEFAULT_FILE;
 
@@ -279,7 +279,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
         .map_err(|e| AppError::Internal(format!("cannot start the I/O runtime: {e}")))
 }
 
-fn on_event(event: Event) {
+/// Shows a backend's progress: an approval to wait for (log line, systemd `STATUS=`, the live
+/// status line), then its grant.
+pub fn on_event(event: Event) {
     match event {
         Event::ApprovalPending { approval_id, what, wait, how } => {
             if wait.is_zero() {

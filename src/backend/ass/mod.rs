@@ -67,8 +67,15 @@ impl AssBackend {
         Ok(Box::new(Self::new(settings)?))
     }
 
-    /// Gets the token, waiting for a human's approval when one is needed.
-    async fn token(&self, scopes: &[Scope], ctx: &FetchContext<'_>) -> Result<(), BackendError> {
+    /// The SDK client: `vault-run secrets` writes, lists and deletes with the token that
+    /// [`token`](Self::token) got for exactly those calls.
+    pub fn client(&self) -> &AgentVault {
+        &self.client
+    }
+
+    /// Gets a token for exactly `scopes` (cached in the client), waiting for a human's approval
+    /// when one is needed, and reporting the wait through `ctx.events`.
+    pub async fn token(&self, scopes: &[Scope], ctx: &FetchContext<'_>) -> Result<(), BackendError> {
         // Fetching again (--watch) reuses the token, and its approval, while it lasts.
         if self.client.has_token_for(scopes).await {
             return Ok(());
@@ -365,7 +372,8 @@ fn describe(scopes: &[Scope]) -> String {
     }
 }
 
-fn kind_of(e: &ClientError) -> FailureKind {
+/// The failure kind (and so the exit code) of a client error.
+pub fn kind_of(e: &ClientError) -> FailureKind {
     match e {
         ClientError::Unauthorized { .. }
         | ClientError::ScopeDenied { .. }
@@ -388,7 +396,8 @@ fn token_error(e: ClientError, scopes: &[Scope]) -> BackendError {
             "; check the agent key (ASS_AGENT_KEY) and the base URL".to_owned()
         }
         ClientError::ScopeDenied { .. } => {
-            format!("; the agent's allowed scopes must cover secrets:read on {}", describe(scopes))
+            let action = scopes.first().map_or("read", |s| s.action().as_str());
+            format!("; the agent's allowed scopes must cover secrets:{action} on {}", describe(scopes))
         }
         ClientError::ApprovalDenied { .. } | ClientError::ApprovalExpired { .. } => String::new(),
         _ if kind == FailureKind::Temporary => "; try again later".to_owned(),
