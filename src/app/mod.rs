@@ -34,6 +34,9 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
     let core_limit = exec::lock_down();
     crate::logging::init(config.log);
     crate::status_line::enable(config.log.status_line());
+    if let Err(e) = command_runs(&command) {
+        return e.report();
+    }
     let fetched = match FetchedRun::start(&config) {
         Ok(s) => s,
         Err(e) => return e.report(),
@@ -69,6 +72,19 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
     drop(fetched);
     let user = launch.user.clone();
     AppError::from(exec::exec(&command, launch.env, &core_limit, user.as_deref())).report()
+}
+
+/// The command exists and may be executed, checked before anything is fetched (so a typo
+/// never spends an approval). A "command" that starts with `-` and is not a program is a
+/// vault-run option written after `--` (an image's `ENTRYPOINT ["vault-run", "--"]` plus a
+/// `command:` with options makes exactly that).
+fn command_runs(command: &[OsString]) -> Result<(), AppError> {
+    match exec::resolve(command) {
+        Err(exec::ExecError::NotFound(name)) if name.starts_with('-') => Err(AppError::Usage(format!(
+            "{name} comes after `--`, where the command goes, and is no program; vault-run's options go before `--`: vault-run {name} [OPTIONS] -- CMD [ARGS]... (with an image's ENTRYPOINT [\"vault-run\", \"--\"], give options in the entrypoint, not in CMD or compose's command:)"
+        ))),
+        other => other.map_err(AppError::from),
+    }
 }
 
 /// Starts the agent-safe proxy when an entry has `hosts` (and everything was fetched).
