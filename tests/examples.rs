@@ -238,3 +238,53 @@ fn the_readme_stands_alone() {
         }
     }
 }
+
+/// The README's quick start, run as written: a `.env` file into the store with
+/// `secrets import … --print-mapping > vault-run.toml`, `check`, then `vault-run -- python
+/// agent.py`, which gets every value (here `python` is python3 and the agent prints what it got).
+#[test]
+fn the_readme_quick_start_runs_as_written() {
+    if !common::require(common::tool_runs("python3"), "python3") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let quick = readme.split("## Quick start").nth(1).unwrap().split("\n## ").next().unwrap();
+    let block = quick.split("```sh\n").nth(1).unwrap().split("```").next().unwrap();
+    assert!(block.contains("secrets import .env") && block.contains("--print-mapping > vault-run.toml"));
+    assert!(block.contains("vault-run -- python agent.py"), "{block}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let shim = common::write(&bin, "python", "#!/bin/sh\nexec python3 \"$@\"\n");
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    common::write(
+        dir.path(),
+        ".env",
+        "OPENAI_API_KEY=sk-quick-0001\nexport DB_URL=\"postgres://app:p w@db/app\"\n",
+    );
+    common::write(
+        dir.path(),
+        "agent.py",
+        "import os\nfor k in ('OPENAI_API_KEY', 'DB_URL', 'ASS_AGENT_KEY'):\n    print(k, os.environ.get(k, '<unset>'))\n",
+    );
+    let script = format!("set -eu\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n{block}");
+    let launcher_dir = Path::new(common::bin()).parent().unwrap().display().to_string();
+    let out = output_within(
+        std::process::Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(dir.path())
+            .env("PATH", format!("{}:{launcher_dir}:/usr/bin:/bin", bin.display()))
+            .env_remove("ASS_BASE_URL")
+            .env_remove("ASS_AGENT_KEY")
+            .env_remove("VAULT_RUN_FILE"),
+        T,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
+    assert!(stdout.contains("OPENAI_API_KEY sk-quick-0001\n"), "{stdout}");
+    assert!(stdout.contains("DB_URL postgres://app:p w@db/app\n"), "{stdout}");
+    assert!(stdout.contains("ASS_AGENT_KEY <unset>\n"), "{stdout}");
+    assert!(!dir.path().join(".env").exists(), "the last step removes .env");
+}
