@@ -53,3 +53,119 @@ async fn the_command_is_resolved_before_any_request_so_no_approval_is_spent() {
     assert_eq!(after["POST /v1/tokens"].as_u64().unwrap_or(0), 0, "{after}");
     assert!(dev.pending().await.is_empty(), "no approval was asked for");
 }
+
+#[tokio::test]
+async fn dev_approve_and_deny_show_the_servers_words() {
+    let dev = DevServer::start();
+    dev.put_tier("myagent/K", "k-value", "sensitive").await;
+    let dir = tmp();
+    let admin = |args: &[&str], key: &str| {
+        let mut cmd = common::bare_vault_run(dir.path());
+        cmd.env("ASS_BASE_URL", &dev.base_url).env("ASS_ADMIN_KEY", key).args(["dev"]).args(args);
+        common::output_within(&mut cmd, T)
+    };
+    let ask = || {
+        common::output_within(
+            vault_run(&dev, dir.path()).args(common::words("--approval-timeout 0 -e K=myagent/K -- true")),
+            T,
+        )
+    };
+    assert_eq!(ask().status.code(), Some(75));
+    let id = dev.wait_pending().await;
+    let out = admin(&["deny", &id], &dev.admin_key);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("denied {id}\n"), "{}", stderr_of(&out));
+    let out = admin(&["approve", &id], &dev.admin_key);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(
+        stderr_of(&out).contains("already denied") && stderr_of(&out).contains("409"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = admin(&["approve", "apr_nosuch"], &dev.admin_key);
+    assert!(stderr_of(&out).contains("not found"), "{}", stderr_of(&out));
+    let out = admin(&["approve", &id], "ass_admin_wrong");
+    assert_eq!(out.status.code(), Some(77));
+    assert!(!stderr_of(&out).ends_with("HTTP 401 (exit 77)\n"), "the server's words: {}", stderr_of(&out));
+
+    // The run after the denial says so and asks anew (a new id), instead of failing at once.
+    let out = ask();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("ended") && err.contains("asking anew"), "{err}");
+    let again = dev.wait_pending().await;
+    assert_ne!(again, id, "{err}");
+    assert!(err.contains(&again), "{err}");
+}
+
+#[tokio::test]
+async fn an_expired_approval_is_said_and_asked_anew() {
+    let dev = DevServer::start_with(&["--approval-ttl", "1s"]);
+    dev.put_tier("myagent/K", "k-value", "sensitive").await;
+    let dir = tmp();
+    let ask = || {
+        common::output_within(
+            vault_run(&dev, dir.path()).args(common::words("--approval-timeout 0 -e K=myagent/K -- true")),
+            T,
+        )
+    };
+    assert_eq!(ask().status.code(), Some(75));
+    let first = dev.wait_pending().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let out = ask();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(75), "asked anew, not refused: {err}");
+    assert!(err.contains("expired") && err.contains("asking anew"), "{err}");
+    assert!(!err.contains(&format!("approval {first} required")), "{err}");
+}
+
+#[tokio::test]
+async fn without_a_terminal_a_wait_says_it_goes_on() {
+    let dev = DevServer::start();
+    dev.put_tier("myagent/K", "k-value", "sensitive").await;
+    let dir = tmp();
+    let out = common::output_within(
+        vault_run(&dev, dir.path())
+            .env("VAULT_RUN_WAIT_LINE_EVERY", "1s")
+            .args(common::words("--approval-timeout 3s -e K=myagent/K -- true")),
+        T,
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    let still: Vec<&str> = err.lines().filter(|l| l.contains("still waiting for approval apr_")).collect();
+    assert!(still.len() >= 2, "a line a second: {err}");
+    assert!(still[0].contains("left"), "{err}");
+    assert!(!err.contains('\r'), "no live line off a terminal: {err:?}");
+}
+
+#[tokio::test]
+async fn errors_say_how_to_fix_them() {
+    let dir = tmp();
+    let run = |env: &[(&str, &str)], args: &str| common::run_bare_with(dir.path(), env, args);
+    // Not exported: the fix says "export"; no entry's name in front of a global problem.
+    let (out, err) = run(&[], "-e OPENAI=myagent/OPENAI -e B=myagent/B -- true");
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("export ASS_AGENT_KEY"), "{err}");
+    assert!(err.starts_with("vault-run: error: no agent key"), "no entry prefix: {err}");
+    assert!(!err.contains("more;"), "one failure, not one per entry: {err}");
+    // The base URL: a trailing /v1, no scheme.
+    let key = ("ASS_AGENT_KEY", "ass_x");
+    let (out, err) = run(&[key, ("ASS_BASE_URL", "http://127.0.0.1:9/v1")], "-e A=myagent/A -- true");
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("drop it: http://127.0.0.1:9 "), "{err}");
+    let (out, err) = run(&[key, ("ASS_BASE_URL", "127.0.0.1:41783")], "-e A=myagent/A -- true");
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("http://127.0.0.1:41783"), "{err}");
+
+    // A private CA not trusted: configuration (78), naming ASS_CACERT; http to the TLS port.
+    let dev = DevServer::start_with(&["--tls"]);
+    let env = [("ASS_AGENT_KEY", dev.agent_key.as_str()), ("ASS_BASE_URL", dev.base_url.as_str())];
+    let (out, err) = run(&env, "-e A=myagent/A -e B=myagent/A -- true");
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("ASS_CACERT") && err.contains("not trusted"), "{err}");
+    assert!(err.starts_with("vault-run: error: cannot reach"), "no entry prefix: {err}");
+    let plain = dev.base_url.replace("https://", "http://");
+    let env = [("ASS_AGENT_KEY", dev.agent_key.as_str()), ("ASS_BASE_URL", plain.as_str())];
+    let (out, err) = run(&env, "--retries 0 -e A=myagent/A -- true");
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("may speak https"), "{err}");
+}

@@ -256,6 +256,9 @@ async fn approval_is_awaited_then_the_child_starts() {
     );
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("apr_"), "{}", stderr_of(&out));
+    // That approval, left pending, is denied: the next run says so and asks anew (issue 21).
+    let stale = dev.wait_pending().await;
+    dev.deny(&stale, "stale").await;
 
     let mut cmd = vault_run(&dev, dir.path());
     cmd.args(common::words("-e PAY=production/pay/KEY -- true"));

@@ -280,7 +280,9 @@ fn credentials_directory(config: &RunConfig, inherited: &[InheritedVar]) -> Opti
 
 fn first_error(r: &Resolution) -> Option<AppError> {
     let first = r.errors.first()?.clone();
-    Some(AppError::Resolve { first, more: r.errors.len() - 1 })
+    // A failure of the whole batch (no key, server unreachable) is one failure, not one per entry.
+    let more = r.errors.iter().skip(1).filter(|e| e.message != first.message).count();
+    Some(AppError::Resolve { first, more })
 }
 
 fn already_set(config: &RunConfig, inherited: &[InheritedVar]) -> Option<AlreadySet> {

@@ -149,9 +149,5 @@ fn call_error(e: ClientError, doing: &str, what: &str, base_url: &str) -> Backen
         ),
         _ => format!("{doing} {what} failed: {e}"),
     };
-    BackendError {
-        kind: if kind == FailureKind::ApprovalPending { FailureKind::Auth } else { kind },
-        message,
-        reason: None,
-    }
+    BackendError::new(if kind == FailureKind::ApprovalPending { FailureKind::Auth } else { kind }, message)
 }

@@ -80,7 +80,16 @@ impl AssBackend {
         if self.client.has_token_for(scopes).await {
             return Ok(());
         }
-        let approval_id = match self.client.request_token(scopes, Some(self.ttl)).await {
+        let first = match self.client.request_token(scopes, Some(self.ttl)).await {
+            // An earlier run's approval for exactly these scopes ended unused (it expired, or a
+            // human denied it): the store says so once; say it and ask anew.
+            Err(e @ (ClientError::ApprovalExpired { .. } | ClientError::ApprovalDenied { .. })) => {
+                tracing::warn!("an earlier approval for {} ended: {e}; asking anew", describe(scopes));
+                self.client.request_token(scopes, Some(self.ttl)).await
+            }
+            other => other,
+        };
+        let approval_id = match first {
             Ok(t) => {
                 tracing::info!(token_id = %t.token_id, scopes = scopes.len(), "scoped token issued");
                 return Ok(());
@@ -148,6 +157,26 @@ impl AssBackend {
     fn token_error(&self, e: ClientError, scopes: &[Scope]) -> BackendError {
         let url = self.client.base_url();
         let answer = match &e {
+            // An untrusted certificate will not fix itself: a configuration error (78), not a
+            // temporary one that systemd would restart forever.
+            ClientError::Network { message, .. } if is_trust_failure(message) => {
+                return BackendError::new(
+                    FailureKind::Config,
+                    format!(
+                        "cannot reach Agent Secret Store at {url}: its TLS certificate is not trusted ({message}); for a private CA (vault-run dev --tls prints one) set ASS_CACERT=PATH to the CA's PEM file"
+                    ),
+                )
+                .with_reason("certificate not trusted");
+            }
+            ClientError::Network { message, .. } if message.contains("invalid HTTP version") => {
+                return BackendError::new(
+                    FailureKind::Config,
+                    format!(
+                        "{url} did not answer in HTTP ({message}); the server may speak https: check the scheme of the base URL (--base-url, ASS_BASE_URL)"
+                    ),
+                )
+                .with_reason("not HTTP");
+            }
             ClientError::Network { message, .. } => {
                 return BackendError::new(
                     FailureKind::Temporary,
@@ -370,6 +399,13 @@ fn describe(scopes: &[Scope]) -> String {
     } else {
         shown.join(", ")
     }
+}
+
+/// Whether a connection failed because the server's certificate is not trusted (rustls' words).
+fn is_trust_failure(message: &str) -> bool {
+    ["invalid peer certificate", "UnknownIssuer", "certificate verify failed", "BadSignature"]
+        .iter()
+        .any(|m| message.contains(m))
 }
 
 /// The failure kind (and so the exit code) of a client error.
