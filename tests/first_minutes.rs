@@ -169,3 +169,59 @@ async fn errors_say_how_to_fix_them() {
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(err.contains("may speak https"), "{err}");
 }
+
+/// bash completion inside subcommands (clap_complete's script never matched them for a
+/// hyphenated name) and after `--` (commands on PATH), by sourcing the script in bash.
+#[test]
+fn bash_completes_inside_subcommands_and_commands_after_the_double_dash() {
+    if !common::require(common::tool_runs("bash"), "bash") {
+        return;
+    }
+    let dir = tmp();
+    let out = common::output_within(common::bare_vault_run(dir.path()).args(["completions", "bash"]), T);
+    assert!(out.status.success());
+    let script = write(dir.path(), "vault-run.bash", &String::from_utf8_lossy(&out.stdout));
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let prog = write(&bin, "my-agent-tool", "#!/bin/sh\n");
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let complete = |words: &str| {
+        let harness = format!(
+            r#"source {}
+COMP_WORDS=({words}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))
+_vault__run vault-run "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+printf '%s\n' "${{COMPREPLY[@]}}""#,
+            script.display()
+        );
+        let out = common::output_within(
+            std::process::Command::new("bash")
+                .args(["--norc", "-c", &harness])
+                .env("PATH", format!("{}:/usr/bin:/bin", bin.display())),
+            T,
+        );
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert!(complete("vault-run check --fo").contains(&"--format".to_owned()));
+    assert!(complete("vault-run dev --se").contains(&"--seed".to_owned()));
+    assert!(complete("vault-run completions ''").contains(&"zsh".to_owned()));
+    assert_eq!(complete("vault-run secrets im"), ["import"]);
+    assert!(complete("vault-run secrets import --print").contains(&"--print-mapping".to_owned()));
+    assert_eq!(complete("vault-run -e A=b -- my-agent-to"), ["my-agent-tool"]);
+    assert_eq!(complete("vault-run ch"), ["check"]);
+}
+
+#[test]
+fn the_man_page_has_the_mapping_file_and_no_missing_pages() {
+    let dir = tmp();
+    let out = common::output_within(common::bare_vault_run(dir.path()).arg("man"), T);
+    let page = String::from_utf8_lossy(&out.stdout);
+    for section in
+        [".SH SUBCOMMANDS", ".SH THE MAPPING FILE", ".SH ENVIRONMENT", ".SH FILES", ".SH EXIT STATUS"]
+    {
+        assert!(page.contains(section), "{section}");
+    }
+    assert!(!page.contains(".SH EXTRA"), "exit codes under EXIT STATUS");
+    // No reference to a page that is not generated (vault-run-check(1), …).
+    assert!(!page.contains("vault\\-run\\-check(") && !page.contains("(1)\n"), "{page}");
+    assert!(page.contains("ASS_CACERT") && page.contains("secrets"), "{page}");
+}
