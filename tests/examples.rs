@@ -90,17 +90,30 @@ async fn the_compose_seed_and_command_work_together() {
     );
 }
 
+/// The Deployment as kubelet runs it: the Secret on a read-only tmpfs, the key file root-owned
+/// with the manifest's `fsGroup` and `defaultMode`, vault-run as `runAsUser`/`runAsGroup` with
+/// `fsGroup` among its groups, the container's env and command. Needs root, `unshare` and
+/// `setpriv` (a mount namespace for the read-only mount, then the ids).
 #[tokio::test]
-async fn the_kubernetes_environment_references_resolve() {
+async fn the_kubernetes_deployment_runs_with_its_exact_modes_and_ids() {
     let docs = yaml("kubernetes/deployment.yaml");
-    let container = &docs[0]["spec"]["template"]["spec"]["containers"][0];
+    let pod = &docs[0]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let id = |k: &str| pod["securityContext"][k].as_i64().unwrap_or_else(|| panic!("securityContext.{k}"));
+    let (uid, gid, fs_group) = (id("runAsUser"), id("runAsGroup"), id("fsGroup"));
+    // YAML 1.1, as kubectl reads it: 0440 is octal.
+    let text = read("kubernetes/deployment.yaml");
+    let mode = text.lines().find_map(|l| l.trim().strip_prefix("defaultMode: ")).expect("defaultMode");
+    assert!(mode.starts_with('0'), "an octal mode: {mode}");
+    assert!(container["volumeMounts"][0]["readOnly"].as_bool() == Some(true), "the key is mounted read-only");
+    let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap().to_owned();
+
     let dev = DevServer::start_with(&["--seed", &ex("seed.toml")]);
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("agent-key");
-    std::fs::write(&key_file, &dev.agent_key).unwrap();
-    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
-
-    let mut cmd = bare_vault_run(dir.path());
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let secret_dir = dir.path().join("secret");
+    std::fs::create_dir(&secret_dir).unwrap();
+    let mut env = Vec::new();
     let mut names = Vec::new();
     for e in container["env"].as_vec().unwrap() {
         let (name, value) = (e["name"].as_str().unwrap(), e["value"].as_str().unwrap());
@@ -110,23 +123,61 @@ async fn the_kubernetes_environment_references_resolve() {
         if value.starts_with("ass://") {
             names.push(name.to_owned());
         }
-        cmd.env(name, value);
+        env.push((name.to_owned(), value.to_owned()));
     }
     assert!(!names.is_empty());
-    // The container's command, with the mounted key file at the test's path.
+    let key_path = secret_dir.join("agent-key").display().to_string();
     let command: Vec<String> = container["command"]
         .as_vec()
         .unwrap()
         .iter()
-        .map(|v| v.as_str().unwrap().replace("/var/run/ass/agent-key", &key_file.display().to_string()))
+        .map(|v| v.as_str().unwrap().replace(&format!("{mount}/agent-key"), &key_path))
         .collect();
     assert_eq!(command[0], "vault-run");
-    cmd.env("ASS_BASE_URL", &dev.base_url).args(&command[1..]).args(["env", "-0"]);
-    let env = common::env_after(&mut cmd);
-    for name in &names {
-        assert!(!env[name].starts_with("ass://"), "{name} was resolved");
+    let is_root = nix::unistd::Uid::effective().is_root();
+    let have = common::tool_runs;
+    if !common::require(
+        is_root && have("unshare") && have("setpriv"),
+        "root, unshare and setpriv (kubelet's mounts and ids)",
+    ) {
+        return;
     }
-    assert_eq!(env["DATABASE_PASSWORD"], "demo-db-password");
+    // What kubelet does, then the container's process. `$@` is the container's command.
+    let kubelet = format!(
+        r#"set -e
+mount -t tmpfs -o mode=0755 secret {dir}
+printf %s "$KEY" > {dir}/agent-key
+chown 0:{fs_group} {dir}/agent-key
+chmod {mode} {dir}/agent-key
+mount -o remount,ro {dir}
+exec setpriv --reuid={uid} --regid={gid} --groups={fs_group} -- "$@""#,
+        dir = secret_dir.display()
+    );
+    let run = |script: &str| {
+        let mut c = std::process::Command::new("unshare");
+        c.current_dir(dir.path())
+            .args(["-m", "sh", "-c", script, "kubelet", common::bin()])
+            .args(&command[1..])
+            .args(["env", "-0"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("KEY", &dev.agent_key)
+            .env("ASS_BASE_URL", &dev.base_url)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        output_within(&mut c, T)
+    };
+    let out = run(&kubelet);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let got = common::env_of(&out.stdout);
+    for name in &names {
+        assert!(!got[name].starts_with("ass://"), "{name} was resolved");
+    }
+    assert_eq!(got["DATABASE_PASSWORD"], "demo-db-password");
+    // The same file on a writable mount is still refused: chmod 600 where it can be done.
+    let writable = kubelet.replace(&format!("mount -o remount,ro {}\n", secret_dir.display()), "");
+    let out = run(&writable);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("chmod 600"), "{}", stderr_of(&out));
 }
 
 #[test]
