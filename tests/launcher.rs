@@ -356,6 +356,8 @@ async fn systemd_status_lines_while_waiting_for_approval() {
     let n = sock.recv(&mut buf).unwrap();
     let first = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(first.starts_with("STATUS=") && first.contains(&id), "{first}");
+    // Type=notify: the start timeout is extended by the approval wait (10m) plus a minute.
+    assert!(first.contains("\nEXTEND_TIMEOUT_USEC=660000000"), "{first}");
     dev.approve(&id).await;
     let out = handle.join().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));

@@ -312,7 +312,14 @@ pub fn on_event(event: Event) {
                     HumanDuration::from(wait)
                 );
             }
-            notify(&format!("STATUS=Waiting for approval {approval_id} ({what})"));
+            // Under Type=notify, a start that waits for a human must not be killed by
+            // TimeoutStartSec: ask systemd for the wait plus a margin for the fetch after it.
+            let extend = if wait.is_zero() {
+                String::new()
+            } else {
+                format!("\nEXTEND_TIMEOUT_USEC={}", (wait + std::time::Duration::from_secs(60)).as_micros())
+            };
+            notify(&format!("STATUS=Waiting for approval {approval_id} ({what}){extend}"));
             if !wait.is_zero() {
                 crate::status_line::start(
                     crate::status_line::Kind::Approval,
