@@ -66,6 +66,8 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<OsString>,
     },
+    /// Put secrets in, list them, remove them: set PATH (value on stdin), import FILE, list NS, rm PATH.
+    Secrets(crate::secrets::SecretsArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions {
         /// The shell.
@@ -331,6 +333,7 @@ pub fn main() -> ExitCode {
             "this vault-run was built without the dev server (cargo feature dev-server); to run a program named dev, use `vault-run -- dev`\n",
         )),
         Some(Command::Check(args)) => crate::app::check(args.opts.into_config(), args.format),
+        Some(Command::Secrets(args)) => crate::secrets::main(args.into_config()),
         Some(Command::Completions { shell }) => crate::completions::completions(shell, Cli::command()),
         Some(Command::Man) => crate::completions::man(Cli::command()),
         None => crate::app::run(cli.opts.into_config(), cli.command),

@@ -47,9 +47,11 @@ pub fn main(action: DevAction) -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail(exit::CONFIG, e.to_string()),
     };
-    let (verb, id, body) = match &action {
-        DevAction::Approve { id } => ("approve", id, None),
-        DevAction::Deny { id, reason } => ("deny", id, Some(serde_json::json!({ "reason": reason }))),
+    let (verb, done, id, body) = match &action {
+        DevAction::Approve { id } => ("approve", "approved", id, None),
+        DevAction::Deny { id, reason } => {
+            ("deny", "denied", id, Some(serde_json::json!({ "reason": reason })))
+        }
     };
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         return fail(exit::USAGE, format!("{id:?} is not an approval id (apr_…)"));
@@ -75,14 +77,15 @@ pub fn main(action: DevAction) -> ExitCode {
     };
     match rt.block_on(send) {
         Ok((200..=299, _)) => {
-            println!("{verb}d {id}");
+            println!("{done} {id}");
             ExitCode::SUCCESS
         }
         Ok((status, text)) => {
-            let message = serde_json::from_str::<serde_json::Value>(&text)
+            // The contract's error body: `{"error":{"code","message"},"detail"}` or `{"detail"}`.
+            let message = serde_json::from_str::<crate::wire::ErrorBody>(&text)
                 .ok()
-                .and_then(|v| v["message"].as_str().or(v["error"].as_str()).map(str::to_owned))
-                .unwrap_or_else(|| format!("HTTP {status}"));
+                .and_then(|b| b.message())
+                .map_or_else(|| format!("HTTP {status}"), |m| format!("{m} (HTTP {status})"));
             let code = match status {
                 401 | 403 => exit::AUTH,
                 404 | 409 | 410 => exit::MISSING,

@@ -79,17 +79,87 @@ impl ExecError {
     }
 }
 
-/// `vault-run -v check` runs a command named `check`: options go after a subcommand.
+/// vault-run's subcommands: a command of one of these names (or close to one) that is not on
+/// `PATH` was most likely meant as the subcommand.
+const SUBCOMMANDS: &[&str] = &["check", "dev", "secrets", "completions", "man"];
+
+/// `vault-run -v check` runs a command named `check`: options go after a subcommand. A typo
+/// (`chekc`) or a `secrets` action without `secrets` (`vault-run import .env`) gets the name.
 fn subcommand_hint(command: &str) -> String {
     match command {
         "dev" if !cfg!(feature = "dev-server") => {
             " (this vault-run was built without the dev server: cargo feature dev-server)".to_owned()
         }
-        "check" | "dev" | "completions" | "man" => {
-            format!(" (for the subcommand, put options after it: vault-run {command} [OPTIONS])")
+        c if SUBCOMMANDS.contains(&c) => format!(
+            "; did you mean the subcommand? Put vault-run's options after it: vault-run {command} [OPTIONS]"
+        ),
+        "import" | "set" | "list" | "ls" | "rm" => {
+            format!("; did you mean `vault-run secrets {command}`?")
         }
-        _ => String::new(),
+        c => match SUBCOMMANDS.iter().find(|s| close(c, s)) {
+            Some(s) => format!("; did you mean `vault-run {s}`?"),
+            None => String::new(),
+        },
     }
+}
+
+/// Whether `a` is one or two edits (insert, delete, substitute, swap) from `b`.
+fn close(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().abs_diff(b.len()) > 2 || a.len() < 3 {
+        return false;
+    }
+    // Optimal string alignment distance: Levenshtein plus adjacent swaps.
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()] <= 2
+}
+
+/// Finds `command` as the exec will (`PATH` for a bare name), before anything is fetched: a
+/// typo must fail at once, not after the secrets are fetched and a human's one-time approval
+/// is spent. Not found is 127; found but not executable (no `x` for us, a directory) is 126.
+pub fn resolve(command: &[OsString]) -> Result<(), ExecError> {
+    use nix::unistd::{access, AccessFlags};
+    let Some(name) = command.first() else { return Err(ExecError::NotFound(String::new())) };
+    let shown = name.to_string_lossy().into_owned();
+    if command.iter().any(|a| a.as_bytes().contains(&0)) {
+        return Err(ExecError::Nul);
+    }
+    let candidates: Vec<std::path::PathBuf> = if name.as_bytes().contains(&b'/') {
+        vec![name.into()]
+    } else if name.is_empty() {
+        Vec::new()
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        std::env::split_paths(&path).map(|dir| dir.join(name)).collect()
+    };
+    let mut refused = None;
+    for c in candidates {
+        match (std::fs::metadata(&c), access(&c, AccessFlags::X_OK)) {
+            (Ok(meta), Ok(())) if meta.is_file() => return Ok(()),
+            (Ok(meta), _) if meta.is_dir() => refused = refused.or(Some(Errno::EISDIR)),
+            (Ok(_), _) => refused = refused.or(Some(Errno::EACCES)),
+            (Err(_), _) => {}
+        }
+    }
+    Err(match refused {
+        Some(errno) => ExecError::NotExecutable(shown, errno),
+        None => ExecError::NotFound(shown),
+    })
 }
 
 /// Replaces this process with `command` (looked up on `PATH`), `env` as its environment. Only
@@ -125,4 +195,19 @@ pub fn exec(
 /// Total bytes the command line takes in `execve`'s budget.
 pub fn argv_bytes(command: &[OsString]) -> usize {
     command.iter().map(|a| a.len() + 1 + std::mem::size_of::<usize>()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_misses_of_a_subcommand_get_its_name() {
+        assert!(subcommand_hint("chekc").contains("vault-run check"));
+        assert!(subcommand_hint("secret").contains("vault-run secrets"));
+        assert!(subcommand_hint("import").contains("vault-run secrets import"));
+        assert_eq!(subcommand_hint("python3"), "");
+        assert_eq!(subcommand_hint("ls2"), "");
+        assert!(!close("de", "dev"), "too short to guess");
+    }
 }

@@ -29,6 +29,7 @@ pub mod notify;
 pub mod privilege;
 pub mod proxy;
 pub mod resolve;
+pub mod secrets;
 pub mod settings;
 pub mod status_line;
 pub mod supervise;

@@ -306,7 +306,7 @@ impl Assembly<'_> {
     fn fetched(&self, scheme: &str, what: &dyn fmt::Display) -> Result<&Fetched, BackendError> {
         match self.answers.get(scheme) {
             Some(Ok(f)) => Ok(f),
-            Some(Err(e)) => Err(e.clone()),
+            Some(Err(e)) => Err(BackendError { whole_batch: true, ..e.clone() }),
             None => Err(unanswered(what)),
         }
     }
@@ -434,7 +434,9 @@ impl Assembly<'_> {
 
 /// Records `e` as the reason `target` cannot be set.
 fn fail(out: &mut Resolution, target: &str, e: &BackendError, hint: &str) -> Outcome {
-    out.errors.push(ResolveError { kind: e.kind, message: format!("{target}: {}{hint}", e.message) });
+    let message =
+        if e.whole_batch { format!("{}{hint}", e.message) } else { format!("{target}: {}{hint}", e.message) };
+    out.errors.push(ResolveError { kind: e.kind, message });
     Outcome::Failed(e.clone())
 }
 

@@ -36,31 +36,55 @@ pub fn enable(allowed: bool) {
 
 /// Starts showing `waiting for {what}` with a countdown from `limit`, and `detail` last (cut
 /// first when the terminal is narrow); replaces any line shown.
+///
+/// Without a terminal, an approval wait still says every [`PLAIN_EVERY`] that it goes on (a log
+/// line, "still waiting for approval ID, 8m left"): a scripted batch must not sit silent for ten
+/// minutes.
 pub fn start(kind: Kind, what: String, detail: String, limit: Duration) {
-    if !ENABLED.load(Ordering::Relaxed) {
+    let live = ENABLED.load(Ordering::Relaxed);
+    if !live && kind != Kind::Approval {
         return;
     }
     stop();
     let stop_flag = Arc::new((Mutex::new(false), Condvar::new()));
     let flag = stop_flag.clone();
+    let every = if live { Duration::from_secs(1) } else { plain_every() };
     let thread = std::thread::spawn(move || {
         let started = Instant::now();
         let (lock, cvar) = &*flag;
         let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut first = true;
         while !*stopped {
             let elapsed = Duration::from_secs(started.elapsed().as_secs());
-            let left = limit.saturating_sub(elapsed);
-            let line = format!(
-                "vault-run: waiting for {what}: {} elapsed, {} left ({detail})",
-                humantime::format_duration(elapsed),
-                humantime::format_duration(left)
-            );
-            draw(&fit(&line));
-            stopped = cvar.wait_timeout(stopped, Duration::from_secs(1)).unwrap_or_else(|e| e.into_inner()).0;
+            let left = humantime::format_duration(limit.saturating_sub(elapsed));
+            if live {
+                let elapsed = humantime::format_duration(elapsed);
+                draw(&fit(&format!(
+                    "vault-run: waiting for {what}: {elapsed} elapsed, {left} left ({detail})"
+                )));
+            } else if !first {
+                tracing::warn!("still waiting for {what}, {left} left ({detail})");
+            }
+            first = false;
+            stopped = cvar.wait_timeout(stopped, every).unwrap_or_else(|e| e.into_inner()).0;
         }
-        draw("");
+        if live {
+            draw("");
+        }
     });
     *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running { kind, stop: stop_flag, thread });
+}
+
+/// How often a wait without a terminal says it goes on.
+pub const PLAIN_EVERY: Duration = Duration::from_secs(30);
+
+/// [`PLAIN_EVERY`], or `VAULT_RUN_WAIT_LINE_EVERY` (a duration, for tests and impatient CI logs).
+fn plain_every() -> Duration {
+    std::env::var("VAULT_RUN_WAIT_LINE_EVERY")
+        .ok()
+        .and_then(|v| humantime::parse_duration(v.trim()).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(PLAIN_EVERY)
 }
 
 /// Erases the line, if one is shown, and returns once it is gone.

@@ -256,6 +256,9 @@ async fn approval_is_awaited_then_the_child_starts() {
     );
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("apr_"), "{}", stderr_of(&out));
+    // That approval, left pending, is denied: the next run says so and asks anew (issue 21).
+    let stale = dev.wait_pending().await;
+    dev.deny(&stale, "stale").await;
 
     let mut cmd = vault_run(&dev, dir.path());
     cmd.args(common::words("-e PAY=production/pay/KEY -- true"));
@@ -353,6 +356,8 @@ async fn systemd_status_lines_while_waiting_for_approval() {
     let n = sock.recv(&mut buf).unwrap();
     let first = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(first.starts_with("STATUS=") && first.contains(&id), "{first}");
+    // Type=notify: the start timeout is extended by the approval wait (10m) plus a minute.
+    assert!(first.contains("\nEXTEND_TIMEOUT_USEC=660000000"), "{first}");
     dev.approve(&id).await;
     let out = handle.join().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));

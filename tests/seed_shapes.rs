@@ -38,6 +38,8 @@ struct Seedish {
     secrets: HashMap<String, Secret>,
     tokens: Vec<String>,
     token_requests: u32,
+    /// Each token request's scopes, in order.
+    scopes: Vec<Vec<String>>,
 }
 
 type Shared = Arc<Mutex<Seedish>>;
@@ -61,6 +63,7 @@ async fn tokens(State(st): State<Shared>, h: HeaderMap, Json(body): Json<Value>)
     let scopes: Vec<String> = serde_json::from_value(body["scopes"].clone()).unwrap_or_default();
     let mut s = st.lock().unwrap();
     s.token_requests += 1;
+    s.scopes.push(scopes.clone());
     if scopes.iter().any(|sc| sc.contains("needs-approval/")) {
         return Json(json!({"token": null, "token_id": null, "expires_at": null,
             "requires_approval": true, "approval_id": "apr_seed_1"}))
@@ -295,4 +298,54 @@ fn a_launcher_run_reads_several_secrets_from_seed_shapes() {
     assert_eq!(env["LOG_LEVEL"], "debug");
     assert_eq!(env["STRIPE_SECRET"], "stripe-seed-0003");
     assert_eq!(env["STRIPE_PUBLISHABLE"], "pk-seed-0004");
+}
+
+/// `vault-run secrets` against the seed shapes: a write answer without namespace, key or
+/// timestamps, list items without namespace, updated or expired, and FastAPI-style errors.
+#[test]
+fn the_secrets_commands_read_seed_shapes() {
+    let (base, state) = start();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &str, stdin: &[u8]| {
+        use std::io::Write;
+        let mut cmd = bare_vault_run(dir.path());
+        cmd.env("ASS_BASE_URL", &base).env("ASS_AGENT_KEY", AGENT_KEY).args(common::words(args));
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        common::output_of_within(child, Duration::from_secs(30))
+    };
+    let out = run("secrets set staging/app/NEW --tier sensitive", b"seed-new-0007\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "staging/app/NEW version 1\n");
+    assert_eq!(state.lock().unwrap().secrets["staging/app/NEW"].value, "seed-new-0007");
+
+    std::fs::write(dir.path().join(".env"), "A=one\nB=two\n").unwrap();
+    let out = run("secrets import .env --namespace staging/env --print-mapping", b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("B = \"staging/env/B\""));
+    let last = state.lock().unwrap().scopes.last().cloned().unwrap();
+    assert_eq!(last, ["secrets:write:staging/env/A", "secrets:write:staging/env/B"], "exactly the writes");
+
+    let out = run("secrets list production/stripe", b"");
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let rows: Vec<Vec<&str>> = table.lines().skip(1).map(common::words).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert_eq!(rows[0], ["production/stripe/PUBLISHABLE", "1", "api_key", "standard", "-", "no"], "{table}");
+    let out = run("secrets list production/stripe --format json", b"");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["items"][1]["path"], "production/stripe/SECRET");
+    assert_eq!(doc["items"][1]["updated_at"], Value::Null);
+
+    let out = run("secrets rm production/vault/ROOT", b"");
+    assert_eq!(out.status.code(), Some(77), "{}", stderr_of(&out));
+    let out = run("secrets rm production/app/NOPE", b"");
+    assert_eq!(out.status.code(), Some(69), "{}", stderr_of(&out));
+    let out = run("secrets rm staging/env/A", b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 }

@@ -8,8 +8,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{on_a_terminal, tmp, T};
 use common::{output_within, stderr_of, vault_run, DevServer, Running};
-use common::{tmp, T};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
@@ -326,47 +326,6 @@ async fn mask_on_a_terminal_runs_the_child_on_a_pty() {
     assert!(stdout.contains("v=[REDACTED:K]"), "{stdout}");
     assert!(!stdout.contains(SECRET), "{stdout}");
     assert_eq!(out.status.code(), Some(3), "{stdout}");
-}
-
-/// Runs `args` on a fresh pseudo-terminal (its stdin, stdout and stderr, and controlling
-/// terminal, as in an interactive shell); once `ready` appears, types `keys`; returns everything
-/// the terminal showed and the exit code.
-fn on_a_terminal(args: &[&str], envs: &[(&str, &str)], ready: &str, keys: &[u8]) -> (String, i32) {
-    let harness = r#"
-import os, pty, sys, time, json, select
-args, ready, keys = json.loads(sys.argv[1]), sys.argv[2].encode(), bytes.fromhex(sys.argv[3])
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(args[0], args)
-out = b""
-sent = False
-deadline = time.time() + 30
-while time.time() < deadline:
-    r, _, _ = select.select([fd], [], [], 0.1)
-    if r:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    if not sent and ready in out:
-        time.sleep(0.2)
-        os.write(fd, keys)
-        sent = True
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors="replace"))
-sys.exit(os.waitstatus_to_exitcode(status) & 0xff)
-"#;
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", harness, &serde_json::to_string(args).unwrap(), ready])
-        .arg(keys.iter().map(|b| format!("{b:02x}")).collect::<String>());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = output_within(&mut cmd, T);
-    (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.code().unwrap_or(-1))
 }
 
 #[tokio::test]

@@ -59,15 +59,20 @@ impl AppError {
             AppError::Usage(_) | AppError::Mapping(MappingError::FlagSyntax { .. }) => USAGE,
             AppError::Mapping(_) | AppError::Settings(_) | AppError::Config(_) | AppError::Env(_) => CONFIG,
             AppError::Privilege(_) => CONFIG,
-            AppError::Resolve { first, .. } => match first.kind {
-                FailureKind::Auth => AUTH,
-                FailureKind::Missing => MISSING,
-                FailureKind::ApprovalPending | FailureKind::Temporary => TEMPORARY,
-                FailureKind::Config => CONFIG,
-            },
+            AppError::Resolve { first, .. } => code_for(first.kind),
             AppError::Exec(e) => e.exit_code(),
             AppError::Internal(_) => SOFTWARE,
         }
+    }
+}
+
+/// The exit code of a backend failure of `kind` (a launch's, `check`'s and `secrets`').
+pub fn code_for(kind: FailureKind) -> u8 {
+    match kind {
+        FailureKind::Auth => AUTH,
+        FailureKind::Missing => MISSING,
+        FailureKind::ApprovalPending | FailureKind::Temporary => TEMPORARY,
+        FailureKind::Config => CONFIG,
     }
 }
 

@@ -24,7 +24,7 @@ mod error;
 mod load;
 
 pub use self::config::RunConfig;
-pub use self::error::AppError;
+pub use self::error::{code_for, AppError};
 use self::load::load;
 pub use self::load::DEFAULT_FILE;
 
@@ -34,6 +34,9 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
     let core_limit = exec::lock_down();
     crate::logging::init(config.log);
     crate::status_line::enable(config.log.status_line());
+    if let Err(e) = command_runs(&command) {
+        return e.report();
+    }
     let fetched = match FetchedRun::start(&config) {
         Ok(s) => s,
         Err(e) => return e.report(),
@@ -74,6 +77,19 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
     drop(fetched);
     let user = launch.user.clone();
     AppError::from(exec::exec(&command, launch.env, &core_limit, user.as_deref())).report()
+}
+
+/// The command exists and may be executed, checked before anything is fetched (so a typo
+/// never spends an approval). A "command" that starts with `-` and is not a program is a
+/// vault-run option written after `--` (an image's `ENTRYPOINT ["vault-run", "--"]` plus a
+/// `command:` with options makes exactly that).
+fn command_runs(command: &[OsString]) -> Result<(), AppError> {
+    match exec::resolve(command) {
+        Err(exec::ExecError::NotFound(name)) if name.starts_with('-') => Err(AppError::Usage(format!(
+            "{name} comes after `--`, where the command goes, and is no program; vault-run's options go before `--`: vault-run {name} [OPTIONS] -- CMD [ARGS]... (with an image's ENTRYPOINT [\"vault-run\", \"--\"], give options in the entrypoint, not in CMD or compose's command:)"
+        ))),
+        other => other.map_err(AppError::from),
+    }
 }
 
 /// Starts the agent-safe proxy when an entry has `hosts` (and everything was fetched).
@@ -307,7 +323,9 @@ fn credentials_directory(config: &RunConfig, inherited: &[InheritedVar]) -> Opti
 
 fn first_error(r: &Resolution) -> Option<AppError> {
     let first = r.errors.first()?.clone();
-    Some(AppError::Resolve { first, more: r.errors.len() - 1 })
+    // A failure of the whole batch (no key, server unreachable) is one failure, not one per entry.
+    let more = r.errors.iter().skip(1).filter(|e| e.message != first.message).count();
+    Some(AppError::Resolve { first, more })
 }
 
 fn already_set(config: &RunConfig, inherited: &[InheritedVar]) -> Option<AlreadySet> {
@@ -322,7 +340,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
         .map_err(|e| AppError::Internal(format!("cannot start the I/O runtime: {e}")))
 }
 
-fn on_event(event: Event) {
+/// Shows a backend's progress: an approval to wait for (log line, systemd `STATUS=`, the live
+/// status line), then its grant.
+pub fn on_event(event: Event) {
     match event {
         Event::ApprovalPending { approval_id, what, wait, how } => {
             if wait.is_zero() {
@@ -335,7 +355,14 @@ fn on_event(event: Event) {
                     HumanDuration::from(wait)
                 );
             }
-            notify(&format!("STATUS=Waiting for approval {approval_id} ({what})"));
+            // Under Type=notify, a start that waits for a human must not be killed by
+            // TimeoutStartSec: ask systemd for the wait plus a margin for the fetch after it.
+            let extend = if wait.is_zero() {
+                String::new()
+            } else {
+                format!("\nEXTEND_TIMEOUT_USEC={}", (wait + std::time::Duration::from_secs(60)).as_micros())
+            };
+            notify(&format!("STATUS=Waiting for approval {approval_id} ({what}){extend}"));
             if !wait.is_zero() {
                 crate::status_line::start(
                     crate::status_line::Kind::Approval,

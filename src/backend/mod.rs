@@ -51,12 +51,15 @@ pub struct BackendError {
     /// A few words for the `check` table (`no agent key`, `unreachable`); when `None`, the
     /// table says what the kind implies.
     pub reason: Option<String>,
+    /// The whole batch failed (no key, the token refused, the server unreachable): the message
+    /// is about no entry in particular, so none is named in front of it.
+    pub whole_batch: bool,
 }
 
 impl BackendError {
     /// A new error.
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), reason: None }
+        Self { kind, message: message.into(), reason: None, whole_batch: false }
     }
 
     /// The same error with a short reason for the `check` table.

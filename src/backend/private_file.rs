@@ -18,7 +18,7 @@ const MAX_BYTES: u64 = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrivateFileError {
     /// Group or others have some access.
-    #[error("{what} file {path} is accessible by group or others (mode {mode:o}); run chmod 600 {path}")]
+    #[error("{what} file {path} is accessible by group or others (mode {mode:o}); run chmod 600 {path} (on a read-only mount it may instead be group-readable, 0440, by a group of this process, as Kubernetes' fsGroup makes it)")]
     TooOpen {
         /// What the file holds.
         what: String,
@@ -50,10 +50,28 @@ pub fn check(file: &File, path: &Path, what: &str) -> Result<(), PrivateFileErro
         return Err(PrivateFileError::Owner { what: what.to_owned(), path: shown, owner: meta.uid(), me });
     }
     let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(PrivateFileError::TooOpen { what: what.to_owned(), path: shown, mode });
+    if mode & 0o077 == 0 || (group_readable_by_our_group(mode, meta.gid()) && on_read_only_mount(file)) {
+        return Ok(());
     }
-    Ok(())
+    Err(PrivateFileError::TooOpen { what: what.to_owned(), path: shown, mode })
+}
+
+/// Kubernetes mounts a Secret for a non-root container only group-readable: with `fsGroup`, the
+/// file is `root:FSGROUP 0440` on a read-only volume, where no `chmod 600` is possible. Such a
+/// file is accepted: read (never write) for the group, nothing for others, and the group is one
+/// of this process's own (its gid or a supplementary group), so only it and that group's members
+/// (the pod's containers) can read it, and the mount is read-only, so no one can replace it.
+/// Anywhere else (a writable disk) `chmod 600` is still asked for.
+fn on_read_only_mount(file: &File) -> bool {
+    nix::sys::statvfs::fstatvfs(file).is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+fn group_readable_by_our_group(mode: u32, gid: u32) -> bool {
+    if mode & 0o037 != 0 {
+        return false;
+    }
+    let gid = nix::unistd::Gid::from_raw(gid);
+    nix::unistd::getegid() == gid || nix::unistd::getgroups().is_ok_and(|groups| groups.contains(&gid))
 }
 
 /// Opens, checks and reads a credential file into a wiping buffer (at most 64 KiB).

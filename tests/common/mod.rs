@@ -642,3 +642,56 @@ pub fn refused_before_start(cmd: &mut Command, code: i32) -> std::process::Outpu
     assert_not_started(&out, code, &marker);
     out
 }
+
+/// Runs `args` on a fresh pseudo-terminal (its stdin, stdout and stderr, and controlling
+/// terminal, as in an interactive shell); once `ready` appears, types `keys`; returns everything
+/// the terminal showed and the exit code.
+pub fn on_a_terminal(args: &[&str], envs: &[(&str, &str)], ready: &str, keys: &[u8]) -> (String, i32) {
+    let harness = r#"
+import os, pty, sys, time, json, select
+args, ready, keys = json.loads(sys.argv[1]), sys.argv[2].encode(), bytes.fromhex(sys.argv[3])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(args[0], args)
+out = b""
+sent = False
+deadline = time.time() + 30
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.1)
+    if r:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    if not sent and ready in out:
+        time.sleep(0.2)
+        os.write(fd, keys)
+        sent = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status) & 0xff)
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", harness, &serde_json::to_string(args).unwrap(), ready])
+        .arg(keys.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = output_within(&mut cmd, T);
+    (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.code().unwrap_or(-1))
+}
+
+/// The official JS SDK's CommonJS entry (`scripts/test` installs it into `target/js-sdk` and
+/// exports `JS_SDK_DIR`), and `node` to run it; `None` (a skip) only outside CI.
+pub fn js_sdk() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("JS_SDK_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/js-sdk"));
+    let sdk = dir.join("node_modules/@agentsecretstore/sdk/dist/index.cjs");
+    let ok = require(tool_runs("node"), "node (scripts/test installs it)")
+        && require(sdk.exists(), "the official JS SDK (scripts/test installs it into target/js-sdk)");
+    ok.then_some(sdk)
+}

@@ -77,7 +77,13 @@ pub struct UrlError(pub String);
 /// unless `allow_insecure` is set. Returns it without a trailing `/`.
 pub fn check_base_url(raw: &str, allow_insecure: bool) -> Result<String, UrlError> {
     let bad = |why: &str| UrlError(format!("base URL {raw:?} {why}"));
-    let url = reqwest::Url::parse(raw.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    let trimmed = raw.trim();
+    if !trimmed.contains("://") {
+        return Err(bad(&format!(
+            "has no scheme; write it with one: http://{trimmed} (a loopback address, like vault-run dev's) or https://{trimmed}"
+        )));
+    }
+    let url = reqwest::Url::parse(trimmed).map_err(|e| bad(&format!("is not a URL ({e})")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(UrlError("base URL must not carry credentials".into()));
     }
@@ -94,6 +100,13 @@ pub fn check_base_url(raw: &str, allow_insecure: bool) -> Result<String, UrlErro
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("must not have a query or fragment"));
+    }
+    let path = url.path().trim_end_matches('/');
+    if path.ends_with("/v1") {
+        let fixed = url.as_str().trim_end_matches('/').trim_end_matches("/v1").to_owned();
+        return Err(bad(&format!(
+            "ends in /v1, but every request path already starts with /v1; drop it: {fixed}"
+        )));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }

@@ -11,7 +11,8 @@
 //!
 //! ```toml
 //! [dependencies]
-//! agentsecretstore = { git = "…/vault-run", package = "agentsecretstore" }  # or { path = "…" }
+//! # from a clone of the vault-run repository: cargo add agentsecretstore --path ../vault-run/crates/agentsecretstore
+//! agentsecretstore = { path = "../vault-run/crates/agentsecretstore" }
 //! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
 //! ```
 //!

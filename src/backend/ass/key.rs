@@ -52,7 +52,7 @@ pub fn load(key_file: Option<&Path>, env: &Snapshot) -> Result<(AgentKey, KeySou
         }
     }
     Err(config(
-        "no agent key: set ASS_AGENT_KEY, or --agent-key-file PATH (ASS_AGENT_KEY_FILE), or a systemd credential ass-agent-key",
+        "no agent key: export ASS_AGENT_KEY=ass_… (a variable set but not exported is not seen), or give --agent-key-file PATH (ASS_AGENT_KEY_FILE), or a systemd credential ass-agent-key",
     )
     .with_reason("no agent key"))
 }

@@ -67,13 +67,29 @@ impl AssBackend {
         Ok(Box::new(Self::new(settings)?))
     }
 
-    /// Gets the token, waiting for a human's approval when one is needed.
-    async fn token(&self, scopes: &[Scope], ctx: &FetchContext<'_>) -> Result<(), BackendError> {
+    /// The SDK client: `vault-run secrets` writes, lists and deletes with the token that
+    /// [`token`](Self::token) got for exactly those calls.
+    pub fn client(&self) -> &AgentVault {
+        &self.client
+    }
+
+    /// Gets a token for exactly `scopes` (cached in the client), waiting for a human's approval
+    /// when one is needed, and reporting the wait through `ctx.events`.
+    pub async fn token(&self, scopes: &[Scope], ctx: &FetchContext<'_>) -> Result<(), BackendError> {
         // Fetching again (--watch) reuses the token, and its approval, while it lasts.
         if self.client.has_token_for(scopes).await {
             return Ok(());
         }
-        let approval_id = match self.client.request_token(scopes, Some(self.ttl)).await {
+        let first = match self.client.request_token(scopes, Some(self.ttl)).await {
+            // An earlier run's approval for exactly these scopes ended unused (it expired, or a
+            // human denied it): the store says so once; say it and ask anew.
+            Err(e @ (ClientError::ApprovalExpired { .. } | ClientError::ApprovalDenied { .. })) => {
+                tracing::warn!("an earlier approval for {} ended: {e}; asking anew", describe(scopes));
+                self.client.request_token(scopes, Some(self.ttl)).await
+            }
+            other => other,
+        };
+        let approval_id = match first {
             Ok(t) => {
                 tracing::info!(token_id = %t.token_id, scopes = scopes.len(), "scoped token issued");
                 return Ok(());
@@ -141,6 +157,26 @@ impl AssBackend {
     fn token_error(&self, e: ClientError, scopes: &[Scope]) -> BackendError {
         let url = self.client.base_url();
         let answer = match &e {
+            // An untrusted certificate will not fix itself: a configuration error (78), not a
+            // temporary one that systemd would restart forever.
+            ClientError::Network { message, .. } if is_trust_failure(message) => {
+                return BackendError::new(
+                    FailureKind::Config,
+                    format!(
+                        "cannot reach Agent Secret Store at {url}: its TLS certificate is not trusted ({message}); for a private CA (vault-run dev --tls prints one) set ASS_CACERT=PATH to the CA's PEM file"
+                    ),
+                )
+                .with_reason("certificate not trusted");
+            }
+            ClientError::Network { message, .. } if message.contains("invalid HTTP version") => {
+                return BackendError::new(
+                    FailureKind::Config,
+                    format!(
+                        "{url} did not answer in HTTP ({message}); the server may speak https: check the scheme of the base URL (--base-url, ASS_BASE_URL)"
+                    ),
+                )
+                .with_reason("not HTTP");
+            }
             ClientError::Network { message, .. } => {
                 return BackendError::new(
                     FailureKind::Temporary,
@@ -365,7 +401,15 @@ fn describe(scopes: &[Scope]) -> String {
     }
 }
 
-fn kind_of(e: &ClientError) -> FailureKind {
+/// Whether a connection failed because the server's certificate is not trusted (rustls' words).
+fn is_trust_failure(message: &str) -> bool {
+    ["invalid peer certificate", "UnknownIssuer", "certificate verify failed", "BadSignature"]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
+/// The failure kind (and so the exit code) of a client error.
+pub fn kind_of(e: &ClientError) -> FailureKind {
     match e {
         ClientError::Unauthorized { .. }
         | ClientError::ScopeDenied { .. }
@@ -388,7 +432,8 @@ fn token_error(e: ClientError, scopes: &[Scope]) -> BackendError {
             "; check the agent key (ASS_AGENT_KEY) and the base URL".to_owned()
         }
         ClientError::ScopeDenied { .. } => {
-            format!("; the agent's allowed scopes must cover secrets:read on {}", describe(scopes))
+            let action = scopes.first().map_or("read", |s| s.action().as_str());
+            format!("; the agent's allowed scopes must cover secrets:{action} on {}", describe(scopes))
         }
         ClientError::ApprovalDenied { .. } | ClientError::ApprovalExpired { .. } => String::new(),
         _ if kind == FailureKind::Temporary => "; try again later".to_owned(),
