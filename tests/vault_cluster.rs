@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::bao::bao_available;
 use common::bao_cluster::{BaoCluster, Health};
@@ -36,17 +36,227 @@ fn has_all_five(stdout: &[u8]) -> bool {
     (0..5).all(|n| env.get(&format!("S{n}")).map(String::as_str) == Some(format!("value-{n}").as_str()))
 }
 
+/// A loopback HTTP server that answers every request with a 307 to `to(path)`; counts requests.
+struct Redirector {
+    url: String,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Redirector {
+    fn start(to: impl Fn(&str, &str) -> String + Send + Sync + 'static) -> Self {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (count, me, to) = (hits.clone(), url.clone(), std::sync::Arc::new(to));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let (count, me, to) = (count.clone(), me.clone(), to.clone());
+                std::thread::spawn(move || {
+                    let Some(head) = common::read_head(&mut s) else { return };
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let head = String::from_utf8_lossy(&head);
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                    let location = to(&me, &path);
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                });
+            }
+        });
+        Self { url, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// One cluster, in turn: a launch through a standby (request forwarding); through a redirect
+/// to the active node (followed, the token re-sent, the child token revoked where it was made);
+/// redirects outside the limits; a sealed node; a node that is down.
 #[tokio::test]
-async fn a_launch_through_a_standby_reads_every_secret_and_revokes_its_token() {
+async fn standby_redirects_a_sealed_node_and_a_node_that_is_down() {
     let started = Instant::now();
-    let Some(c) = cluster().await else { return };
+    let Some(mut c) = cluster().await else { return };
     eprintln!("cluster up in {:?}", started.elapsed());
-    let standby = c.standby().await;
+    let (active, standby) = (c.active().await, c.standby().await);
     let dir = tempfile::tempdir().unwrap();
+    let launch = |cmd: &mut std::process::Command| {
+        output_within(cmd.args(five_secrets()).args(["--", "env", "-0"]), T)
+    };
+
+    // Through a standby: it forwards to the active node.
     let before = c.accessors().await;
-    let out = output_within(c.run(standby, dir.path()).args(five_secrets()).args(["--", "env", "-0"]), T);
+    let out = launch(&mut c.run(standby, dir.path()));
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(has_all_five(&out.stdout), "{}", stderr_of(&out));
     assert_eq!(c.accessors().await, before, "the child token is revoked");
-    assert_eq!(c.health(standby).await, Health::Standby);
+
+    // Through a node that redirects to the active one, as a standby without forwarding does.
+    let leader = c.nodes[active].addr.clone();
+    let redirector = Redirector::start(move |_, path| format!("{leader}{path}"));
+    let out = launch(c.run(standby, dir.path()).env("VAULT_ADDR", &redirector.url).arg("-v"));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(has_all_five(&out.stdout), "{}", stderr_of(&out));
+    let said = stderr_of(&out);
+    assert!(said.contains("following a Vault/OpenBao redirect"), "said at -v: {said}");
+    assert!(said.contains(&c.nodes[active].addr), "names where it went: {said}");
+    assert!(!said.contains(&c.root), "{said}");
+    assert!(redirector.hits() >= 3, "token, mount, reads and revoke went through it");
+    assert_eq!(c.accessors().await, before, "the child token is revoked on the node that answers");
+
+    // A loop, and a redirect to another endpoint: refused, the child never started.
+    let looping = Redirector::start(|me, path| format!("{me}{path}"));
+    let marker = dir.path().join("started");
+    let out = output_within(
+        c.run(standby, dir.path())
+            .env("VAULT_ADDR", &looping.url)
+            .args(["-e", "S0=vault://secret/app/s0#v"])
+            .arg("--")
+            .args(common::marker_child(&marker)),
+        T,
+    );
+    common::assert_not_started(&out, 75, &marker);
+    assert!(stderr_of(&out).contains("more than 3 redirects"), "{}", stderr_of(&out));
+    // Two calls (the child token, the mount lookup), each 1 + 3 hops, none retried.
+    assert_eq!(looping.hits(), 8, "a refused redirect is final, not retried");
+    let leader = c.nodes[active].addr.clone();
+    let elsewhere = Redirector::start(move |_, _| format!("{leader}/v1/sys/seal"));
+    let out = output_within(
+        c.run(standby, dir.path())
+            .env("VAULT_ADDR", &elsewhere.url)
+            .args(five_secrets())
+            .arg("--")
+            .args(common::marker_child(&marker)),
+        T,
+    );
+    common::assert_not_started(&out, 75, &marker);
+    assert!(stderr_of(&out).contains("another API path"), "{}", stderr_of(&out));
+    assert_eq!(c.health(active).await, Health::Active);
+
+    // A sealed node answers 503: retried within the deadline, then 75 naming it and "sealed".
+    let other = (0..3).find(|&i| i != active && i != standby).unwrap();
+    c.restart_sealed(other).await;
+    let t = Instant::now();
+    let out = output_within(
+        c.run(other, dir.path())
+            .args(["-vv", "--deadline", "20s"])
+            .args(five_secrets())
+            .arg("--")
+            .args(common::marker_child(&marker)),
+        T,
+    );
+    let took = t.elapsed();
+    common::assert_not_started(&out, 75, &marker);
+    let said = stderr_of(&out);
+    assert!(said.contains(&c.nodes[other].addr) && said.contains("sealed"), "{said}");
+    assert!(said.contains("retrying"), "a sealed node is retried: {said}");
+    assert!(took < Duration::from_secs(20), "within the deadline: {took:?}");
+
+    // A node that is down: 75 naming it, within --timeout, never a hang.
+    c.kill(other);
+    let t = Instant::now();
+    let out = output_within(
+        c.run(other, dir.path())
+            .args(["--timeout", "5s", "--deadline", "2m"])
+            .args(five_secrets())
+            .arg("--")
+            .args(common::marker_child(&marker)),
+        T,
+    );
+    let took = t.elapsed();
+    common::assert_not_started(&out, 75, &marker);
+    assert!(stderr_of(&out).contains(&c.nodes[other].addr), "{}", stderr_of(&out));
+    assert!(took < Duration::from_secs(5), "within --timeout: {took:?}");
+}
+
+/// What one launch of the fleet did.
+struct Launch {
+    code: Option<i32>,
+    all_five: bool,
+    started_child: bool,
+    took: Duration,
+    stderr: String,
+}
+
+/// `n` launches through node `via`, `at_once` at a time, each reading the five secrets; `kill`
+/// is called once `kill_after` of them have finished.
+async fn fleet(
+    c: &mut BaoCluster,
+    via: usize,
+    n: usize,
+    at_once: usize,
+    kill: Option<(usize, usize)>,
+) -> Vec<Launch> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let (next, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let workers: Vec<_> = (0..at_once)
+        .map(|_| {
+            let (next, done, results, dir) = (next.clone(), done.clone(), results.clone(), dir.clone());
+            let mut cmd = c.run(via, dir.path());
+            cmd.args(["--deadline", "30s"]).args(five_secrets()).args(["--", "env", "-0"]);
+            std::thread::spawn(move || {
+                while next.fetch_add(1, Ordering::SeqCst) < n {
+                    let t = Instant::now();
+                    let out = output_within(&mut cmd, T);
+                    results.lock().unwrap().push(Launch {
+                        code: out.status.code(),
+                        all_five: has_all_five(&out.stdout),
+                        started_child: !out.stdout.is_empty(),
+                        took: t.elapsed(),
+                        stderr: stderr_of(&out),
+                    });
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    if let Some((node, after)) = kill {
+        while done.load(Ordering::SeqCst) < after {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        c.kill(node);
+    }
+    for w in workers {
+        while !w.is_finished() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        w.join().unwrap();
+    }
+    Arc::try_unwrap(results).ok().unwrap().into_inner().unwrap()
+}
+
+/// 100 launches through a standby, 10 at a time, while the active node is killed: none starts
+/// with a secret missing, and with the default retries and a deadline longer than the election
+/// at least 99 start.
+#[tokio::test]
+async fn a_fleet_started_through_a_leader_failover() {
+    let Some(mut c) = cluster().await else { return };
+    let (active, standby) = (c.active().await, c.standby().await);
+    let t = Instant::now();
+    let launches = fleet(&mut c, standby, 100, 10, Some((active, 15))).await;
+    let took = t.elapsed();
+    let new_leader = c.active().await;
+    assert_ne!(new_leader, active, "another node took over");
+    let started = launches.iter().filter(|l| l.code == Some(0)).count();
+    for l in &launches {
+        let whole = l.code == Some(0) && l.all_five;
+        let refused = l.code == Some(75) && !l.started_child;
+        assert!(whole || refused, "code {:?}, all five: {}: {}", l.code, l.all_five, l.stderr);
+    }
+    let mut times: Vec<Duration> = launches.iter().map(|l| l.took).collect();
+    times.sort();
+    eprintln!(
+        "fleet through the failover: {started}/100 started in {took:?}; p50 {:?}, max {:?}",
+        times[50], times[99]
+    );
+    let failures: Vec<&str> =
+        launches.iter().filter(|l| l.code != Some(0)).map(|l| l.stderr.as_str()).collect();
+    assert!(started >= 99, "{started}/100 started; failures: {failures:?}");
 }

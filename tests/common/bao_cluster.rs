@@ -58,13 +58,23 @@ impl Drop for BaoCluster {
     }
 }
 
-/// Loopback ports free right now, for the nodes' listeners and cluster ports (bao needs them
-/// in its config file, so port 0 cannot be used; a port taken in between fails the start,
-/// which is retried on new ones).
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+/// Six loopback ports for the nodes' listeners and cluster ports. bao needs them in its config
+/// file, so port 0 cannot be used, and a cluster port is bound only at unseal, seconds later:
+/// they are taken below the kernel's ephemeral range (32768 and up), where no outgoing
+/// connection or port-0 listener lands in between, apart from `bao.rs`'s dev servers (20000 to
+/// 28000), each checked free now. A port taken anyway fails the start, retried on others.
+fn free_ports() -> Vec<u16> {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 28_000 + (std::process::id() % 60) as u16 * 70;
+    let mut ports = Vec::new();
+    while ports.len() < 6 {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 70;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 impl BaoCluster {
@@ -81,7 +91,7 @@ impl BaoCluster {
 
     async fn try_start(seed: &[(&str, Value)]) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let ports = free_ports(6);
+        let ports = free_ports();
         let mut nodes = Vec::new();
         for i in 0..3 {
             let (api, cluster) = (ports[2 * i], ports[2 * i + 1]);
@@ -120,7 +130,19 @@ impl BaoCluster {
         c.root = init["root_token"].as_str()?.to_owned();
         c.unseal_key = init["keys_base64"][0].as_str()?.to_owned();
         c.unseal(0).await;
-        assert!(c.wait_for(0, |h| h == Health::Active).await, "node 0 never became active\n{}", c.logs());
+        if !c.wait_for(0, |h| h == Health::Active).await {
+            return None;
+        }
+        // A node that joins is a non-voter until autopilot has seen it healthy for the
+        // stabilisation time (10 s by default); until then, losing the active node loses the
+        // quorum and no election is ever won.
+        c.api(
+            0,
+            "POST",
+            "sys/storage/raft/autopilot/configuration",
+            Some(json!({"server_stabilization_time": "1s"})),
+        )
+        .await;
         for i in 1..3 {
             let out = Command::new("bao")
                 .args(["operator", "raft", "join", &c.nodes[0].addr])
@@ -133,18 +155,31 @@ impl BaoCluster {
             c.unseal(i).await;
         }
         for i in 1..3 {
-            assert!(
-                c.wait_for(i, |h| h == Health::Standby).await,
-                "node {i} never became a standby\n{}",
-                c.logs()
-            );
+            if !c.wait_for(i, |h| h == Health::Standby).await {
+                return None;
+            }
+        }
+        let start = Instant::now();
+        while c.voters().await < 3 {
+            assert!(start.elapsed() < PHASE, "the joined nodes never became voters\n{}", c.logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         c.api(0, "POST", "sys/mounts/secret", Some(json!({"type": "kv", "options": {"version": "2"}}))).await;
+        // A fresh KV v2 mount refuses writes (400 "upgrading") for a moment.
         for (path, data) in seed {
-            c.api(0, "POST", &format!("secret/data/{path}"), Some(json!({ "data": data }))).await;
+            let start = Instant::now();
+            let url = format!("{}/v1/secret/data/{path}", c.nodes[0].addr);
+            loop {
+                let req = c.http.post(&url).header("X-Vault-Token", &c.root).json(&json!({ "data": data }));
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => break,
+                    r => assert!(start.elapsed() < PHASE, "cannot seed secret/{path}: {r:?}\n{}", c.logs()),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
-        // A fresh KV v2 mount answers 400 ("waiting for the primary to upgrade") on standbys
-        // for a moment: the cluster is ready once every node reads the seed.
+        // Standbys answer 400 ("waiting for the primary to upgrade") a moment longer: the
+        // cluster is ready once every node reads the seed.
         if let Some((path, _)) = seed.first() {
             for i in 0..3 {
                 let start = Instant::now();
@@ -207,7 +242,8 @@ impl BaoCluster {
         }
     }
 
-    /// Waits (up to 30 s) until node `i`'s health satisfies `ok`; false if its process exited.
+    /// Waits (up to 30 s) until node `i`'s health satisfies `ok`; false if it did not (its
+    /// process exited, or a port it needed was taken), with its log on stderr.
     pub async fn wait_for(&mut self, i: usize, ok: impl Fn(Health) -> bool) -> bool {
         let start = Instant::now();
         loop {
@@ -219,7 +255,10 @@ impl BaoCluster {
                     return false;
                 }
             }
-            assert!(start.elapsed() < PHASE, "node {i}: still {:?}\n{}", self.health(i).await, self.logs());
+            if start.elapsed() > PHASE {
+                eprintln!("node {i}: still {:?}\n{}", self.health(i).await, self.logs());
+                return false;
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -300,6 +339,13 @@ impl BaoCluster {
         let url = format!("{}/v1/{path}", self.nodes[i].addr);
         let req = self.http.request(method.parse().unwrap(), url).header("X-Vault-Token", &self.root);
         req.send().await.map_or(0, |r| r.status().as_u16())
+    }
+
+    /// How many Raft voters the active node counts.
+    pub async fn voters(&self) -> usize {
+        let v = self.api(self.active().await, "GET", "sys/storage/raft/configuration", None).await;
+        let servers = v["data"]["config"]["servers"].as_array().cloned().unwrap_or_default();
+        servers.iter().filter(|s| s["voter"] == true).count()
     }
 
     /// How many tokens exist, asked of the active node.
