@@ -361,6 +361,11 @@ impl BaoCluster {
         c
     }
 
+    /// The process ids of the nodes running now.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(|n| n.child.as_ref().map(Child::id)).collect()
+    }
+
     /// Where the nodes' data, configs and logs are (removed on drop).
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()

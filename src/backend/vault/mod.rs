@@ -13,7 +13,7 @@ pub mod transport;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use reqwest::Method;
@@ -97,15 +97,13 @@ impl VaultBackend {
             ca_certificates,
         })
         .map_err(|e| config(format!("cannot build HTTP client: {e}")))?;
-        // Waiting out a failover stops a little before the start-up deadline (which starts
-        // about now), so that the run ends with the reason rather than with the deadline.
-        let margin = (settings.deadline / 10).clamp(Duration::from_millis(500), Duration::from_secs(5));
         let transport = Transport {
             http,
             addr,
             retry: RetryPolicy { retries: settings.retries, ..RetryPolicy::default() },
-            patience_until: Instant::now() + settings.deadline.saturating_sub(margin),
+            patience_until: Mutex::new(Instant::now()),
         };
+        transport.start_patience(settings.deadline);
         Ok(Self {
             transport,
             namespace: var(&["VAULT_NAMESPACE", "BAO_NAMESPACE"]),
@@ -259,8 +257,9 @@ fn error(e: VaultError, what: &str, hint: &str) -> BackendError {
 }
 
 impl Backend for VaultBackend {
-    fn fetch<'a>(&'a self, wanted: &'a Wanted, _ctx: &'a FetchContext<'a>) -> FetchFuture<'a> {
+    fn fetch<'a>(&'a self, wanted: &'a Wanted, ctx: &'a FetchContext<'a>) -> FetchFuture<'a> {
         Box::pin(async move {
+            self.transport.start_patience(ctx.deadline.budget());
             // The mapping checked every reference; one that does not parse is answered with its
             // error. Each distinct secret path is read once, whatever fields are wanted from it.
             let bad = |e: super::ReferenceError| BackendError::new(FailureKind::Config, e.to_string());

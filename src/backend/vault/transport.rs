@@ -47,9 +47,8 @@ pub struct Transport {
     pub addr: String,
     /// `--retries` and the backoff.
     pub retry: RetryPolicy,
-    /// When waiting out a failover stops: before the start-up deadline, so that the reason (a
-    /// sealed node, an unreachable leader) is told rather than the deadline.
-    pub patience_until: Instant,
+    /// When waiting out a failover stops (see [`Transport::start_patience`]).
+    pub patience_until: std::sync::Mutex<Instant>,
 }
 
 /// A failed attempt: the error and how it is treated.
@@ -59,6 +58,20 @@ struct Failed {
 }
 
 impl Transport {
+    /// Starts a batch under a start-up deadline of `budget` from now: a failover is waited out
+    /// until a little before it (a tenth, 0.5 to 5 s), so that the reason (a sealed node, an
+    /// unreachable leader) is told rather than the deadline. Each batch (a `--watch` refresh
+    /// too) starts its own.
+    pub fn start_patience(&self, budget: Duration) {
+        let margin = (budget / 10).clamp(Duration::from_millis(500), Duration::from_secs(5));
+        *self.patience_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Instant::now() + budget.saturating_sub(margin);
+    }
+
+    fn patience_left(&self, wait: Duration) -> bool {
+        Instant::now() + wait < *self.patience_until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// `method` on `/v1/{api_path}`; `build` adds headers and body and is called for every
     /// request sent (retries and redirects re-send the token, as Vault's client does).
     pub async fn call(
@@ -83,7 +96,7 @@ impl Transport {
             let waiting_out = matches!(failed.verdict, Verdict::WaitOut(_));
             if retried < self.retry.retries {
                 retried += 1;
-            } else if !(waiting_out && Instant::now() + wait < self.patience_until) {
+            } else if !(waiting_out && self.patience_left(wait)) {
                 return Err(failed.error);
             }
             tracing::debug!(
