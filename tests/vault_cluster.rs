@@ -36,42 +36,52 @@ fn has_all_five(stdout: &[u8]) -> bool {
     (0..5).all(|n| env.get(&format!("S{n}")).map(String::as_str) == Some(format!("value-{n}").as_str()))
 }
 
-/// A loopback HTTP server that answers every request with a 307 to `to(path)`; counts requests.
-struct Redirector {
+/// A loopback HTTP server that answers request number `n` (from 0) for `path` with
+/// `answer(n, its own URL, path)`, a whole HTTP response; counts requests.
+struct Scripted {
     url: String,
     hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl Redirector {
-    fn start(to: impl Fn(&str, &str) -> String + Send + Sync + 'static) -> Self {
+impl Scripted {
+    fn start(answer: impl Fn(usize, &str, &str) -> String + Send + Sync + 'static) -> Self {
         use std::io::Write;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (count, me, to) = (hits.clone(), url.clone(), std::sync::Arc::new(to));
+        let (count, me, answer) = (hits.clone(), url.clone(), std::sync::Arc::new(answer));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut s) = stream else { continue };
-                let (count, me, to) = (count.clone(), me.clone(), to.clone());
+                let (count, me, answer) = (count.clone(), me.clone(), answer.clone());
                 std::thread::spawn(move || {
                     let Some(head) = common::read_head(&mut s) else { return };
-                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let head = String::from_utf8_lossy(&head);
                     let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
-                    let location = to(&me, &path);
-                    let _ = write!(
-                        s,
-                        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    );
+                    let _ = s.write_all(answer(n, &me, &path).as_bytes());
                 });
             }
         });
         Self { url, hits }
     }
 
-    fn hits(&self) -> usize {
-        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    /// Redirects every request to `to(its own URL, path)`.
+    fn redirecting(to: impl Fn(&str, &str) -> String + Send + Sync + 'static) -> Self {
+        Self::start(move |_, me, path| redirect(&to(me, path)))
     }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn redirect(location: &str) -> String {
+    format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+}
+
+fn vault_error(status: &str, message: &str) -> String {
+    String::from_utf8(common::http_json(status, &json!({ "errors": [message] }).to_string())).unwrap()
 }
 
 /// One cluster, in turn: a launch through a standby (request forwarding); through a redirect
@@ -97,7 +107,7 @@ async fn standby_redirects_a_sealed_node_and_a_node_that_is_down() {
 
     // Through a node that redirects to the active one, as a standby without forwarding does.
     let leader = c.nodes[active].addr.clone();
-    let redirector = Redirector::start(move |_, path| format!("{leader}{path}"));
+    let redirector = Scripted::redirecting(move |_, path| format!("{leader}{path}"));
     let out = launch(c.run(standby, dir.path()).env("VAULT_ADDR", &redirector.url).arg("-v"));
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(has_all_five(&out.stdout), "{}", stderr_of(&out));
@@ -108,8 +118,36 @@ async fn standby_redirects_a_sealed_node_and_a_node_that_is_down() {
     assert!(redirector.hits() >= 3, "token, mount, reads and revoke went through it");
     assert_eq!(c.accessors().await, before, "the child token is revoked on the node that answers");
 
+    // A standby mid-election, saying it cannot find the active node, then redirecting to the
+    // new one: waited out, even with no retries; an ordinary 500 with no retries is final.
+    let leader = c.nodes[active].addr.clone();
+    let electing = Scripted::start(move |n, _, path| match n {
+        0..=5 => vault_error(
+            "500 Internal Server Error",
+            "local node not active but active cluster node not found",
+        ),
+        _ => redirect(&format!("{leader}{path}")),
+    });
+    let out = launch(c.run(standby, dir.path()).env("VAULT_ADDR", &electing.url).args(["--retries", "0"]));
+    assert!(out.status.success() && has_all_five(&out.stdout), "{}", stderr_of(&out));
+    let broken = Scripted::start(|_, _, _| vault_error("500 Internal Server Error", "internal error"));
+    let out = output_within(
+        c.run(standby, dir.path()).env("VAULT_ADDR", &broken.url).args([
+            "--retries",
+            "0",
+            "-e",
+            "S0=vault://secret/app/s0#v",
+            "--",
+            "true",
+        ]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("500") && stderr_of(&out).contains(&broken.url), "{}", stderr_of(&out));
+    assert_eq!(broken.hits(), 2, "the child token and the mount lookup, each once");
+
     // A loop, and a redirect to another endpoint: refused, the child never started.
-    let looping = Redirector::start(|me, path| format!("{me}{path}"));
+    let looping = Scripted::redirecting(|me, path| format!("{me}{path}"));
     let marker = dir.path().join("started");
     let out = output_within(
         c.run(standby, dir.path())
@@ -124,7 +162,7 @@ async fn standby_redirects_a_sealed_node_and_a_node_that_is_down() {
     // Two calls (the child token, the mount lookup), each 1 + 3 hops, none retried.
     assert_eq!(looping.hits(), 8, "a refused redirect is final, not retried");
     let leader = c.nodes[active].addr.clone();
-    let elsewhere = Redirector::start(move |_, _| format!("{leader}/v1/sys/seal"));
+    let elsewhere = Scripted::redirecting(move |_, _| format!("{leader}/v1/sys/seal"));
     let out = output_within(
         c.run(standby, dir.path())
             .env("VAULT_ADDR", &elsewhere.url)
