@@ -102,6 +102,7 @@ impl VaultBackend {
             addr,
             retry: RetryPolicy { retries: settings.retries, ..RetryPolicy::default() },
             patience_until: Mutex::new(Instant::now()),
+            redirects_said: Mutex::new(Vec::new()),
         };
         transport.start_patience(settings.deadline);
         Ok(Self {

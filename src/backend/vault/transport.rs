@@ -49,6 +49,8 @@ pub struct Transport {
     pub retry: RetryPolicy,
     /// When waiting out a failover stops (see [`Transport::start_patience`]).
     pub patience_until: std::sync::Mutex<Instant>,
+    /// The (from, to) redirects already said at `-v`.
+    pub redirects_said: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 /// A failed attempt: the error and how it is treated.
@@ -66,6 +68,24 @@ impl Transport {
         let margin = (budget / 10).clamp(Duration::from_millis(500), Duration::from_secs(5));
         *self.patience_until.lock().unwrap_or_else(|e| e.into_inner()) =
             Instant::now() + budget.saturating_sub(margin);
+    }
+
+    /// Logs a redirect followed: at info (`-v`) the first time from one node to another, at
+    /// debug after that (a thousand reads redirected the same way are one line at `-v`).
+    fn say_redirect(&self, status: u16, from: String, to: String) {
+        let first = {
+            let mut said = self.redirects_said.lock().unwrap_or_else(|e| e.into_inner());
+            let pair = (from.clone(), to.clone());
+            !said.contains(&pair) && {
+                said.push(pair);
+                true
+            }
+        };
+        if first {
+            tracing::info!(status, %from, %to, "following a Vault/OpenBao redirect (to the node it says is active)");
+        } else {
+            tracing::debug!(status, %from, %to, "following a Vault/OpenBao redirect");
+        }
     }
 
     fn patience_left(&self, wait: Duration) -> bool {
@@ -134,10 +154,7 @@ impl Transport {
                         return Err(final_(format!("more than {MAX_HOPS} redirects in a row")));
                     }
                     let next = follow(&url, e.status.as_u16(), e.location.as_deref()).map_err(final_)?;
-                    tracing::info!(
-                        status = e.status.as_u16(), from = %origin(&url), to = %origin(next.as_str()),
-                        "following a Vault/OpenBao redirect (to the node it says is active)"
-                    );
+                    self.say_redirect(e.status.as_u16(), origin(&url), origin(next.as_str()));
                     url = next.into();
                     hops += 1;
                     continue;
