@@ -248,7 +248,7 @@ async fn fleet(
         .map(|_| {
             let (next, done, results, dir) = (next.clone(), done.clone(), results.clone(), dir.clone());
             let mut cmd = c.run(via, dir.path());
-            cmd.args(["--deadline", "30s"]).args(five_secrets()).args(["--", "env", "-0"]);
+            cmd.args(["--deadline", "45s"]).args(five_secrets()).args(["--", "env", "-0"]);
             std::thread::spawn(move || {
                 while next.fetch_add(1, Ordering::SeqCst) < n {
                     let t = Instant::now();
@@ -308,9 +308,27 @@ async fn a_fleet_started_through_a_leader_failover() {
     let failures: Vec<&str> =
         launches.iter().filter(|l| l.code != Some(0)).map(|l| l.stderr.as_str()).collect();
     assert!(started >= 99, "{started}/100 started; failures: {failures:?}");
-    // A revocation that failed mid-election is warned about (the token expires with its TTL
-    // and has no uses left once its reads are done); count them rather than hide them.
-    let left = c.accessors().await.saturating_sub(before);
+    // Every child token a launch received was revoked (or, if that failed mid-election, said
+    // so). A token can outlive the fleet only when the killed node created it and died before
+    // answering, so the launch asked again: nobody ever held it, and it was never used.
+    let leader = c.active().await;
     let warned = launches.iter().filter(|l| l.stderr.contains("could not revoke")).count();
-    assert!(left <= warned, "{left} child tokens left alive, {warned} launches warned about it");
+    let accessors = c.api(leader, "LIST", "auth/token/accessors", None).await;
+    let mut orphans = 0;
+    for a in accessors["data"]["keys"].as_array().unwrap() {
+        // A token whose uses ran out is revoked in the background: listed, then gone.
+        let Some(t) = c.try_api(leader, "POST", "auth/token/lookup-accessor", json!({ "accessor": a })).await
+        else {
+            continue;
+        };
+        if t["data"]["display_name"].as_str().is_some_and(|n| n.contains("vault-run")) {
+            if t["data"]["num_uses"] == 6 {
+                orphans += 1;
+            } else {
+                assert!(warned > 0, "a used child token outlived its launch: {t}");
+            }
+        }
+    }
+    eprintln!("{orphans} child tokens whose creation answer was lost with the killed node, never used");
+    assert!(c.accessors().await <= before + orphans + warned);
 }

@@ -334,6 +334,17 @@ impl BaoCluster {
         self.call(Some(&self.root), i, method, path, body).await
     }
 
+    /// A root-token request to node `i`: its JSON answer, or `None` if it did not succeed.
+    pub async fn try_api(&self, i: usize, method: &str, path: &str, body: Value) -> Option<Value> {
+        let url = format!("{}/v1/{path}", self.nodes[i].addr);
+        let req = self.http.request(method.parse().unwrap(), url).header("X-Vault-Token", &self.root);
+        let resp = req.json(&body).send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.json().await.ok()
+    }
+
     /// The status of a root-token request to node `i` (0 when it does not answer).
     pub async fn status(&self, i: usize, method: &str, path: &str) -> u16 {
         let url = format!("{}/v1/{path}", self.nodes[i].addr);
