@@ -24,6 +24,9 @@ use super::error::VaultError;
 /// standby points straight at the active node, so more than a few is a loop).
 pub const MAX_HOPS: usize = 3;
 
+/// Longest wait between two attempts while a failover is waited out.
+const MAX_FAILOVER_POLL: Duration = Duration::from_secs(1);
+
 /// Longest `Retry-After` waited for.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -100,15 +103,19 @@ impl Transport {
         api_path: &str,
         build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<Reply, VaultError> {
-        let mut retried = 0u32;
+        let (mut retried, mut attempts) = (0u32, 0u32);
         loop {
             let failed = match self.attempt(&method, api_path, &build).await {
                 Ok(reply) => return Ok(reply),
                 Err(f) => f,
             };
+            attempts += 1;
             let wait = match failed.verdict {
                 Verdict::Final => return Err(failed.error),
-                Verdict::Retry | Verdict::WaitOut(None) => self.retry.backoff(retried + 1),
+                Verdict::Retry => self.retry.backoff(attempts),
+                // An election takes seconds: polled about once a second at most, so the launch
+                // goes on soon after a new node is active.
+                Verdict::WaitOut(None) => self.retry.backoff(attempts).min(MAX_FAILOVER_POLL),
                 Verdict::WaitOut(Some(after)) if after > MAX_RETRY_AFTER => return Err(failed.error),
                 // Honour the server, plus some jitter so a herd told "1s" does not return as one.
                 Verdict::WaitOut(Some(after)) => after + self.retry.backoff(1),
