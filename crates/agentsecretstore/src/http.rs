@@ -189,6 +189,8 @@ pub struct ErrorReply {
     pub retry_after: Option<Duration>,
     /// The error body, wiped when dropped.
     pub bytes: Zeroizing<Vec<u8>>,
+    /// The `Location` of a 3xx answer (only [`exchange`] hands those back).
+    pub location: Option<String>,
     /// The credentials the request carried, to keep out of the server's message.
     sent: Vec<Zeroizing<String>>,
 }
@@ -219,7 +221,7 @@ pub enum Failure {
         /// What was wrong.
         message: String,
     },
-    /// A non-2xx, non-3xx answer.
+    /// A non-2xx answer (a 3xx only from [`exchange`]).
     Status(ErrorReply),
 }
 
@@ -286,6 +288,27 @@ async fn once(
     url: &str,
     build: &impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
 ) -> Result<Reply, Failure> {
+    match exchange(client, method, url, build).await {
+        Err(Failure::Status(e)) if e.status.is_redirection() => Err(Failure::Invalid {
+            message: format!(
+                "server answered {} redirecting to {}; redirects are not followed so credentials are never sent on; set the base URL to the final address",
+                e.status,
+                e.location.as_deref().map(one_line).unwrap_or_else(|| "nowhere".into())
+            ),
+        }),
+        other => other,
+    }
+}
+
+/// One exchange, no retries, and a 3xx answer handed back as a [`Failure::Status`] with its
+/// `Location`, for a caller that follows redirects under its own rules (the Vault backend's,
+/// as Vault's own client does; the store's client never does, through [`send`]).
+pub async fn exchange(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    build: &impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+) -> Result<Reply, Failure> {
     let started = std::time::Instant::now();
     let request = build(client.request(method.clone(), url)).build().map_err(network)?;
     let sent: Vec<Zeroizing<String>> = [reqwest::header::AUTHORIZATION.as_str(), "x-vault-token"]
@@ -313,15 +336,7 @@ async fn once(
     if status.is_success() {
         return Ok(Reply { status, version, bytes });
     }
-    if status.is_redirection() {
-        return Err(Failure::Invalid {
-            message: format!(
-                "server answered {status} redirecting to {}; redirects are not followed so credentials are never sent on; set the base URL to the final address",
-                location.as_deref().map(one_line).unwrap_or_else(|| "nowhere".into())
-            ),
-        });
-    }
-    Err(Failure::Status(ErrorReply { status, retry_after, bytes, sent }))
+    Err(Failure::Status(ErrorReply { status, retry_after, bytes, location, sent }))
 }
 
 async fn read_capped(mut resp: reqwest::Response) -> Result<Zeroizing<Vec<u8>>, Failure> {

@@ -27,12 +27,34 @@ pub enum VaultError {
     #[error("not found")]
     NotFound,
     /// 429 or 5xx after retries.
-    #[error("Vault server error {status}: {message}")]
+    #[error("Vault server error {status} at {addr}: {message}")]
     Server {
+        /// The node that answered.
+        addr: String,
         /// HTTP status.
         status: u16,
         /// Vault's message.
         message: String,
+    },
+    /// 503 "Vault is sealed", after retries.
+    #[error(
+        "Vault/OpenBao at {addr} is sealed ({message}); unseal it, or point VAULT_ADDR at an unsealed node"
+    )]
+    Sealed {
+        /// The node that answered.
+        addr: String,
+        /// Vault's message.
+        message: String,
+    },
+    /// A redirect outside the limits it is followed within.
+    #[error("Vault/OpenBao at {addr} answered {status} with a redirect that is not followed: {why}; point VAULT_ADDR at the node it should reach")]
+    Redirect {
+        /// The node that answered.
+        addr: String,
+        /// HTTP status.
+        status: u16,
+        /// Why it is not followed.
+        why: String,
     },
     /// Any other 4xx: the request itself was refused.
     #[error("Vault refused the request ({status}: {message})")]
@@ -42,13 +64,13 @@ pub enum VaultError {
         /// Vault's message.
         message: String,
     },
-    /// A 2xx that does not parse, a body over the cap, or a redirect.
+    /// A 2xx that does not parse, or a body over the cap.
     #[error("unexpected answer from Vault: {0}")]
     Invalid(String),
 }
 
 impl VaultError {
-    /// Maps a failed exchange with the server at `addr`.
+    /// Maps a failed exchange with the node at `addr` (a 3xx is the transport's to read).
     pub fn from_failure(f: Failure, addr: &str) -> Self {
         match f {
             Failure::Network { message, .. } => VaultError::Unreachable { addr: addr.to_owned(), message },
@@ -59,7 +81,12 @@ impl VaultError {
                 match status {
                     401 | 403 => VaultError::Denied { status, message },
                     404 => VaultError::NotFound,
-                    429 | 500..=599 => VaultError::Server { status, message },
+                    503 if message.to_ascii_lowercase().contains("sealed") => {
+                        VaultError::Sealed { addr: addr.to_owned(), message }
+                    }
+                    429 | 472 | 473 | 500..=599 => {
+                        VaultError::Server { addr: addr.to_owned(), status, message }
+                    }
                     _ => VaultError::Rejected { status, message },
                 }
             }

@@ -8,10 +8,12 @@ pub mod auth;
 pub mod error;
 pub mod kv;
 pub mod reference;
+pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use reqwest::Method;
@@ -28,13 +30,12 @@ use agentsecretstore::http::{self, RetryPolicy};
 use auth::Credential;
 use error::VaultError;
 use reference::VaultRef;
+use transport::Transport;
 
 /// Reads from Vault or OpenBao.
 pub struct VaultBackend {
-    http: reqwest::Client,
-    addr: String,
+    transport: Transport,
     namespace: Option<String>,
-    retry: RetryPolicy,
     credential: Credential,
     ttl: HumanDuration,
     concurrency: ReadsInFlight,
@@ -83,15 +84,17 @@ impl VaultBackend {
             ca_certificates,
         })
         .map_err(|e| config(format!("cannot build HTTP client: {e}")))?;
-        Ok(Self {
+        let transport = Transport {
             http,
             addr,
+            retry: RetryPolicy { retries: settings.retries, ..RetryPolicy::default() },
+            patience_until: Mutex::new(Instant::now()),
+            redirects_said: Mutex::new(Vec::new()),
+        };
+        transport.start_patience(settings.deadline);
+        Ok(Self {
+            transport,
             namespace: var(&["VAULT_NAMESPACE", "BAO_NAMESPACE"]),
-            retry: RetryPolicy {
-                retries: settings.retries,
-                rate_limit_patience: settings.deadline,
-                ..RetryPolicy::default()
-            },
             credential: auth::discover(settings.vault_token_file.as_deref(), &settings.env)?,
             ttl: settings.ttl,
             concurrency: settings.concurrency,
@@ -112,21 +115,21 @@ impl VaultBackend {
         token: Option<&Token>,
         body: Option<&serde_json::Value>,
     ) -> Result<http::Reply, VaultError> {
-        let url = format!("{}/v1/{api_path}", self.addr);
-        let reply = http::send(&self.http, &self.retry, method, &url, |mut r| {
-            if let Some(t) = token {
-                r = r.header("X-Vault-Token", t.expose());
-            }
-            if let Some(ns) = &self.namespace {
-                r = r.header("X-Vault-Namespace", ns);
-            }
-            if let Some(b) = body {
-                r = r.json(b);
-            }
-            r
-        })
-        .await
-        .map_err(|f| VaultError::from_failure(f, &self.addr))?;
+        let reply = self
+            .transport
+            .call(method, api_path, |mut r| {
+                if let Some(t) = token {
+                    r = r.header("X-Vault-Token", t.expose());
+                }
+                if let Some(ns) = &self.namespace {
+                    r = r.header("X-Vault-Namespace", ns);
+                }
+                if let Some(b) = body {
+                    r = r.json(b);
+                }
+                r
+            })
+            .await?;
         self.http2.store(reply.version == reqwest::Version::HTTP_2, Ordering::Relaxed);
         Ok(reply)
     }
@@ -229,6 +232,7 @@ fn error(e: VaultError, what: &str, hint: &str) -> BackendError {
     let hint = if hint.is_empty() { String::new() } else { format!("; {hint}") };
     let reason = match &e {
         VaultError::Unreachable { .. } => Some("unreachable"),
+        VaultError::Sealed { .. } => Some("sealed"),
         VaultError::Denied { status: 401, .. } => Some("token refused"),
         _ => None,
     };
@@ -241,8 +245,9 @@ fn error(e: VaultError, what: &str, hint: &str) -> BackendError {
 }
 
 impl Backend for VaultBackend {
-    fn fetch<'a>(&'a self, wanted: &'a Wanted, _ctx: &'a FetchContext<'a>) -> FetchFuture<'a> {
+    fn fetch<'a>(&'a self, wanted: &'a Wanted, ctx: &'a FetchContext<'a>) -> FetchFuture<'a> {
         Box::pin(async move {
+            self.transport.start_patience(ctx.deadline.budget());
             // The mapping checked every reference; one that does not parse is answered with its
             // error. Each distinct secret path is read once, whatever fields are wanted from it.
             let bad = |e: super::ReferenceError| BackendError::new(FailureKind::Config, e.to_string());
@@ -266,14 +271,20 @@ impl Backend for VaultBackend {
             let lookups = async {
                 let mut mounts: Vec<kv::Mount> = Vec::new();
                 let mut mount_for: HashMap<&str, Result<kv::Mount, BackendError>> = HashMap::new();
+                // A server that could not answer one lookup, after retries, is not asked again
+                // for the others (a node that is down would cost every path its retries).
+                let mut down: Option<BackendError> = None;
                 for p in &paths {
                     let known = mounts.iter().find(|m| p.starts_with(m.path.as_str())).cloned();
-                    let m = match known {
-                        Some(m) => Ok(m),
-                        None => self.mount_of(&parent, p).await,
+                    let m = match (known, &down) {
+                        (Some(m), _) => Ok(m),
+                        (None, Some(e)) => Err(e.clone()),
+                        (None, None) => self.mount_of(&parent, p).await,
                     };
-                    if let Ok(m) = &m {
-                        mounts.push(m.clone());
+                    match &m {
+                        Ok(m) => mounts.push(m.clone()),
+                        Err(e) if e.kind == FailureKind::Temporary => down = Some(e.clone()),
+                        Err(_) => {}
                     }
                     mount_for.insert(p, m);
                 }
