@@ -429,7 +429,7 @@ fn the_static_dockerfiles_copy_the_release_binary_and_files_that_exist() {
     let release = std::fs::read_to_string(repo.join("scripts/release")).unwrap();
     assert!(
         release.contains("target=x86_64-unknown-linux-gnu")
-            && release.contains(r#"bin="target/$target/release/vault-run""#)
+            && release.contains(r#"bin="${CARGO_TARGET_DIR:-target}/$target/release/vault-run""#)
     );
     for (file, base) in STATIC_DOCKERFILES {
         let ins = instructions(file);
