@@ -188,6 +188,7 @@ def bigfile(path, mib, n):
 
 LAUNCHERS = [
     ("bare", "bare `/bin/true` (floor)"),
+    ("vr-version", "`vault-run --version` (start-up alone)"),
     ("vr-ass", "vault-run, dev server"),
     ("vr-ass-glob", "vault-run, dev server, glob entry"),
     ("vr-bao", "vault-run, `vault://` on OpenBao"),
@@ -298,7 +299,12 @@ def report(out):
     if os.path.exists(bp):
         with open(bp) as f:
             size = int(f.read())
-        line = f"**Release binary**: {size} bytes ({size / 2**20:.2f} MiB)"
+        kind = ""
+        kp = os.path.join(out, "binary-kind")
+        if os.path.exists(kp):
+            with open(kp) as f:
+                kind = f" ({f.read().strip()})"
+        line = f"**Release binary**{kind}: {size} bytes ({size / 2**20:.2f} MiB)"
         np = os.path.join(out, "binary-size-no-dev-server")
         if os.path.exists(np):
             with open(np) as f:
@@ -393,6 +399,7 @@ def targets(out, res, rss):
         rows.append((name, f"{r:.2f}× ({_ms(a)} ms ÷ {_ms(b)} ms)", None if smoke else ok))
 
     ratio("vault-run ÷ bare `/bin/true`, loopback, plain HTTP, N = 10: ≤ 3×", "vr-ass", "bare", 10, "<=", 3.0)
+    ratio("`vault-run --version` ÷ bare `/bin/true` (N = 10 row): ≤ 1.5×", "vr-version", "bare", 10, "<=", 1.5)
     ratio("OpenBao Agent ÷ vault-run (`vault://`), N = 10: ≥ 20×", "bao-agent", "vr-bao", 10, ">=", 20.0)
     ratio("JS SDK ÷ vault-run, N = 10: ≥ 10×", "js-sdk", "vr-ass", 10, ">=", 10.0)
     r = rss.get(("vr-ass", 1000))

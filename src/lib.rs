@@ -34,3 +34,4 @@ pub mod settings;
 pub mod status_line;
 pub mod supervise;
 pub mod tty_guard;
+pub mod users;

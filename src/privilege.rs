@@ -3,13 +3,14 @@
 //! secrets; the child then gets the user's supplementary groups, gid and uid, so it can read
 //! neither the agent key file nor vault-run's memory (which stays root's, and non-dumpable).
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::{Gid, Uid};
 use zeroize::Zeroizing;
 
 use crate::inherited::InheritedVar;
+use crate::users::{Databases, LookupError};
 
 /// Whom the child runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,54 +43,55 @@ pub enum PrivilegeError {
     NotRoot(String),
     /// The user database could not be read.
     #[error("--user {0}: cannot look up the user: {1}")]
-    Lookup(String, nix::Error),
+    Lookup(String, String),
 }
 
-/// Resolves `USER[:GROUP]` (names or numeric ids) before anything is fetched.
+/// Resolves `USER[:GROUP]` (names or numeric ids) before anything is fetched, from
+/// `/etc/passwd` and `/etc/group` read directly (see [`crate::users`]).
 pub fn resolve(spec: &str) -> Result<RunAs, PrivilegeError> {
+    resolve_in(&Databases::default(), spec)
+}
+
+fn resolve_in(db: &Databases, spec: &str) -> Result<RunAs, PrivilegeError> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let lookup = |e| PrivilegeError::Lookup(spec.to_owned(), e);
+    let lookup = |e: LookupError| PrivilegeError::Lookup(spec.to_owned(), e.to_string());
     let entry = match user.parse::<u32>() {
-        Ok(n) => User::from_uid(Uid::from_raw(n)).map_err(lookup)?,
+        Ok(n) => db.user(|p| p.uid == n).map_err(lookup)?,
         Err(_) if user.is_empty() => return Err(PrivilegeError::UnknownUser(spec.to_owned())),
         Err(_) => Some(
-            User::from_name(user)
+            db.user(|p| p.name == user)
                 .map_err(lookup)?
                 .ok_or_else(|| PrivilegeError::UnknownUser(user.to_owned()))?,
         ),
     };
     let (uid, mut gid, name, home) = match &entry {
-        Some(u) => (u.uid, u.gid, u.name.clone(), u.dir.clone()),
+        Some(u) => (u.uid, u.gid, u.name.clone(), u.home.clone()),
         // A bare uid without a passwd entry is common in containers: its group is the same number.
         None => {
             let n: u32 = user.parse().expect("numeric, or looked up above");
-            (Uid::from_raw(n), Gid::from_raw(n), n.to_string(), PathBuf::from("/"))
+            (n, n, n.to_string(), PathBuf::from("/"))
         }
     };
     if let Some(g) = group {
         gid = match g.parse::<u32>() {
-            Ok(n) => Gid::from_raw(n),
+            Ok(n) => n,
             Err(_) => {
-                Group::from_name(g)
+                db.group(|e| e.name == g)
                     .map_err(lookup)?
                     .ok_or_else(|| PrivilegeError::UnknownGroup(g.to_owned()))?
                     .gid
             }
         };
     }
-    let mut groups = match &entry {
-        Some(u) => CString::new(u.name.as_bytes())
-            .ok()
-            .and_then(|c| nix::unistd::getgrouplist(&c, gid).ok())
-            .unwrap_or_else(|| vec![gid]),
+    let groups = match &entry {
+        Some(u) => db.groups_of(&u.name, gid).map_err(lookup)?,
         None => vec![gid],
     };
-    if !groups.contains(&gid) {
-        groups.push(gid);
-    }
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    let groups = groups.into_iter().map(Gid::from_raw).collect();
     let switch = uid != Uid::current() || gid != Gid::current();
     if switch && !Uid::effective().is_root() {
         return Err(PrivilegeError::NotRoot(spec.to_owned()));

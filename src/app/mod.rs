@@ -105,7 +105,13 @@ fn start_proxy(config: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Pr
     if !fetched.resolution.errors.is_empty() {
         return Ok(None);
     }
-    match Proxy::start(routes, &config.proxy, &fetched.inherited) {
+    // The bundle's holder runs as the child's user, so that the child (and only its user) can open it.
+    let owner = fetched
+        .user
+        .as_deref()
+        .filter(|u| u.switch)
+        .map(|u| crate::proxy::holder::Owner { uid: u.uid.as_raw(), gid: u.gid.as_raw() });
+    match Proxy::start(routes, &config.proxy, &fetched.inherited, owner) {
         Ok(p) => Ok(Some(Arc::new(p))),
         Err(e @ (ProxyError::UpstreamCa { .. } | ProxyError::Bundle { .. })) => {
             Err(AppError::Config(e.to_string()))

@@ -7,7 +7,7 @@
 //! The child trusts the run CA through a bundle in an in-memory file.
 
 mod ca;
-mod holder;
+pub mod holder;
 mod inject;
 mod server;
 
@@ -281,6 +281,7 @@ impl Proxy {
         routes: Vec<Route>,
         args: &ProxyConfig,
         inherited: &[InheritedVar],
+        bundle_owner: Option<holder::Owner>,
     ) -> Result<Proxy, ProxyError> {
         let mut hosts: Vec<String> = routes.iter().flat_map(|r| r.hosts.iter().cloned()).collect();
         hosts.sort();
@@ -301,7 +302,7 @@ impl Proxy {
         }
         let native = rustls_native_certs::load_native_certs();
         let bundle = bundle(ca.cert_pem(), &native.certs, inherited)?;
-        let bundle = holder::Holder::new(bundle.as_bytes())
+        let bundle = holder::Holder::new(bundle.as_bytes(), bundle_owner)
             .map_err(|e| ProxyError::Io(format!("cannot make the in-memory CA bundle: {e}")))?;
         let mut roots = rustls::RootCertStore::empty();
         let (added, _) = roots.add_parsable_certificates(native.certs);
@@ -320,8 +321,10 @@ impl Proxy {
                     .map_err(|e| ProxyError::UpstreamCa { path: shown.clone(), message: e.to_string() })?;
             }
         }
-        if added == 0 && args.upstream_ca.is_empty() {
-            tracing::warn!("proxy: no system root certificates found; connections to listed hosts will fail verification (use --upstream-ca)");
+        if added == 0 {
+            // A scratch or distroless image: the bundled Mozilla roots, as the SDK does.
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            tracing::info!("proxy: no system root certificates found; upstreams are verified against the bundled Mozilla roots (webpki-roots) and --upstream-ca");
         }
         let mut upstream = rustls::ClientConfig::builder_with_provider(rustls_provider())
             .with_safe_default_protocol_versions()

@@ -164,11 +164,32 @@ pub fn build_client(opts: ClientOptions<'_>) -> Result<reqwest::Client, reqwest:
         // only slow every start down.
         http = http.tls_built_in_root_certs(false);
     } else {
+        let system = system_roots();
+        http = http.tls_built_in_native_certs(system).tls_built_in_webpki_certs(!system);
         for cert in opts.ca_certificates {
             http = http.add_root_certificate(cert);
         }
     }
     http.build()
+}
+
+/// Whether the machine has root certificates of its own (`SSL_CERT_FILE`, `SSL_CERT_DIR`, or
+/// the usual bundle paths, as `rustls-native-certs` finds them): those are trusted then, and
+/// otherwise the bundled Mozilla roots (`webpki-roots`), so that the static binary in a
+/// `scratch` image still verifies a public server. Probed once per process; said at `-v`.
+fn system_roots() -> bool {
+    static SYSTEM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SYSTEM.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs().certs.len();
+        if found > 0 {
+            tracing::info!("TLS: trusting the system's {found} root certificates");
+        } else {
+            tracing::info!(
+                "TLS: no system root certificates found; trusting the bundled Mozilla roots (webpki-roots)"
+            );
+        }
+        found > 0
+    })
 }
 
 /// A 2xx answer, its body read in full into a buffer that is wiped when dropped.
