@@ -56,6 +56,13 @@ pub fn expand<'s>(s: &'s str, lookup: Lookup<'_>) -> Result<Cow<'s, str>, Expand
                 name.chars().take(40).collect::<String>()
             )));
         }
+        if crate::backend::registry::is_credential_var(name.as_bytes()) {
+            // It would put the credential in a reference (sent to a server, quoted in errors)
+            // or, through an env file, in the child's environment.
+            return Err(ExpandError::Bad(format!(
+                "${{{name}}} holds a backend's credential and is never expanded; name a secret instead"
+            )));
+        }
         match (lookup(name), default) {
             (Some(v), Some(_)) if !v.is_empty() => out.push_str(&v),
             (Some(v), None) => out.push_str(&v),
@@ -112,6 +119,16 @@ mod tests {
         assert_eq!(x("${NOPE}"), Err(ExpandError::Unset("NOPE".into())));
         assert!(matches!(x("${OPEN"), Err(ExpandError::Bad(_))));
         assert!(matches!(x("${1X}"), Err(ExpandError::Bad(_))));
+    }
+
+    #[test]
+    fn credential_variables_are_never_expanded() {
+        let all = |_: &str| Some("sekrit".to_owned());
+        for name in crate::backend::credential_vars() {
+            let e = expand(&format!("a/${{{name}:-x}}/b"), &all).unwrap_err();
+            assert!(matches!(&e, ExpandError::Bad(m) if m.contains(name) && !m.contains("sekrit")), "{e}");
+        }
+        assert_eq!(expand("${APP_ENV}", &all).unwrap(), "sekrit");
     }
 
     #[test]

@@ -91,7 +91,7 @@ mod tests {
             "vault://a//b#x",
             "vault://a/*#x",
         ] {
-            assert!(matches!(parse_reference(bad), Err(ReferenceError::Vault { .. })), "{bad}");
+            assert!(matches!(parse_reference(bad), Err(ReferenceError::Invalid { .. })), "{bad}");
         }
     }
 }

@@ -113,7 +113,10 @@ const SPEC_NAMES: &[&str] = &[
 #[test]
 fn the_spec_example() {
     let m = build(SPEC).unwrap();
-    assert_eq!(m.settings.tuning.base_url.as_deref(), Some("https://api.agentsecretstore.com"));
+    assert_eq!(
+        m.settings.options.text(&crate::backend::ass::BASE_URL),
+        Some("https://api.agentsecretstore.com")
+    );
     assert_eq!(m.settings.tuning.ttl, Some(HumanDuration::from_secs(300)));
     let names: Vec<String> = m.entries.iter().map(name).collect();
     assert_eq!(names, SPEC_NAMES);
@@ -203,8 +206,8 @@ fn vault_settings() {
          approval_timeout = \"1h\"\nretries = 0\nconcurrency = 8\n",
     )
     .unwrap();
+    assert_eq!(m.settings.options.text(&crate::backend::ass::BASE_URL), Some("http://127.0.0.1:8200"));
     let s = m.settings.tuning;
-    assert_eq!(s.base_url.as_deref(), Some("http://127.0.0.1:8200"));
     assert_eq!(s.ttl.map(HumanDuration::get), Some(Duration::from_secs(600)));
     assert_eq!(s.timeout, Some(HumanDuration::from_secs(30)));
     assert_eq!(s.deadline, Some(HumanDuration::from_secs(120)));
