@@ -159,6 +159,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hints_start_with_the_first_backends() {
+        let (singles, globs) = (examples(), glob_examples());
+        assert!(
+            singles.starts_with("ass://PATH") && singles.contains("vault://MOUNT/PATH#FIELD"),
+            "{singles}"
+        );
+        assert!(
+            globs.starts_with("production/stripe/*") && globs.contains("vault://MOUNT/PATH#*"),
+            "{globs}"
+        );
+    }
+
+    #[test]
     fn lists_read_as_prose() {
         assert_eq!(or_list(["a".to_owned()].into_iter()), "a");
         assert_eq!(or_list(["a", "b", "c"].map(str::to_owned).into_iter()), "a, b or c");

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::backend::reference::{examples, glob_examples};
 use crate::path::PathError;
 
 const FILE: &str = "vault-run.toml";
@@ -363,7 +364,7 @@ fn default_values_are_never_echoed() {
 fn reference_errors_point_at_the_value() {
     assert_eq!(
         err("[env]\nA = \"foo://x/y\"\n"),
-        "vault-run.toml:2:5: A: unknown scheme \"foo://\"; use a plain path, ass://PATH or vault://MOUNT/PATH#FIELD"
+        format!("vault-run.toml:2:5: A: unknown scheme \"foo://\"; use a plain path, {}", examples())
     );
     assert_eq!(
         err("[env]\nA = { optional = true, path = \"KEY\" }\n"),
@@ -393,7 +394,7 @@ fn glob_entry_rules() {
     assert!(err("[env]\nDB = \"vault://secret/app/db#*\"\n").contains("is a pattern"));
     assert_eq!(
         err("[env]\n\"STRIPE_*\" = \"production/stripe/KEY\"\n"),
-        "vault-run.toml:2:14: STRIPE_*: \"production/stripe/KEY\" names a single secret, but the name has a '*'; use a pattern like production/stripe/* or vault://MOUNT/PATH#*"
+        format!("vault-run.toml:2:14: STRIPE_*: \"production/stripe/KEY\" names a single secret, but the name has a '*'; use a pattern like {}", glob_examples())
     );
     assert_eq!(
         err("[env]\n\"A_*_*\" = \"a/*\"\n"),
@@ -441,7 +442,7 @@ fn template_errors_point_inside_the_string() {
     );
     assert_eq!(
         t("{{ foo://a/b }}"),
-        "vault-run.toml:2:22: A: bad reference in template: unknown scheme \"foo://\"; use a plain path, ass://PATH or vault://MOUNT/PATH#FIELD"
+        format!("vault-run.toml:2:22: A: bad reference in template: unknown scheme \"foo://\"; use a plain path, {}", examples())
     );
     assert_eq!(
         t("no refs here"),
