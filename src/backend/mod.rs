@@ -186,4 +186,4 @@ macro_rules! backends {
         pub const REGISTRY: &[Registration] = &[$($backend::REGISTRATION),*];
     };
 }
-backends!(ass, vault, file);
+backends!(ass, vault, file, aws);
