@@ -121,17 +121,9 @@ pub struct RunOptions {
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
 
-    /// File holding the agent key (used when ASS_AGENT_KEY is not set).
-    #[arg(long, env = "ASS_AGENT_KEY_FILE", hide_env_values = true, value_name = "PATH")]
-    pub agent_key_file: Option<PathBuf>,
-
-    /// File holding the Vault/OpenBao token (used when VAULT_TOKEN/BAO_TOKEN are not set).
-    #[arg(long, value_name = "PATH")]
-    pub vault_token_file: Option<PathBuf>,
-
-    /// Agent Secret Store base URL [default: https://api.agentsecretstore.com].
-    #[arg(long, env = "ASS_BASE_URL", hide_env_values = true, value_name = "URL")]
-    pub base_url: Option<String>,
+    /// Each backend's own options (`--agent-key-file`, `--base-url`, …), as it declares them.
+    #[command(flatten)]
+    pub backend: crate::backend_args::BackendArgs,
 
     /// Lifetime of the scoped token [default: 5m].
     #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
@@ -350,7 +342,6 @@ impl RunOptions {
             no_env_refs: self.no_env_refs,
             settings: settings::Flags {
                 tuning: crate::mapping::Tuning {
-                    base_url: self.base_url,
                     ttl: self.ttl,
                     timeout: self.timeout,
                     retries: self.retries,
@@ -359,8 +350,7 @@ impl RunOptions {
                     approval_timeout: self.approval_timeout,
                 },
                 allow_insecure_http: self.allow_insecure_http,
-                agent_key_file: self.agent_key_file,
-                vault_token_file: self.vault_token_file,
+                options: self.backend.into_values(),
             },
             pristine: self.pristine,
             keep: self.keep,

@@ -41,7 +41,7 @@ impl std::fmt::Debug for EnvFileVar {
 impl EnvFileVar {
     /// Whether the value is a secret reference (resolved) rather than a literal (passed through).
     pub fn is_reference(&self) -> bool {
-        self.value.starts_with("ass://") || self.value.starts_with("vault://")
+        crate::backend::registry::is_env_reference(self.value.as_bytes())
     }
 }
 

@@ -1,5 +1,8 @@
-//! Process hygiene and the exec: every `unsafe`-adjacent OS call of the launcher lives here,
-//! each with the reason it is needed.
+//! Process hygiene and the exec: the core-dump and non-dumpable lock-down, the hint for a
+//! mistyped subcommand, and the `execve` of exec mode with the zeroizing environment block,
+//! all through nix's safe wrappers. The launcher's `unsafe` calls are elsewhere, each beside its
+//! reason: supervise mode's in `supervise/os.rs`, and one each in `privilege.rs`,
+//! `status_line.rs` and `tty_guard.rs`.
 
 use std::ffi::{CString, OsString};
 use std::io::Write;

@@ -11,6 +11,7 @@ pub(crate) use agentsecretstore::{client, duration, path, secret, wire};
 pub(crate) use agentsecretstore_dev as dev_server;
 pub mod app;
 pub mod backend;
+pub mod backend_args;
 pub mod check_report;
 pub mod completions;
 pub mod deadline;

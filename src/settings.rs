@@ -1,11 +1,11 @@
 //! Run settings: flags and environment win over the mapping file's `[store]` table, which wins
 //! over the defaults.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
 use std::time::Duration;
 
+use crate::backend::registry::{self, Destination, OptionSpec, OptionValues};
 use crate::backend::ReadsInFlight;
-use crate::client::DEFAULT_BASE_URL;
 use crate::inherited::Snapshot;
 use crate::mapping::{FileSettings, Tuning};
 
@@ -13,45 +13,80 @@ use crate::mapping::{FileSettings, Tuning};
 /// not given, so the mapping file or the default applies.
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
-    /// `--base-url` (`ASS_BASE_URL`), `--ttl`, `--timeout`, `--retries`, `--concurrency`,
-    /// `--deadline`, `--approval-timeout`.
+    /// `--ttl`, `--timeout`, `--retries`, `--concurrency`, `--deadline`, `--approval-timeout`.
     pub tuning: Tuning,
     /// `--allow-insecure-http`.
     pub allow_insecure_http: bool,
-    /// `--agent-key-file` / `ASS_AGENT_KEY_FILE`.
-    pub agent_key_file: Option<PathBuf>,
-    /// `--vault-token-file`.
-    pub vault_token_file: Option<PathBuf>,
+    /// The backends' own flags (`--base-url`, `--agent-key-file`, …) and their variables.
+    pub options: OptionValues,
 }
 
 /// Everything a run needs to know besides the mapping: the backends' options, which
 /// [`Settings::merge`] fills in.
 pub type Settings = crate::backend::Options;
 
-/// Where the agent key may be sent. The rule: whoever supplies the credential (flag,
-/// environment, systemd unit) decides where it goes; a mapping file alone never does, since a
-/// repository can ship one and harvest the key of whoever runs `vault-run` in it.
+/// Where a credential may be sent (`spec` declares a [`Destination`]). The rule: whoever
+/// supplies the credential (flag, environment, systemd unit) decides where it goes; a mapping
+/// file alone never does, since a repository can ship one and harvest the credential of whoever
+/// runs `vault-run` in it.
 ///
-/// - flag or `ASS_BASE_URL` set: it wins; a differing file URL gets one warning;
-/// - only the file names a URL other than the default service: refused (exit 78);
-/// - the file names the default URL, or nothing: the default.
-fn credential_destination(flag: Option<&str>, file: Option<&str>) -> Result<Option<String>, SettingsError> {
+/// - flag or its variable set: it wins; a differing file value gets one warning;
+/// - only the file names a destination other than the default: refused (exit 78);
+/// - the file names the default, or nothing: the default.
+fn credential_destination(
+    spec: &OptionSpec,
+    key: &str,
+    to: &Destination,
+    flag: Option<&str>,
+    file: Option<&str>,
+) -> Result<Option<String>, SettingsError> {
     let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    let given = match spec.env {
+        Some(env) => format!("--{}/{env}", spec.flag),
+        None => format!("--{}", spec.flag),
+    };
     match (flag, file) {
         (Some(flag), Some(file)) => {
             if !same(flag, file) {
-                tracing::warn!(
-                    "the mapping file's base_url {file} is ignored; --base-url/ASS_BASE_URL ({flag}) is used"
-                );
+                tracing::warn!("the mapping file's {key} {file} is ignored; {given} ({flag}) is used");
             }
             Ok(Some(flag.to_owned()))
         }
         (Some(flag), None) => Ok(Some(flag.to_owned())),
-        (None, Some(file)) if !same(file, DEFAULT_BASE_URL) => Err(SettingsError(format!(
-            "the mapping file sets base_url = {file:?}, but a mapping file alone cannot choose where the agent key is sent; set ASS_BASE_URL={file} (or --base-url) to use it"
-        ))),
+        (None, Some(file)) if !same(file, to.default) => {
+            let set = match spec.env {
+                Some(env) => format!("set {env}={file} (or --{})", spec.flag),
+                None => format!("set --{} {file}", spec.flag),
+            };
+            Err(SettingsError(format!(
+                "the mapping file sets {key} = {file:?}, but a mapping file alone cannot choose where {} is sent; {set} to use it",
+                to.credential
+            )))
+        }
         (None, _) => Ok(None),
     }
+}
+
+/// The backends' options: each flag (or its variable) given wins over the file's `[store]` key.
+fn backend_options(flags: &OptionValues, file: &OptionValues) -> Result<OptionValues, SettingsError> {
+    let mut out = OptionValues::default();
+    for spec in registry::options() {
+        let (flag, from_file) = (flags.get(spec), file.get(spec));
+        let chosen = match spec.store.as_ref().and_then(|s| Some((s.key, s.credential_destination.as_ref()?)))
+        {
+            Some((key, to)) => {
+                let text = |v: Option<&std::ffi::OsStr>| v.map(|v| v.to_string_lossy().into_owned());
+                let (flag, from_file) = (text(flag), text(from_file));
+                credential_destination(spec, key, to, flag.as_deref(), from_file.as_deref())?
+                    .map(OsString::from)
+            }
+            None => flag.or(from_file).map(OsString::from),
+        };
+        if let Some(value) = chosen {
+            out.set(spec, value);
+        }
+    }
+    Ok(out)
 }
 
 /// A setting out of range.
@@ -65,10 +100,9 @@ impl Settings {
     pub fn merge(flags: &Flags, file: &FileSettings, env: Snapshot) -> Result<Self, SettingsError> {
         let d = Settings::default();
         // Each flag given wins over the file.
+        let backend = backend_options(&flags.options, &file.options)?;
         let (flag, file) = (&flags.tuning, &file.tuning);
-        let base_url = credential_destination(flag.base_url.as_deref(), file.base_url.as_deref())?;
         let s = Settings {
-            base_url: base_url.unwrap_or(d.base_url),
             ttl: flag.ttl.or(file.ttl).unwrap_or(d.ttl),
             timeout: flag.timeout.or(file.timeout).map(Duration::from).unwrap_or(d.timeout),
             retries: flag.retries.or(file.retries).unwrap_or(d.retries),
@@ -80,8 +114,7 @@ impl Settings {
                 .map(Duration::from)
                 .unwrap_or(d.approval_timeout),
             allow_insecure_http: flags.allow_insecure_http,
-            agent_key_file: flags.agent_key_file.clone(),
-            vault_token_file: flags.vault_token_file.clone(),
+            backend,
             env,
         };
         if s.ttl.is_zero() {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::config::RunConfig;
 use super::error::AppError;
+use crate::backend::registry::{env_ref_list, is_env_reference};
 use crate::inherited::{InheritedVar, Snapshot};
 use crate::mapping::Mapping;
 use crate::settings::Settings;
@@ -129,7 +130,8 @@ fn read_mapping_file(path: &Path, discovered: bool, roots_only: bool) -> Result<
     Ok(text)
 }
 
-/// The inherited `ass://`/`vault://` values that may become entries. Anyone who controls one
+/// The inherited references (`ass://…`, `vault://…`: see [`is_env_reference`]) that may
+/// become entries. Anyone who controls one
 /// inherited variable could otherwise pull any secret the agent key can read into it: under
 /// `--pristine` only `--keep` names count, and `--no-env-refs` (or `env_refs = false`) drops all.
 fn env_refs(
@@ -143,7 +145,7 @@ fn env_refs(
     inherited
         .iter()
         .filter_map(|(k, v)| Some((k.to_str()?, std::str::from_utf8(v).ok()?)))
-        .filter(|(_, v)| v.starts_with("ass://") || v.starts_with("vault://"))
+        .filter(|(_, v)| is_env_reference(v.as_bytes()))
         .filter(|(k, _)| !config.pristine || config.keep.iter().any(|kept| kept == k))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
@@ -177,6 +179,7 @@ fn nothing_to_do(
     };
     let env_files = if config.env_file.is_empty() { ", no --env-file" } else { ", --env-file sets nothing" };
     AppError::Config(format!(
-        "nothing to fetch: {what}, no -e NAME=REF{env_files}, and no environment variable holds an ass:// or vault:// reference; give a mapping with -f FILE (or VAULT_RUN_FILE), -e NAME=REF or --env-file FILE (the command was not started)"
+        "nothing to fetch: {what}, no -e NAME=REF{env_files}, and no environment variable holds an {} reference; give a mapping with -f FILE (or VAULT_RUN_FILE), -e NAME=REF or --env-file FILE (the command was not started)",
+        env_ref_list()
     ))
 }

@@ -1,12 +1,11 @@
-//! Backends: where secrets come from. Each one sits behind the small [`Backend`] trait and is
-//! named once in [`REGISTRY`]; adding one is a folder here plus one line there.
+//! Backends: where secrets come from. Each one sits behind the small [`Backend`] trait, declares
+//! itself in a [`Registration`] (see [`registry`]) and is named once in [`REGISTRY`]; adding one
+//! is a folder here plus its name in the `backends!` line.
 
-pub mod ass;
-pub mod file;
 mod options;
 pub mod private_file;
 pub mod reference;
-pub mod vault;
+pub mod registry;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,6 +17,9 @@ use crate::deadline::Deadline;
 use crate::secret::SecretString;
 pub use options::{Options, ReadsInFlight};
 pub use reference::{GlobRef, Reference, ReferenceError, Syntax};
+pub use registry::{
+    constructor, credential_vars, registration, Constructor, OptionSpec, OptionValues, Registration,
+};
 
 /// A boxed future, so that backends can live in a registry as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -177,54 +179,14 @@ pub trait Backend: Send + Sync {
     }
 }
 
-/// Builds a backend from its options.
-pub type Constructor = fn(&Options) -> Result<Box<dyn Backend>, BackendError>;
+/// Declares every backend module and lists it in [`REGISTRY`]: adding a backend is its folder
+/// (which exports a `REGISTRATION`) plus its name here.
+macro_rules! backends {
+    ($($backend:ident),* $(,)?) => {
+        $(pub mod $backend;)*
 
-/// One backend in the registry.
-pub struct Registration {
-    /// The scheme its references use (`ass`, `vault`, `file`).
-    pub scheme: &'static str,
-    /// Checks its references when the mapping is built.
-    pub syntax: Syntax,
-    /// Builds it (only when the mapping uses the scheme).
-    pub make: Constructor,
-    /// Environment variables holding its credentials, never passed to the child.
-    pub credential_vars: &'static [&'static str],
+        /// Every backend, in the order messages and `--help` list them.
+        pub const REGISTRY: &[Registration] = &[$($backend::REGISTRATION),*];
+    };
 }
-
-/// Every backend.
-pub const REGISTRY: &[Registration] = &[
-    Registration {
-        scheme: reference::DEFAULT_SCHEME,
-        syntax: ass::reference::SYNTAX,
-        make: ass::AssBackend::boxed,
-        credential_vars: ass::CREDENTIAL_VARS,
-    },
-    Registration {
-        scheme: "vault",
-        syntax: vault::reference::SYNTAX,
-        make: vault::VaultBackend::boxed,
-        credential_vars: vault::auth::CREDENTIAL_VARS,
-    },
-    Registration {
-        scheme: "file",
-        syntax: file::SYNTAX,
-        make: file::FileBackend::boxed,
-        credential_vars: file::CREDENTIAL_VARS,
-    },
-];
-
-/// The registration of a scheme, matched without regard to case (`ASS://` is `ass://`).
-pub fn registration(scheme: &str) -> Option<&'static Registration> {
-    REGISTRY.iter().find(|r| r.scheme.eq_ignore_ascii_case(scheme))
-}
-
-/// The constructor for a scheme.
-pub fn constructor(scheme: &str) -> Option<Constructor> {
-    registration(scheme).map(|r| r.make)
-}
-
-/// Every backend's credential variables.
-pub fn credential_vars() -> impl Iterator<Item = &'static str> {
-    REGISTRY.iter().flat_map(|r| r.credential_vars.iter().copied())
-}
+backends!(ass, vault, file, aws);

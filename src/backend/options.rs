@@ -2,18 +2,15 @@
 //! command-line or settings code. The run's settings are these options (`crate::settings`
 //! merges them from flags, the mapping file and the defaults).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::client::DEFAULT_BASE_URL;
+use super::registry::OptionValues;
 use crate::duration::HumanDuration;
 use crate::inherited::Snapshot;
 
-/// The options of every registered backend; each reads only its own.
+/// What every backend is built from: the settings they share, and each one's own options.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Agent Secret Store base URL.
-    pub base_url: String,
     /// Lifetime of the store's scoped token and of a Vault child token.
     pub ttl: HumanDuration,
     /// Per-request timeout.
@@ -28,10 +25,8 @@ pub struct Options {
     pub approval_timeout: Duration,
     /// Plain http to non-loopback hosts allowed.
     pub allow_insecure_http: bool,
-    /// `--agent-key-file` / `ASS_AGENT_KEY_FILE`.
-    pub agent_key_file: Option<PathBuf>,
-    /// `--vault-token-file`.
-    pub vault_token_file: Option<PathBuf>,
+    /// The options backends declare in their registrations (`--base-url`, …), where given.
+    pub backend: OptionValues,
     /// The environment the run started with: backends read their addresses and credentials
     /// here, not from the process (which supervise mode wipes).
     pub env: Snapshot,
@@ -40,7 +35,6 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            base_url: DEFAULT_BASE_URL.to_owned(),
             ttl: HumanDuration::from_secs(300),
             timeout: Duration::from_secs(30),
             retries: 3,
@@ -48,8 +42,7 @@ impl Default for Options {
             deadline: Duration::from_secs(120),
             approval_timeout: Duration::from_secs(600),
             allow_insecure_http: false,
-            agent_key_file: None,
-            vault_token_file: None,
+            backend: OptionValues::default(),
             env: Snapshot::default(),
         }
     }

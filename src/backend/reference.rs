@@ -12,10 +12,10 @@ pub const DEFAULT_SCHEME: &str = "ass";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
     /// Nothing there.
-    #[error("empty reference; write a secret path like production/app/API_KEY, ass://PATH or vault://MOUNT/PATH#FIELD")]
+    #[error("empty reference; write a secret path like production/app/API_KEY, {}", examples())]
     Empty,
     /// `foo://…`.
-    #[error("unknown scheme \"{0}://\"; use a plain path, ass://PATH or vault://MOUNT/PATH#FIELD")]
+    #[error("unknown scheme \"{0}://\"; use a plain path, {hint}", hint = examples())]
     UnknownScheme(String),
     /// A bad Agent Secret Store path.
     #[error(transparent)]
@@ -24,9 +24,7 @@ pub enum ReferenceError {
     #[error("{0:?} is a pattern; only a glob entry, whose name has one '*' (like STRIPE_*), can use one")]
     Pattern(String),
     /// A single secret where a glob entry needs a pattern.
-    #[error(
-        "{0:?} names a single secret, but the name has a '*'; use a pattern like production/stripe/* or vault://MOUNT/PATH#*"
-    )]
+    #[error("{0:?} names a single secret, but the name has a '*'; use a pattern like {hint}", hint = glob_examples())]
     NotPattern(String),
     /// A glob pattern that cannot be used.
     #[error("glob pattern {pattern:?} {reason}")]
@@ -36,15 +34,7 @@ pub enum ReferenceError {
         /// What is wrong and how to fix it.
         reason: String,
     },
-    /// A malformed `vault://` reference.
-    #[error("{reference:?} {reason}")]
-    Vault {
-        /// The reference as written.
-        reference: String,
-        /// What is wrong and how to fix it.
-        reason: &'static str,
-    },
-    /// A malformed reference of another backend.
+    /// A reference its backend cannot read.
     #[error("{reference:?} {reason}")]
     Invalid {
         /// The reference as written.
@@ -129,6 +119,26 @@ impl Syntax {
     }
 }
 
+/// The backends' reference examples for messages: `ass://PATH or vault://MOUNT/PATH#FIELD`.
+pub fn examples() -> String {
+    or_list(super::REGISTRY.iter().filter_map(|r| r.example).map(str::to_owned))
+}
+
+/// The backends' glob examples for messages: `production/stripe/* or vault://MOUNT/PATH#*`.
+pub fn glob_examples() -> String {
+    or_list(super::REGISTRY.iter().filter_map(|r| r.glob_example).map(str::to_owned))
+}
+
+/// `a`, `a or b`, `a, b or c`.
+pub(super) fn or_list(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 /// Splits off the scheme: `None` when there is none (the default scheme's plain path). Text
 /// before `://` that is not scheme-like (`a/b://c`) is no scheme either.
 pub fn split_scheme(s: &str) -> Result<(Option<&str>, &str), ReferenceError> {
@@ -142,4 +152,28 @@ pub fn split_scheme(s: &str) -> Result<(Option<&str>, &str), ReferenceError> {
         return Ok((None, s));
     }
     Ok((Some(scheme), rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_start_with_the_first_backends() {
+        let (singles, globs) = (examples(), glob_examples());
+        assert!(
+            singles.starts_with("ass://PATH") && singles.contains("vault://MOUNT/PATH#FIELD"),
+            "{singles}"
+        );
+        assert!(
+            globs.starts_with("production/stripe/*") && globs.contains("vault://MOUNT/PATH#*"),
+            "{globs}"
+        );
+    }
+
+    #[test]
+    fn lists_read_as_prose() {
+        assert_eq!(or_list(["a".to_owned()].into_iter()), "a");
+        assert_eq!(or_list(["a", "b", "c"].map(str::to_owned).into_iter()), "a, b or c");
+    }
 }

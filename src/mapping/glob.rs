@@ -44,7 +44,7 @@ mod tests {
             parse_glob_reference("production/*/KEY").unwrap_err().to_string(),
             "glob pattern \"production/*/KEY\" needs a wildcard in its last segment, since each secret's key names its variable"
         );
-        assert!(matches!(parse_glob_reference("vault://a/*#*"), Err(ReferenceError::Vault { .. })));
+        assert!(matches!(parse_glob_reference("vault://a/*#*"), Err(ReferenceError::Invalid { .. })));
         assert!(matches!(parse_glob_reference("x://a/*"), Err(ReferenceError::UnknownScheme(_))));
     }
 }

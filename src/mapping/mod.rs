@@ -2,7 +2,8 @@
 //! environment references become one typed, checked [`Mapping`].
 //!
 //! Precedence, highest first: `-e` flags, the file, then inherited variables whose whole value is
-//! an `ass://` or `vault://` reference. No I/O happens here: the caller reads the file.
+//! a reference of a backend that takes environment references (`ass://…`, `vault://…`; see
+//! [`crate::backend::registry::is_env_reference`]). No I/O happens here: the caller reads the file.
 
 mod error;
 mod file;
@@ -18,6 +19,7 @@ use std::path::Path;
 
 pub use crate::backend::ass::glob::AssGlob;
 pub use crate::backend::reference::{GlobRef, Reference, ReferenceError};
+use crate::backend::registry::{is_env_reference, OptionValues};
 pub use crate::backend::vault::reference::VaultRef;
 pub use error::{check_collisions, MappingError, Origin};
 pub use glob::parse_glob_reference;
@@ -30,12 +32,10 @@ use crate::duration::HumanDuration;
 use crate::expand::Lookup;
 use crate::secret::SecretString;
 
-/// The settings that the `[store]` table and the command line both give: `None` where not
-/// given, so the other (or the default) applies.
+/// The settings shared by every backend that the `[store]` table and the command line both
+/// give: `None` where not given, so the other (or the default) applies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {
-    /// Server URL.
-    pub base_url: Option<String>,
     /// Token lifetime to ask for.
     pub ttl: Option<HumanDuration>,
     /// Per-request timeout.
@@ -56,7 +56,9 @@ pub struct Tuning {
 pub struct FileSettings {
     /// The settings flags can also give.
     pub tuning: Tuning,
-    /// `false`: inherited `ass://`/`vault://` values are never resolved (like `--no-env-refs`).
+    /// The backends' own options their registrations give `[store]` keys (`base_url`).
+    pub options: OptionValues,
+    /// `false`: inherited references are never resolved (like `--no-env-refs`).
     pub env_refs: Option<bool>,
     /// The table was written under its old name `[vault]` (the caller warns once).
     pub deprecated_name: bool,
@@ -201,8 +203,8 @@ impl Mapping {
     /// flags in command-line order, and the inherited environment.
     ///
     /// Flags win over the file for the same name or glob key; a flag may not repeat a name.
-    /// An inherited variable whose whole value starts with `ass://` or `vault://` becomes an
-    /// entry unless the file or a flag sets that name; such a value must then be a valid
+    /// An inherited variable whose whole value is an environment reference (`ass://…`,
+    /// `vault://…`: see [`is_env_reference`]) becomes an entry unless the file or a flag sets that name; such a value must then be a valid
     /// single-secret reference. Other inherited values are never looked at or quoted.
     pub fn build(
         file: Option<(&Path, &str)>,
@@ -267,7 +269,7 @@ impl Mapping {
         }
 
         for (name, value) in inherited {
-            if !(value.starts_with("ass://") || value.starts_with("vault://")) {
+            if !is_env_reference(value.as_bytes()) {
                 continue;
             }
             // Lowest priority; the first of duplicated inherited names wins, as with getenv.

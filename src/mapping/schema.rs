@@ -15,13 +15,20 @@ use super::template::Template;
 use super::{
     Delivery, Entry, EntryKind, FileSettings, MappingError, MatchRequirement, Origin, Requirement, Target,
 };
+use crate::backend::registry;
 use crate::duration::HumanDuration;
 use crate::expand::{expand, expand_placeholders, ExpandError, Lookup};
 use crate::secret::SecretString;
 
 const ENTRY_FIELDS: &str = "path, template, optional, default, as, hosts, placeholder, body";
-const STORE_FIELDS: &str =
-    "base_url, ttl, timeout, deadline, approval_timeout, retries, concurrency, env_refs";
+/// The `[store]` fields every run has; backends add theirs (see [`store_fields`]).
+const SHARED_STORE_FIELDS: &str = "ttl, timeout, deadline, approval_timeout, retries, concurrency, env_refs";
+
+/// Every `[store]` field, for the message naming an unknown one: the backends' keys first.
+fn store_fields() -> String {
+    let own = registry::options().filter_map(|o| o.store.as_ref()).map(|s| s.key);
+    own.chain([SHARED_STORE_FIELDS]).collect::<Vec<_>>().join(", ")
+}
 
 fn schema(origin: Origin, message: String) -> MappingError {
     MappingError::Schema { origin, message }
@@ -152,13 +159,18 @@ fn settings(
         let name = key.get_ref().as_str();
         let at = loc.of(&value);
         let bad = |expected: &str| schema(at.clone(), format!("{name} in [{table}] must be {expected}"));
-        match name {
-            "base_url" => match value.into_inner() {
-                Value::String(url) => {
-                    s.tuning.base_url = Some(expanded(&url, vars, name, &at, false)?.into_owned())
+        let own = registry::options().find(|o| o.store.as_ref().is_some_and(|s| s.key == name));
+        if let (Some(spec), Some(store)) = (own, own.and_then(|o| o.store.as_ref())) {
+            match value.into_inner() {
+                Value::String(text) => {
+                    let text = expanded(&text, vars, name, &at, false)?.into_owned();
+                    s.options.set(spec, text.into());
                 }
-                _ => return Err(bad("a string like \"https://api.agentsecretstore.com\"")),
-            },
+                _ => return Err(bad(store.expected)),
+            }
+            continue;
+        }
+        match name {
             "ttl" | "timeout" | "deadline" | "approval_timeout" => {
                 let d = match value.into_inner() {
                     Value::String(text) => expanded(&text, vars, name, &at, false)?
@@ -191,7 +203,7 @@ fn settings(
                 _ => return Err(bad("true or false")),
             },
             other => {
-                let message = format!("unknown field {other:?} in [{table}]; expected {STORE_FIELDS}");
+                let message = format!("unknown field {other:?} in [{table}]; expected {}", store_fields());
                 return Err(schema(loc.of(&key), message));
             }
         }

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::backend::reference::{examples, glob_examples};
 use crate::path::PathError;
 
 const FILE: &str = "vault-run.toml";
@@ -113,7 +114,10 @@ const SPEC_NAMES: &[&str] = &[
 #[test]
 fn the_spec_example() {
     let m = build(SPEC).unwrap();
-    assert_eq!(m.settings.tuning.base_url.as_deref(), Some("https://api.agentsecretstore.com"));
+    assert_eq!(
+        m.settings.options.text(&crate::backend::ass::BASE_URL),
+        Some("https://api.agentsecretstore.com")
+    );
     assert_eq!(m.settings.tuning.ttl, Some(HumanDuration::from_secs(300)));
     let names: Vec<String> = m.entries.iter().map(name).collect();
     assert_eq!(names, SPEC_NAMES);
@@ -203,8 +207,8 @@ fn vault_settings() {
          approval_timeout = \"1h\"\nretries = 0\nconcurrency = 8\n",
     )
     .unwrap();
+    assert_eq!(m.settings.options.text(&crate::backend::ass::BASE_URL), Some("http://127.0.0.1:8200"));
     let s = m.settings.tuning;
-    assert_eq!(s.base_url.as_deref(), Some("http://127.0.0.1:8200"));
     assert_eq!(s.ttl.map(HumanDuration::get), Some(Duration::from_secs(600)));
     assert_eq!(s.timeout, Some(HumanDuration::from_secs(30)));
     assert_eq!(s.deadline, Some(HumanDuration::from_secs(120)));
@@ -360,7 +364,7 @@ fn default_values_are_never_echoed() {
 fn reference_errors_point_at_the_value() {
     assert_eq!(
         err("[env]\nA = \"foo://x/y\"\n"),
-        "vault-run.toml:2:5: A: unknown scheme \"foo://\"; use a plain path, ass://PATH or vault://MOUNT/PATH#FIELD"
+        format!("vault-run.toml:2:5: A: unknown scheme \"foo://\"; use a plain path, {}", examples())
     );
     assert_eq!(
         err("[env]\nA = { optional = true, path = \"KEY\" }\n"),
@@ -390,7 +394,7 @@ fn glob_entry_rules() {
     assert!(err("[env]\nDB = \"vault://secret/app/db#*\"\n").contains("is a pattern"));
     assert_eq!(
         err("[env]\n\"STRIPE_*\" = \"production/stripe/KEY\"\n"),
-        "vault-run.toml:2:14: STRIPE_*: \"production/stripe/KEY\" names a single secret, but the name has a '*'; use a pattern like production/stripe/* or vault://MOUNT/PATH#*"
+        format!("vault-run.toml:2:14: STRIPE_*: \"production/stripe/KEY\" names a single secret, but the name has a '*'; use a pattern like {}", glob_examples())
     );
     assert_eq!(
         err("[env]\n\"A_*_*\" = \"a/*\"\n"),
@@ -438,7 +442,7 @@ fn template_errors_point_inside_the_string() {
     );
     assert_eq!(
         t("{{ foo://a/b }}"),
-        "vault-run.toml:2:22: A: bad reference in template: unknown scheme \"foo://\"; use a plain path, ass://PATH or vault://MOUNT/PATH#FIELD"
+        format!("vault-run.toml:2:22: A: bad reference in template: unknown scheme \"foo://\"; use a plain path, {}", examples())
     );
     assert_eq!(
         t("no refs here"),

@@ -246,12 +246,14 @@ impl SecretsArgs {
             format: store.log_format,
             program: Program::Launcher,
         };
-        let mut flags = crate::settings::Flags {
-            allow_insecure_http: store.allow_insecure_http,
-            agent_key_file: store.agent_key_file,
-            ..Default::default()
-        };
-        flags.tuning.base_url = store.base_url;
+        let mut flags =
+            crate::settings::Flags { allow_insecure_http: store.allow_insecure_http, ..Default::default() };
+        if let Some(url) = store.base_url {
+            flags.options.set(&crate::backend::ass::BASE_URL, url.into());
+        }
+        if let Some(file) = store.agent_key_file {
+            flags.options.set(&crate::backend::ass::AGENT_KEY_FILE, file.into());
+        }
         flags.tuning.timeout = store.timeout;
         flags.tuning.retries = store.retries;
         flags.tuning.approval_timeout = store.approval_timeout;

@@ -52,7 +52,13 @@ pub fn run(
 /// The file's variables as (path, value), checked before anything is sent. Values that are
 /// already references (`ass://…`) are left out: they point at secrets that exist.
 fn read(file: &Path, namespace: &str) -> Result<Vec<(SecretPath, SecretString)>, SecretsError> {
-    let lookup = |name: &str| std::env::var(name).ok();
+    // `${ASS_AGENT_KEY}` must not turn the agent key into a stored secret.
+    let lookup = |name: &str| {
+        if crate::backend::registry::is_credential_var(name.as_bytes()) {
+            return Err(crate::expand::Refused);
+        }
+        Ok(std::env::var(name).ok())
+    };
     let vars = crate::envfile::read_all(&[file.to_owned()], &lookup)
         .map_err(|e| SecretsError::Config(e.to_string()))?;
     let ns = namespace.trim_matches('/');

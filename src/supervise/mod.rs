@@ -128,9 +128,7 @@ pub fn run(
 ) -> ExitCode {
     // Before any thread of ours exists: nothing else reads the environment now.
     let wiped = os::wipe_environ(|name, value| {
-        crate::backend::credential_vars().any(|c| c.as_bytes() == name)
-            || value.starts_with(b"ass://")
-            || value.starts_with(b"vault://")
+        crate::backend::registry::is_credential_var(name) || crate::backend::registry::is_env_reference(value)
     });
     if !wiped.is_empty() {
         tracing::debug!(variables = ?wiped, "removed from vault-run's own environment");

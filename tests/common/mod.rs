@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod aws;
 pub mod bao;
 pub mod vendors;
 pub mod bao_cluster;
@@ -250,6 +251,7 @@ pub fn bare_vault_run(dir: &std::path::Path) -> Command {
         if k.starts_with("ASS_")
             || k.starts_with("VAULT_")
             || k.starts_with("BAO_")
+            || k.starts_with("AWS_")
             || k == "CREDENTIALS_DIRECTORY"
             || k == "NOTIFY_SOCKET"
         {

@@ -332,9 +332,15 @@ pub async fn exchange(
 ) -> Result<Reply, Failure> {
     let started = std::time::Instant::now();
     let request = build(client.request(method.clone(), url)).build().map_err(network)?;
-    let sent: Vec<Zeroizing<String>> = [reqwest::header::AUTHORIZATION.as_str(), "x-vault-token"]
+    // Every header the caller marked sensitive (`HeaderValue::set_sensitive`; `bearer_auth` does)
+    // holds a credential, and so do these two whatever the marking.
+    let sent: Vec<Zeroizing<String>> = request
+        .headers()
         .iter()
-        .filter_map(|h| request.headers().get(*h)?.to_str().ok())
+        .filter(|(name, v)| {
+            v.is_sensitive() || *name == reqwest::header::AUTHORIZATION || name.as_str() == "x-vault-token"
+        })
+        .filter_map(|(_, v)| v.to_str().ok())
         .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
         .filter(|v| !v.is_empty())
         .map(|v| Zeroizing::new(v.to_owned()))

@@ -13,17 +13,54 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use self::glob::AssGlob;
+use super::registry::{Destination, OptionSpec, Registration, StoreKey, ValueKind};
 use super::{
     Backend, BackendError, Event, FailureKind, FetchContext, FetchFuture, Fetched, GlobRef, Options,
     ReadsInFlight, Reference, SecretValue, Tier, Wanted,
 };
-use crate::client::{AgentVault, Error as ClientError};
+use crate::client::{AgentVault, Error as ClientError, DEFAULT_BASE_URL};
 use crate::duration::HumanDuration;
 use crate::path::{Action, Scope, SecretPath};
 use crate::wire::AccessTier;
 
 /// Variables holding the agent key; never passed to the child (unless `--keep-agent-key`).
 pub const CREDENTIAL_VARS: &[&str] = &["ASS_AGENT_KEY", "ASS_AGENT_KEY_FILE", "ASS_ADMIN_KEY"];
+
+/// `--agent-key-file` / `ASS_AGENT_KEY_FILE`.
+pub const AGENT_KEY_FILE: OptionSpec = OptionSpec {
+    flag: "agent-key-file",
+    value_name: "PATH",
+    help: "File holding the agent key (used when ASS_AGENT_KEY is not set)",
+    env: Some("ASS_AGENT_KEY_FILE"),
+    store: None,
+    kind: ValueKind::Path,
+};
+
+/// `--base-url` / `ASS_BASE_URL` / `[store] base_url`: where the agent key is sent.
+pub const BASE_URL: OptionSpec = OptionSpec {
+    flag: "base-url",
+    value_name: "URL",
+    help: "Agent Secret Store base URL [default: https://api.agentsecretstore.com]",
+    env: Some("ASS_BASE_URL"),
+    store: Some(StoreKey {
+        key: "base_url",
+        expected: "a string like \"https://api.agentsecretstore.com\"",
+        credential_destination: Some(Destination { default: DEFAULT_BASE_URL, credential: "the agent key" }),
+    }),
+    kind: ValueKind::Text,
+};
+
+/// Plain paths and `ass://PATH`, read with the agent key.
+pub const REGISTRATION: Registration = Registration {
+    scheme: super::reference::DEFAULT_SCHEME,
+    syntax: reference::SYNTAX,
+    make: AssBackend::boxed,
+    credential_vars: CREDENTIAL_VARS,
+    options: &[AGENT_KEY_FILE, BASE_URL],
+    example: Some("ass://PATH"),
+    glob_example: Some("production/stripe/*"),
+    env_refs: true,
+};
 
 /// Reads from Agent Secret Store.
 pub struct AssBackend {
@@ -38,13 +75,13 @@ pub struct AssBackend {
 impl AssBackend {
     /// Builds the backend: finds the agent key and checks the base URL.
     pub fn new(settings: &Options) -> Result<Self, BackendError> {
-        let (agent_key, source) = key::load(settings.agent_key_file.as_deref(), &settings.env)?;
+        let (agent_key, source) = key::load(settings.backend.path(&AGENT_KEY_FILE), &settings.env)?;
         tracing::debug!(source = ?source, "agent key found");
         let source = source.clone();
         let key_source = source;
         let client = AgentVault::builder()
             .agent_key(agent_key)
-            .base_url(&settings.base_url)
+            .base_url(settings.backend.text(&BASE_URL).unwrap_or(DEFAULT_BASE_URL))
             .default_ttl(settings.ttl)
             .timeout(settings.timeout)
             .retries(settings.retries)

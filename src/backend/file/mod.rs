@@ -5,10 +5,24 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::reference::{ReferenceError, Syntax};
+use super::registry::Registration;
 use super::{
     Backend, BackendError, FailureKind, FetchContext, FetchFuture, Fetched, Options, SecretValue, Wanted,
 };
 use crate::secret::SecretString;
+
+/// `file:///PATH`: no options, no credentials, and never an environment reference (a
+/// `file://` value is an ordinary URL far too often).
+pub const REGISTRATION: Registration = Registration {
+    scheme: "file",
+    syntax: SYNTAX,
+    make: FileBackend::boxed,
+    credential_vars: CREDENTIAL_VARS,
+    options: &[],
+    example: None,
+    glob_example: None,
+    env_refs: false,
+};
 
 /// How the mapping checks `file://` references.
 pub const SYNTAX: Syntax = Syntax { single, glob };

@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::registry::{OptionSpec, Registration, ValueKind};
 use super::{
     Backend, BackendError, BoxFuture, FailureKind, FetchContext, FetchFuture, Fetched, GlobRef, Options,
     ReadsInFlight, Reference, SecretValue, Wanted,
@@ -31,6 +32,28 @@ use auth::Credential;
 use error::VaultError;
 use reference::VaultRef;
 use transport::Transport;
+
+/// `--vault-token-file`.
+pub const TOKEN_FILE: OptionSpec = OptionSpec {
+    flag: "vault-token-file",
+    value_name: "PATH",
+    help: "File holding the Vault/OpenBao token (used when VAULT_TOKEN/BAO_TOKEN are not set)",
+    env: None,
+    store: None,
+    kind: ValueKind::Path,
+};
+
+/// `vault://MOUNT/PATH#FIELD`, read from `VAULT_ADDR` with a Vault token or AppRole.
+pub const REGISTRATION: Registration = Registration {
+    scheme: "vault",
+    syntax: reference::SYNTAX,
+    make: VaultBackend::boxed,
+    credential_vars: auth::CREDENTIAL_VARS,
+    options: &[TOKEN_FILE],
+    example: Some("vault://MOUNT/PATH#FIELD"),
+    glob_example: Some("vault://MOUNT/PATH#*"),
+    env_refs: true,
+};
 
 /// Reads from Vault or OpenBao.
 pub struct VaultBackend {
@@ -95,7 +118,7 @@ impl VaultBackend {
         Ok(Self {
             transport,
             namespace: var(&["VAULT_NAMESPACE", "BAO_NAMESPACE"]),
-            credential: auth::discover(settings.vault_token_file.as_deref(), &settings.env)?,
+            credential: auth::discover(settings.backend.path(&TOKEN_FILE), &settings.env)?,
             ttl: settings.ttl,
             concurrency: settings.concurrency,
             http2: AtomicBool::new(false),

@@ -23,7 +23,7 @@ fn split(rest: &str) -> (&str, Option<&str>) {
 
 /// Checks the path part: `MOUNT/PATH`, no empty segment, no `*`.
 fn check_path(whole: &str, path: &str) -> Result<(), ReferenceError> {
-    let err = |reason| Err(ReferenceError::Vault { reference: whole.to_owned(), reason });
+    let err = |reason| Err(ReferenceError::Invalid { reference: whole.to_owned(), reason });
     if path.contains('*') {
         return err("has '*' in its path; only #* (every field of one secret) is supported");
     }
@@ -56,7 +56,7 @@ pub fn parse(whole: &str, rest: &str) -> Result<VaultRef, ReferenceError> {
         Some(f) if !f.is_empty() => "has a control character in its field",
         _ => "needs a #FIELD naming the field to read, like vault://secret/app/db#password",
     };
-    Err(ReferenceError::Vault { reference: whole.to_owned(), reason })
+    Err(ReferenceError::Invalid { reference: whole.to_owned(), reason })
 }
 
 /// Parses the rest of a glob (`secret/app/db#*`) into the secret's path.
