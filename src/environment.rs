@@ -74,17 +74,12 @@ impl ChildEnv {
             .collect()
     }
 
-    /// (name, value) pairs, for spawning with `std::process::Command`.
-    pub fn pairs(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
-        self.entries.iter().map(|e| {
-            let eq = e.iter().position(|&b| b == b'=').unwrap_or(e.len());
-            (OsStr::from_bytes(&e[..eq]), OsStr::from_bytes(e.get(eq + 1..).unwrap_or_default()))
-        })
-    }
-
     /// Names in the environment.
     pub fn names(&self) -> impl Iterator<Item = &OsStr> {
-        self.pairs().map(|(k, _)| k)
+        self.entries.iter().map(|e| {
+            let eq = e.iter().position(|&b| b == b'=').unwrap_or(e.len());
+            OsStr::from_bytes(&e[..eq])
+        })
     }
 
     /// Number of variables.

@@ -88,6 +88,12 @@ async fn exit_code_and_death_by_signal_propagate() {
         T,
     );
     assert_eq!(out.status.code(), Some(127), "{}", stderr_of(&out));
+    // The child is exec'd from vault-run's own environment block: its errno still comes back.
+    let script = dir.path().join("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let out =
+        output_within(vault_run(&dev, dir.path()).args(["--supervise", "-e", &k, "--"]).arg(&script), T);
+    assert_eq!(out.status.code(), Some(126), "{}", stderr_of(&out));
 }
 
 #[tokio::test]

@@ -97,8 +97,13 @@ impl Spawner {
         if self.masking {
             self.remember(&launch.secrets);
         }
-        let mut cmd = Command::new(program);
-        cmd.arg0(&command[0]).args(&command[1..]).env_clear().envs(launch.env.pairs());
+        let cstring = |s: &std::ffi::OsStr| std::ffi::CString::new(s.as_bytes()).map_err(|_| ExecError::Nul);
+        let argv = command.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;
+        // The child's environment goes from vault-run's zeroizing block straight to execve (see
+        // os::exec_with); std's own copy stays empty.
+        let block = os::ExecBlock::new(cstring(program.as_os_str())?, argv, launch.env.to_cstrings());
+        let mut cmd = Command::new(&program);
+        cmd.arg0(&command[0]).args(&command[1..]).env_clear();
         let mut placement = self.placement;
         let mut master = None;
         let mut shared = None;
@@ -128,9 +133,12 @@ impl Spawner {
             user.apply_to(&mut cmd);
         }
         os::prepare_child(&mut cmd, placement, self.core, self.mask);
+        os::exec_with(&mut cmd, &block);
         let spawned = cmd.spawn().map_err(|e| classify(&shown, &e));
-        // The slave descriptors (in `cmd`) and the memfds (in `launch`) now belong to the child.
+        // The slave descriptors (in `cmd`) and the memfds (in `launch`) now belong to the child;
+        // the environment's strings are wiped.
         drop(cmd);
+        drop(block);
         drop(launch);
         let mut spawned = spawned?;
         if let Some(both) = shared {

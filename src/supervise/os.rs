@@ -1,6 +1,7 @@
 //! Every `unsafe` OS call of supervise mode, each with why it is needed and why it is sound.
 //! The rest of the module works with the safe functions here.
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::process::Command;
@@ -163,6 +164,60 @@ pub fn prepare_child(cmd: &mut Command, placement: Placement, core: CoreLimit, m
                 return Err(io::Error::last_os_error());
             }
             Ok(())
+        });
+    }
+}
+
+/// What the child is exec'd with, in vault-run's own buffers: the environment's strings are
+/// wiped when this is dropped, after the spawn (std's `Command::envs` would copy every value into
+/// strings of its own, freed unwiped).
+pub struct ExecBlock {
+    program: CString,
+    argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp: Vec<CString>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+impl ExecBlock {
+    /// `program` run as `argv` with exactly `envp` (`NAME=value` strings, wiped on drop).
+    pub fn new(program: CString, argv: Vec<CString>, envp: Vec<CString>) -> Self {
+        let ptrs = |v: &[CString]| v.iter().map(|s| s.as_ptr()).chain([std::ptr::null()]).collect();
+        let (argv_ptrs, envp_ptrs) = (ptrs(&argv), ptrs(&envp));
+        Self { program, argv, argv_ptrs, envp, envp_ptrs }
+    }
+}
+
+impl Drop for ExecBlock {
+    fn drop(&mut self) {
+        self.envp_ptrs.clear();
+        crate::environment::wipe_cstrings(std::mem::take(&mut self.envp));
+    }
+}
+
+/// Makes the child `execve` from `block` itself, as the last step between fork and exec, so
+/// that std's exec (with its environment copy, empty after `env_clear`) never runs. A failed
+/// `execve` returns its errno, which `spawn` reports as its error. Call it after every other
+/// `pre_exec` hook, and keep `block` alive until `spawn` has returned.
+pub fn exec_with(cmd: &mut Command, block: &ExecBlock) {
+    use std::os::unix::process::CommandExt;
+    debug_assert_eq!(block.argv.len() + 1, block.argv_ptrs.len());
+    // Addresses, not pointers, so that the closure is Send; they point into `block`'s heap
+    // buffers, which the caller keeps alive (and unmoved on the heap) across the spawn.
+    let program = block.program.as_ptr() as usize;
+    let argv = block.argv_ptrs.as_ptr() as usize;
+    let envp = block.envp_ptrs.as_ptr() as usize;
+    // SAFETY: runs between fork and exec in the child, whose copy of the parent's memory holds
+    // `block` intact (the parent keeps it alive until spawn returns); execve is async-signal-safe
+    // and the NULL-terminated arrays were built before the fork, so nothing is allocated here.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::execve(
+                program as *const libc::c_char,
+                argv as *const *const libc::c_char,
+                envp as *const *const libc::c_char,
+            );
+            Err(io::Error::last_os_error())
         });
     }
 }
