@@ -58,16 +58,42 @@ fn trimmed_len(b: &[u8]) -> usize {
     }
 }
 
-/// The terminal's echo, off until dropped.
+/// The terminal's settings before the echo went off: what the signal handler puts back.
+static SAVED: std::sync::OnceLock<libc::termios> = std::sync::OnceLock::new();
+
+/// Ctrl-C (or SIGTERM, SIGHUP) while the echo is off: put the terminal back, then die of the
+/// signal as usual (a shell left without echo is the classic bug of password prompts).
+extern "C" fn restore_and_die(signal: libc::c_int) {
+    if let Some(t) = SAVED.get() {
+        // SAFETY: tcsetattr, signal and raise are async-signal-safe; `t` is a plain struct.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, t);
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        }
+    }
+}
+
+const RESTORING: [nix::sys::signal::Signal; 3] =
+    [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGHUP];
+
+/// The terminal's echo, off until dropped (or until a signal, which restores it first).
 struct EchoOff {
     saved: nix::sys::termios::Termios,
 }
 
 impl EchoOff {
     fn new(stdin: &std::io::Stdin) -> Result<Self, SecretsError> {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
         use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
         let fail = |e: nix::Error| SecretsError::Usage(format!("cannot turn the terminal's echo off: {e}"));
         let saved = tcgetattr(stdin).map_err(fail)?;
+        let _ = SAVED.set(saved.clone().into());
+        let handler = SigAction::new(SigHandler::Handler(restore_and_die), SaFlags::empty(), SigSet::empty());
+        for signal in RESTORING {
+            // SAFETY: the handler calls only async-signal-safe functions.
+            let _ = unsafe { sigaction(signal, &handler) };
+        }
         let mut quiet = saved.clone();
         quiet.local_flags.remove(LocalFlags::ECHO);
         tcsetattr(stdin, SetArg::TCSAFLUSH, &quiet).map_err(fail)?;
@@ -77,8 +103,13 @@ impl EchoOff {
 
 impl Drop for EchoOff {
     fn drop(&mut self) {
+        use nix::sys::signal::{signal, SigHandler};
         let _ =
             nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &self.saved);
+        for s in RESTORING {
+            // SAFETY: back to the default disposition.
+            let _ = unsafe { signal(s, SigHandler::SigDfl) };
+        }
     }
 }
 
