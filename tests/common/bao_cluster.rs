@@ -114,7 +114,8 @@ impl BaoCluster {
             let log = dir.path().join(format!("n{i}.log"));
             nodes.push(Node { child: None, config, log, addr: format!("http://127.0.0.1:{api}") });
         }
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+        // sys/init generates keys and bootstraps Raft: over 10 s on a loaded machine.
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
         let mut c = BaoCluster { nodes, root: String::new(), unseal_key: String::new(), http, dir };
         for i in 0..3 {
             c.spawn(i);
