@@ -15,7 +15,9 @@ use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use super::guard::{self, Slot, Slots};
 use super::inject::{self, Swap};
+use super::scrub::{self, Scrubbed};
 use super::Shared;
 
 /// Any error on the way; only ever logged or turned into a status line.
@@ -25,8 +27,16 @@ type Body = BoxBody<Bytes, BoxError>;
 /// How long the proxy waits for a TCP connection to a host.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The largest request body buffered for `body = true` substitution.
+/// The largest request body buffered for substitution (`inject = ["body"]`), before and after.
 const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Said once per interval when accepting fails (out of descriptors).
+static ACCEPT_FAILED: guard::RateLimitedLog = guard::RateLimitedLog::new("accepting a connection failed");
+
+/// Said once per interval when the connection cap closes connections without the password.
+static EVICTIONS: guard::RateLimitedLog = guard::RateLimitedLog::new(
+    "connection cap reached: closing the oldest connections that sent no password",
+);
 
 /// Accepts the child's connections until `stop` fires.
 pub(super) async fn serve(
@@ -41,33 +51,75 @@ pub(super) async fn serve(
             return;
         }
     };
+    let slots = Slots::for_this_process();
+    let mut ticks = tokio::time::interval(guard::LOG_INTERVAL);
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            _ = ticks.tick() => {
+                shared.refused.tick();
+                EVICTIONS.tick();
+                ACCEPT_FAILED.tick();
+            }
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
+                    let Some((slot, closed)) = slots.take() else {
+                        // Every slot holds a connection that sent the password: the child's own.
+                        EVICTIONS.note();
+                        continue;
+                    };
                     let _ = tcp.set_nodelay(true);
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req| {
-                            let s = shared.clone();
-                            async move { Ok::<_, Infallible>(handle(s, req).await) }
-                        });
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(tcp), svc)
-                            .with_upgrades();
-                        if let Err(e) = conn.await {
-                            tracing::debug!("proxy: client connection ended: {e}");
-                        }
-                    });
+                    tokio::spawn(connection(shared.clone(), tcp, slot, closed));
+                    if slots.crowded() {
+                        // Let the connections closed to make room go before taking more.
+                        tokio::task::yield_now().await;
+                    }
                 }
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!("proxy: accept failed: {e}");
+                    ACCEPT_FAILED.note_with(&e);
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             }
         }
+    }
+}
+
+/// Serves one connection of the child's until it ends, the cap closes it, or it has sent no
+/// request with the password within [`guard::PROVE_WITHIN`].
+async fn connection(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    slot: Slot,
+    closed: tokio::sync::oneshot::Receiver<()>,
+) {
+    let slot = Arc::new(slot);
+    let svc_slot = slot.clone();
+    let svc = service_fn(move |req| {
+        let (s, slot) = (shared.clone(), svc_slot.clone());
+        async move { Ok::<_, Infallible>(handle(s, slot, req).await) }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).with_upgrades();
+    let evicted = async {
+        if closed.await.is_err() {
+            // Proven: never closed to make room.
+            std::future::pending::<()>().await;
+        }
+        EVICTIONS.note();
+    };
+    let deadline = async {
+        tokio::time::sleep(guard::PROVE_WITHIN).await;
+        if slot.proven() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = conn => if let Err(e) = r {
+            tracing::debug!("proxy: client connection ended: {e}");
+        },
+        () = evicted => {}
+        () = deadline => tracing::debug!("proxy: closed a connection that sent no request with the password in time"),
     }
 }
 
@@ -86,49 +138,73 @@ fn status(code: StatusCode, message: String) -> Response<Body> {
     r
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+async fn handle(shared: Arc<Shared>, slot: Arc<Slot>, req: Request<Incoming>) -> Response<Body> {
     if !shared.authorized(req.headers().get(header::PROXY_AUTHORIZATION)) {
-        tracing::warn!(method = %req.method(), "proxy: request without the proxy password refused (407)");
+        shared.refused.note();
         let mut r = status(StatusCode::PROXY_AUTHENTICATION_REQUIRED, "proxy authentication required".into());
         r.headers_mut()
             .insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"vault-run\""));
+        // No second try on this connection: whoever does not know the password gets one answer.
+        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         return r;
     }
+    slot.prove();
     if req.method() == Method::CONNECT {
-        return connect(shared, req).await;
+        return connect(shared, slot, req).await;
     }
     plain(shared, req).await
 }
 
-/// Host (lower case, IPv6 without brackets) and port of an authority.
-fn host_port(uri: &Uri, default_port: u16) -> Option<(String, u16)> {
-    let auth = uri.authority()?;
+/// Host (lower case, IPv6 without brackets) and port of an authority; `Err` for a port that is
+/// written but not one (`:0`, `:65536`, `:x`), which must not fall back to the default.
+fn host_port(uri: &Uri, default_port: u16) -> Result<(String, u16), String> {
+    let auth = uri.authority().ok_or("no host")?;
     let host =
         auth.host().trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
-    Some((host, auth.port_u16().unwrap_or(default_port)))
+    let text = auth.as_str();
+    let after = text.rfind(auth.host()).map_or("", |i| &text[i + auth.host().len()..]);
+    let port = match after.strip_prefix(':') {
+        None if after.is_empty() => default_port,
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| format!("{p:?} is not a port"))?,
+        None => return Err(format!("{text:?} is not host:port")),
+    };
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    Ok((host, port))
 }
 
-/// The 403 for a host that `--deny-other-hosts` keeps out (neither listed nor allowed); `what`
-/// names the refused request in the log.
-fn refusal(shared: &Shared, host: &str, listed: bool, what: &str) -> Option<Response<Body>> {
-    if listed || shared.may_pass(host) {
+/// The 403 for a host:port kept out by `--deny-other-hosts` (or by `--user`): neither listed
+/// nor allowed; `what` names the refused request in the log.
+fn refusal(shared: &Shared, host: &str, port: u16, default_port: u16, what: &str) -> Option<Response<Body>> {
+    if shared.listed(host, port, default_port) || shared.may_pass(host, port, default_port) {
         return None;
     }
-    tracing::warn!(host, "proxy: {what} refused by --deny-other-hosts (403)");
-    Some(status(StatusCode::FORBIDDEN, format!("{host} is not an allowed host (--deny-other-hosts)")))
+    let why = if shared.deny_other {
+        "--deny-other-hosts"
+    } else {
+        "under --user the proxy reaches only listed hosts and --allow-host"
+    };
+    tracing::warn!(host, port, "proxy: {what} refused ({why}; 403)");
+    Some(status(
+        StatusCode::FORBIDDEN,
+        format!("{} is not an allowed host ({why})", authority(host, port, 0)),
+    ))
 }
 
-async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
-    let Some((host, port)) = host_port(req.uri(), 443) else {
-        return status(StatusCode::BAD_REQUEST, "CONNECT needs host:port".into());
+async fn connect(shared: Arc<Shared>, slot: Arc<Slot>, req: Request<Incoming>) -> Response<Body> {
+    let (host, port) = match host_port(req.uri(), 443) {
+        Ok(hp) => hp,
+        Err(e) => return status(StatusCode::BAD_REQUEST, format!("CONNECT needs host:port: {e}")),
     };
-    let listed = shared.listed(&host);
-    if let Some(refused) = refusal(&shared, &host, listed, "CONNECT") {
+    let listed = shared.listed(&host, port, 443);
+    if let Some(refused) = refusal(&shared, &host, port, 443, "CONNECT") {
         return refused;
     }
     if listed {
         tracing::debug!(host, port, "proxy: CONNECT intercepted");
         tokio::spawn(async move {
+            let _slot = slot;
             match hyper::upgrade::on(req).await {
                 Ok(up) => {
                     if let Err(e) = intercept(shared, up, host.clone(), port).await {
@@ -147,6 +223,7 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
     };
     tracing::debug!(host, port, "proxy: CONNECT tunnelled untouched");
     tokio::spawn(async move {
+        let _slot = slot;
         match hyper::upgrade::on(req).await {
             Ok(up) => {
                 let mut client = TokioIo::new(up);
@@ -211,10 +288,7 @@ impl Upstream {
                 tracing::debug!(host = self.host, %method, status = r.status().as_u16(), "proxy: request forwarded");
                 r
             }
-            Err(Failure::TooLarge) => status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body over {} MiB cannot be rewritten (body = true)", MAX_BODY >> 20),
-            ),
+            Err(Failure::TooLarge) => too_large(),
             Err(Failure::Other(e)) => {
                 tracing::warn!(host = self.host, "proxy: upstream request failed: {e}");
                 status(StatusCode::BAD_GATEWAY, format!("cannot reach {}: {e}", self.host))
@@ -223,19 +297,15 @@ impl Upstream {
     }
 
     async fn try_forward(&self, mut req: Request<Incoming>) -> Result<Response<Body>, Failure> {
-        let swaps = self.shared.swaps(&self.host);
+        let swaps: Arc<[Swap]> = self.shared.swaps(&self.host, self.port, 443).into();
         let upgrade = upgrade_of(req.headers());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        inject::headers(&mut parts.headers, &swaps, true);
-        if let Some(uri) = inject::query(&parts.uri, &swaps) {
-            parts.uri = uri;
-        }
-        let body = request_body(&mut parts.headers, body, &swaps).await?;
+        let body = substitute(&mut parts, body, &swaps).await?;
         if let (Some(protocol), Some(client_upgrade)) = (upgrade, client_upgrade) {
-            return self.upgrade(parts, body, protocol, client_upgrade, &swaps).await;
+            return self.upgrade(parts, body, protocol, client_upgrade, swaps).await;
         }
+        let method = parts.method.clone();
         let sender = self.sender().await?;
         let authority = authority(&self.host, self.port, 443);
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
@@ -263,10 +333,7 @@ impl Upstream {
                 resp
             }
         };
-        let (mut parts, body) = resp.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        inject::headers(&mut parts.headers, &swaps, false);
-        Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed()))
+        Ok(self.shared.scrubbed(resp, &method, swaps))
     }
 
     /// An HTTP/1.1 upgrade (WebSocket): the handshake substituted like any request, on a
@@ -277,7 +344,7 @@ impl Upstream {
         body: Body,
         protocol: HeaderValue,
         client_upgrade: hyper::upgrade::OnUpgrade,
-        swaps: &[Swap],
+        swaps: Arc<[Swap]>,
     ) -> Result<Response<Body>, Failure> {
         let tls = self.tls(&self.shared.upstream_h1).await?;
         let (mut s, conn) =
@@ -316,8 +383,12 @@ impl Upstream {
             parts.headers.extend(connection.map(|v| (header::CONNECTION, v)));
             parts.headers.extend(upgrade.map(|v| (header::UPGRADE, v)));
         }
-        inject::headers(&mut parts.headers, swaps, false);
-        Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed()))
+        let scrubber = self.shared.scrubber();
+        inject::scrub_headers(&mut parts.headers, &swaps, &scrubber);
+        // After a switch the bytes are the protocol's own (not scrubbed, README says so);
+        // a refused switch is an ordinary answer.
+        let body = Scrubbed::new(body, &scrubber, swaps);
+        Ok(Response::from_parts(parts, body.boxed()))
     }
 
     /// The HTTP/2 sender (shared), an idle HTTP/1.1 one, or a new connection.
@@ -367,10 +438,39 @@ impl Failure {
     }
 }
 
-/// The request body: streamed as is, or (when an entry for this host has `body = true`)
-/// buffered, substituted and sent with its new length.
+fn too_large() -> Response<Body> {
+    status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the request body is over {} MiB before or after the value goes in, too large to rewrite (inject = [\"body\"])",
+            MAX_BODY >> 20
+        ),
+    )
+}
+
+/// The request to a listed host with the values put where the entries say (`inject`), and
+/// the parts that would let the value come back unseen taken off.
+async fn substitute(
+    parts: &mut http::request::Parts,
+    body: Incoming,
+    swaps: &[Swap],
+) -> Result<Body, Failure> {
+    strip_hop_by_hop(&mut parts.headers);
+    inject::request_headers(&mut parts.headers, swaps);
+    if let Some(uri) = inject::query(&parts.uri, swaps) {
+        parts.uri = uri;
+    }
+    if !swaps.is_empty() {
+        // A compressed answer could carry the value past the scrubber.
+        parts.headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    }
+    request_body(&mut parts.headers, body, swaps).await
+}
+
+/// The request body: streamed as is, or (when an entry for this host injects into bodies)
+/// read once, substituted in one pass and sent with its new length.
 async fn request_body(headers: &mut HeaderMap, body: Incoming, swaps: &[Swap]) -> Result<Body, Failure> {
-    if !swaps.iter().any(|s| s.body) {
+    if !swaps.iter().any(|s| s.inject.body) {
         return Ok(body.map_err(BoxError::from).boxed());
     }
     let collected = match Limited::new(body, MAX_BODY).collect().await {
@@ -378,11 +478,34 @@ async fn request_body(headers: &mut HeaderMap, body: Incoming, swaps: &[Swap]) -
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(Failure::TooLarge),
         Err(e) => return Err(Failure::Other(e)),
     };
-    let Some(replaced) = inject::body(&collected, swaps) else {
-        return Ok(full(collected));
-    };
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(replaced.len()));
-    Ok(full(Bytes::copy_from_slice(&replaced)))
+    match inject::body(&collected, swaps, MAX_BODY) {
+        Err(inject::TooLarge) => Err(Failure::TooLarge),
+        Ok(None) => Ok(full(collected)),
+        Ok(Some(replaced)) => {
+            drop(collected);
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(replaced.len()));
+            Ok(full(scrub::wiped_bytes(replaced)))
+        }
+    }
+}
+
+impl Shared {
+    /// A listed host's answer as the child gets it: hop-by-hop headers off, the values out of
+    /// headers, body and trailers.
+    fn scrubbed(&self, resp: Response<Incoming>, method: &Method, swaps: Arc<[Swap]>) -> Response<Body> {
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let scrubber = self.scrubber();
+        inject::scrub_headers(&mut parts.headers, &swaps, &scrubber);
+        let bodiless = method == Method::HEAD
+            || parts.status == StatusCode::NO_CONTENT
+            || parts.status == StatusCode::NOT_MODIFIED;
+        if !bodiless && !scrubber.is_empty() {
+            // A placeholder need not be as long as its value.
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
+        Response::from_parts(parts, Scrubbed::new(body, &scrubber, swaps).boxed())
+    }
 }
 
 /// The protocol an HTTP/1.1 request asks to switch to (`Connection: upgrade` + `Upgrade`).
@@ -446,25 +569,25 @@ async fn plain(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     if req.uri().scheme_str() != Some("http") {
         return status(StatusCode::BAD_REQUEST, "expected CONNECT or an absolute http:// URL".into());
     }
-    let Some((host, port)) = host_port(req.uri(), 80) else {
-        return status(StatusCode::BAD_REQUEST, "the URL has no host".into());
+    let (host, port) = match host_port(req.uri(), 80) {
+        Ok(hp) => hp,
+        Err(e) => return status(StatusCode::BAD_REQUEST, format!("the URL needs a host and port: {e}")),
     };
-    let listed = shared.listed(&host);
-    if let Some(refused) = refusal(&shared, &host, listed, "request") {
+    let listed = shared.listed(&host, port, 80);
+    if let Some(refused) = refusal(&shared, &host, port, 80, "request") {
         return refused;
     }
-    let swaps = if listed && is_loopback(&host) { shared.swaps(&host) } else { Vec::new() };
+    let swaps: Arc<[Swap]> =
+        if listed && is_loopback(&host) { shared.swaps(&host, port, 80).into() } else { Arc::new([]) };
     if listed && swaps.is_empty() {
         tracing::warn!(
             host,
             "proxy: plain http:// to a listed host that is not loopback: forwarded without the value"
         );
     }
-    match forward_plain(&shared, req, &host, port, &swaps).await {
+    match forward_plain(&shared, req, &host, port, swaps).await {
         Ok(r) => r,
-        Err(Failure::TooLarge) => {
-            status(StatusCode::PAYLOAD_TOO_LARGE, "request body too large to rewrite".into())
-        }
+        Err(Failure::TooLarge) => too_large(),
         Err(Failure::Other(e)) => status(StatusCode::BAD_GATEWAY, format!("cannot reach {host}:{port}: {e}")),
     }
 }
@@ -474,15 +597,11 @@ async fn forward_plain(
     req: Request<Incoming>,
     host: &str,
     port: u16,
-    swaps: &[Swap],
+    swaps: Arc<[Swap]>,
 ) -> Result<Response<Body>, Failure> {
     let (mut parts, body) = req.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    inject::headers(&mut parts.headers, swaps, true);
-    if let Some(uri) = inject::query(&parts.uri, swaps) {
-        parts.uri = uri;
-    }
-    let body = request_body(&mut parts.headers, body, swaps).await?;
+    let body = substitute(&mut parts, body, &swaps).await?;
+    let method = parts.method.clone();
     // The URL's host, whatever Host the child wrote (see `Upstream::try_forward`).
     let authority = authority(host, port, 80);
     parts.headers.insert(header::HOST, HeaderValue::from_str(&authority).map_err(Failure::other)?);
@@ -493,10 +612,12 @@ async fn forward_plain(
         hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(Failure::other)?;
     tokio::spawn(conn);
     let resp = s.send_request(Request::from_parts(parts, body)).await.map_err(Failure::other)?;
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    inject::headers(&mut parts.headers, swaps, false);
-    Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed()))
+    if swaps.is_empty() {
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        return Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed()));
+    }
+    Ok(shared.scrubbed(resp, &method, swaps))
 }
 
 /// Connects to `host:port`, or to the `--resolve` address pinned for it.
