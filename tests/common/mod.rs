@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 pub mod bao;
 pub mod upstream;
+pub mod vendors;
 
 /// The vault-run binary under test.
 pub fn bin() -> &'static str {
