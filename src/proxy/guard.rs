@@ -9,6 +9,7 @@
 //! the child's connection proves itself with its first request, within milliseconds.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,7 +66,7 @@ impl Slots {
         let id = s.next;
         let (close, closed) = oneshot::channel();
         s.unproven.push_back((id, close));
-        Some((Slot { id, slots: self.clone() }, closed))
+        Some((Slot { id, slots: self.clone(), proven: AtomicBool::new(false) }, closed))
     }
 
     /// Whether connections told to close to make room still hold their descriptors.
@@ -84,19 +85,23 @@ impl Slots {
 pub(super) struct Slot {
     id: u64,
     slots: Arc<Slots>,
+    /// Set once: every later request on the connection skips the lock.
+    proven: AtomicBool,
 }
 
 impl Slot {
     /// The connection sent the password: it is no longer closed to make room.
     pub(super) fn prove(&self) {
+        if self.proven.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let mut s = self.slots.state.lock().unwrap_or_else(|p| p.into_inner());
         s.unproven.retain(|(id, _)| *id != self.id);
     }
 
     /// Whether [`Slot::prove`] was called.
     pub(super) fn proven(&self) -> bool {
-        let s = self.slots.state.lock().unwrap_or_else(|p| p.into_inner());
-        !s.unproven.iter().any(|(id, _)| *id == self.id)
+        self.proven.load(Ordering::Acquire)
     }
 }
 

@@ -407,7 +407,15 @@ impl Proxy {
             .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
             .map_err(|e| ProxyError::Io(format!("cannot block signals: {e}")))?;
         let spawned = std::thread::Builder::new().name("vault-run-proxy".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            // Two workers: a large download is two TLS layers per byte (decrypt from the host,
+            // encrypt to the child), and the host's and the child's connections are separate
+            // tasks, so each layer gets a core of its own.
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("vault-run-proxy")
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!("proxy: cannot start its runtime: {e}");

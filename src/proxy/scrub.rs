@@ -111,3 +111,52 @@ where
 pub(super) fn wiped_bytes(data: Zeroizing<Vec<u8>>) -> Bytes {
     Bytes::from_owner(data)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::Inject;
+    use crate::secret::SecretString;
+    use http_body_util::{BodyExt, StreamBody};
+
+    const VALUE: &str = "sk-Ab/3+x=q~0042";
+
+    fn scrub(frames: Vec<Frame<Bytes>>) -> (Vec<u8>, Option<HeaderMap>) {
+        let value = SecretString::new(VALUE.to_owned());
+        let redactor = Redactor::replacing(&[(b"PH".to_vec(), &value)]);
+        let swaps: Arc<[Swap]> = Arc::new([Swap {
+            placeholder: b"PH".to_vec(),
+            value: Zeroizing::new(VALUE.as_bytes().to_vec()),
+            inject: Inject::default(),
+        }]);
+        let inner = StreamBody::new(futures_util::stream::iter(frames.into_iter().map(Ok::<_, BoxError>)));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let collected = rt.block_on(Scrubbed::new(inner, &redactor, swaps).collect()).unwrap();
+        let trailers = collected.trailers().cloned();
+        (collected.to_bytes().to_vec(), trailers)
+    }
+
+    #[test]
+    fn a_value_split_anywhere_across_frames_is_replaced_whole() {
+        let text = format!("before {VALUE} after");
+        for cut in 1..text.len() {
+            let (a, b) = text.split_at(cut);
+            let (out, _) =
+                scrub(vec![Frame::data(Bytes::from(a.to_owned())), Frame::data(Bytes::from(b.to_owned()))]);
+            assert_eq!(out, b"before PH after", "cut at {cut}");
+        }
+        let encoded = "c2stQWIvMyt4PXF+MDA0Mg==";
+        let (out, _) = scrub(vec![Frame::data(Bytes::from(format!("x {encoded} y")))]);
+        assert_eq!(out, b"x PH y");
+    }
+
+    #[test]
+    fn trailers_come_after_the_held_tail_and_are_scrubbed() {
+        let mut t = HeaderMap::new();
+        t.insert("x-t", http::HeaderValue::from_str(&format!("Bearer {VALUE}")).unwrap());
+        let (out, trailers) =
+            scrub(vec![Frame::data(Bytes::from_static(b"ends with sk-Ab")), Frame::trailers(t)]);
+        assert_eq!(out, b"ends with sk-Ab");
+        assert_eq!(trailers.unwrap()["x-t"], "Bearer PH");
+    }
+}

@@ -382,6 +382,9 @@ impl Upstream {
             // These two belong to the switch the child asked for.
             parts.headers.extend(connection.map(|v| (header::CONNECTION, v)));
             parts.headers.extend(upgrade.map(|v| (header::UPGRADE, v)));
+        } else {
+            // A refused switch is an ordinary answer, its body scrubbed (its length may change).
+            parts.headers.remove(header::CONTENT_LENGTH);
         }
         let scrubber = self.shared.scrubber();
         inject::scrub_headers(&mut parts.headers, &swaps, &scrubber);
