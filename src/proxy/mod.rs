@@ -7,9 +7,11 @@
 //! The child trusts the run CA through a bundle in an in-memory file.
 
 mod ca;
+mod forward;
 mod guard;
 mod holder;
 mod inject;
+mod message;
 mod scrub;
 mod server;
 

@@ -16,8 +16,10 @@ use hyper::body::{Body, Frame, SizeHint};
 use zeroize::Zeroizing;
 
 use super::inject::{self, Swap};
-use super::server::BoxError;
 use crate::mask::Redactor;
+
+/// Any error on the way; only ever logged or turned into a status line.
+pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A response body with every value replaced by its placeholder.
 pub(super) struct Scrubbed<B> {
