@@ -209,6 +209,14 @@ impl Redactor {
         self.pending.zeroize();
     }
 
+    /// Whether feeding `input` now would emit it unchanged and hold nothing back (no tail held,
+    /// no match in it, no start of a pattern at its end): the caller may then pass it on as it
+    /// is, without the copy [`Redactor::feed`] makes.
+    pub fn passes_unchanged(&self, input: &[u8]) -> bool {
+        let Some(matcher) = &self.matcher else { return true };
+        self.pending.is_empty() && matcher.live_from(input, 0) == input.len() && !matcher.ac.is_match(input)
+    }
+
     /// `input` redacted as a whole stream of its own (a header value), or `None` when it holds
     /// nothing to redact. Leaves this redactor's held-back tail alone.
     pub fn redact_whole(&self, input: &[u8]) -> Option<Zeroizing<Vec<u8>>> {

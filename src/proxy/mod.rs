@@ -404,6 +404,7 @@ impl Proxy {
         let addr = listener.local_addr().map_err(|e| ProxyError::Io(e.to_string()))?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let thread_shared = shared.clone();
+        keep_freed_memory();
         // New threads inherit the creating thread's signal mask: block everything around the spawn.
         let previous = nix::sys::signal::SigSet::all()
             .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
@@ -533,6 +534,21 @@ fn no_proxy(inherited: &[InheritedVar], listed: &[String]) -> String {
         }
     }
     items.join(",")
+}
+
+/// A download through the proxy frees and allocates TLS and HTTP buffers all the time; glibc
+/// hands the freed top of each thread's heap back to the kernel (and large buffers are mmap'd
+/// one by one), so every buffer came back as fresh pages to fault in: profiled, page faults and
+/// unmapping were the proxy's largest cost. Keeping up to 32 MiB free, and serving buffers up
+/// to 4 MiB from the heap, reuses them instead.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning parameters; it is called before the proxy's
+    // threads exist, and its failure (0) leaves the defaults, which are correct, only slower.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
 }
 
 /// The user's own `NO_PROXY` (or `no_proxy`), empty when unset.

@@ -72,7 +72,7 @@ where
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
-                        if this.redactor.is_empty() {
+                        if this.redactor.passes_unchanged(&data) {
                             return Poll::Ready(Some(Ok(Frame::data(data))));
                         }
                         let mut out = Vec::with_capacity(data.len());
