@@ -1,7 +1,10 @@
-//! Agent-safe proxy cost: per-request latency added and throughput on a large response, curl
-//! straight to a local HTTPS upstream vs. curl through vault-run's proxy. Run by `bench/proxy`.
+//! Agent-safe proxy cost: per-request latency added, time to the first byte of a streamed answer
+//! and throughput on a large response, a client straight to a local HTTPS upstream vs. the same
+//! client through vault-run's proxy. Run by `bench/proxy`.
 //!
-//! `proxy_bench VAULT_RUN_BINARY [REQUESTS] [MIB]` prints a Markdown table on stdout.
+//! `proxy_bench VAULT_RUN_BINARY [REQUESTS] [MIB] [JUDGE]` prints a Markdown table on stdout and,
+//! unless JUDGE is 0 (a smoke run under load proves nothing), exits 1 when the download through
+//! the proxy is under [`THROUGHPUT_TARGET`] of direct.
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -16,6 +19,39 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 const HOST: &str = "api.bench.test";
 const SECRET: &str = "sk-bench-0123456789abcdef";
+
+/// The download rate through the proxy, as a share of direct, that the bench requires.
+const THROUGHPUT_TARGET: f64 = 0.8;
+
+/// Chunks of a streamed answer (`/stream`), and the pause between them: a model's tokens.
+const STREAM_CHUNKS: usize = 10;
+const STREAM_PAUSE_MS: u64 = 5;
+
+/// A Python client (http.client, so it is the same code both ways): `REQUESTS` streamed answers
+/// on one kept-alive connection, each line the ms from sending the request to its first body
+/// byte. Through the proxy when `HTTPS_PROXY` is set (the child of vault-run), else straight.
+const TTFB_CLIENT: &str = r#"
+import base64, http.client, os, ssl, sys, time, urllib.parse
+host, port, n, ca = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+proxy = os.environ.get("HTTPS_PROXY")
+if proxy:
+    p = urllib.parse.urlsplit(proxy)
+    c = http.client.HTTPSConnection(p.hostname, p.port, context=ssl.create_default_context())
+    auth = base64.b64encode(f"{p.username}:{p.password}".encode()).decode()
+    c.set_tunnel(host, port, headers={"Proxy-Authorization": "Basic " + auth})
+else:
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False  # 127.0.0.1 for the host name; the chain is still verified
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
+for _ in range(n):
+    t0 = time.perf_counter()
+    c.request("GET", "/stream", headers={"Authorization": "Bearer " + os.environ["KEY"]})
+    r = c.getresponse()
+    r.read(1)
+    t1 = time.perf_counter()
+    r.read()
+    print((t1 - t0) * 1000)
+"#;
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -62,7 +98,20 @@ fn upstream(dir: &std::path::Path) -> (u16, std::path::PathBuf) {
                             .and_then(|q| q.strip_prefix("mib="))
                             .and_then(|n| n.parse().ok())
                             .unwrap_or(0);
-                        let body: Body = if mib == 0 {
+                        let body: Body = if req.uri().path() == "/stream" {
+                            let frames = futures_util::stream::unfold(0, |i| async move {
+                                if i == STREAM_CHUNKS {
+                                    return None;
+                                }
+                                if i > 0 {
+                                    tokio::time::sleep(std::time::Duration::from_millis(STREAM_PAUSE_MS))
+                                        .await;
+                                }
+                                let chunk = Bytes::from(format!("data: token {i}\n\n"));
+                                Some((Ok::<_, Infallible>(Frame::data(chunk)), i + 1))
+                            });
+                            StreamBody::new(frames).boxed()
+                        } else if mib == 0 {
                             Full::new(Bytes::from_static(b"ok\n")).boxed()
                         } else {
                             let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
@@ -99,6 +148,7 @@ fn main() {
         .expect("the vault-run binary (first argument)");
     let requests: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200);
     let mib: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(256);
+    let judge = args.get(4).map_or(true, |j| j != "0");
     let dir = tempfile::tempdir().unwrap();
     let (port, ca_file) = upstream(dir.path());
 
@@ -124,7 +174,7 @@ fn main() {
     });
     std::fs::write(
         dir.path().join("vault-run.toml"),
-        format!("[env]\nKEY = {{ path = \"bench/proxy/KEY\", hosts = [\"{HOST}\"] }}\n"),
+        format!("[env]\nKEY = {{ path = \"bench/proxy/KEY\", hosts = [\"{HOST}:{port}\"] }}\n"),
     )
     .unwrap();
 
@@ -138,6 +188,12 @@ fn main() {
         "curl -sS --fail -o /dev/null -w '%{{speed_download}}\\n' \"https://{HOST}:{port}/big?mib={mib}\""
     );
 
+    let ttfb_script = format!(
+        "python3 -c '{}' {HOST} {port} {requests} {}",
+        TTFB_CLIENT.replace('\'', "'\\''"),
+        ca_file.display()
+    );
+
     let direct = |script: &str| -> String {
         let o = Command::new("sh")
             .args([
@@ -148,6 +204,11 @@ fn main() {
             .output()
             .unwrap();
         assert!(o.status.success(), "direct curl failed: {}", tail(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let direct_plain = |script: &str| -> String {
+        let o = Command::new("sh").args(["-c", script]).env("KEY", SECRET).output().unwrap();
+        assert!(o.status.success(), "direct client failed: {}", tail(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let proxied = |script: &str| -> String {
@@ -171,6 +232,12 @@ fn main() {
         assert!(o.status.success(), "proxied curl failed: {}", tail(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
+    // The Python client prints ms already.
+    let times_ms = |out: String| -> (f64, f64) {
+        let mut v: Vec<f64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        let first = v.remove(0);
+        (first, median(&mut v))
+    };
     let times = |out: String| -> (f64, f64) {
         let mut v: Vec<f64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
         let first = v.remove(0);
@@ -179,6 +246,8 @@ fn main() {
     let (d_first, d_med) = times(direct(&latency_script));
     let (p_first, p_med) = times(proxied(&latency_script));
     let speed = |out: String| out.trim().parse::<f64>().unwrap() / (1024.0 * 1024.0);
+    let (d_ttfb_first, d_ttfb) = times_ms(direct_plain(&ttfb_script));
+    let (p_ttfb_first, p_ttfb) = times_ms(proxied(&ttfb_script));
     let d_speed = speed(direct(&big_script));
     let p_speed = speed(proxied(&big_script));
     let _ = dev.kill();
@@ -196,7 +265,20 @@ fn main() {
         p_med - d_med
     );
     println!(
-        "| {mib} MiB response, MiB/s | {d_speed:.0} | {p_speed:.0} | {:.0}% of direct |",
-        100.0 * p_speed / d_speed
+        "| first byte of a streamed answer, first request, ms | {d_ttfb_first:.2} | {p_ttfb_first:.2} | {:.2}× direct |",
+        p_ttfb_first / d_ttfb_first
     );
+    println!(
+        "| first byte of a streamed answer, kept-alive, median of {}, ms | {d_ttfb:.3} | {p_ttfb:.3} | {:.2}× direct |",
+        requests - 1,
+        p_ttfb / d_ttfb
+    );
+    let ratio = p_speed / d_speed;
+    let verdict = if ratio >= THROUGHPUT_TARGET { "met" } else { "MISSED" };
+    println!(
+        "| {mib} MiB response, MiB/s (target ≥ {THROUGHPUT_TARGET}× direct: {verdict}) | {d_speed:.0} | {p_speed:.0} | {ratio:.2}× direct |"
+    );
+    if judge && ratio < THROUGHPUT_TARGET {
+        std::process::exit(1);
+    }
 }

@@ -14,7 +14,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::app::RunConfig;
 use crate::duration::HumanDuration;
 use crate::logging::{LogConfig, LogFormat, Program};
-use crate::mapping::check_host;
+use crate::mapping::HostPort;
 use crate::proxy::{Pin, ProxyConfig};
 use crate::settings;
 use crate::supervise::{Policy, Signal};
@@ -271,9 +271,10 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub deny_other_hosts: bool,
 
-    /// With --deny-other-hosts: let the child reach this host too (tunnelled untouched); repeatable.
-    #[arg(long, value_name = "HOST", requires = "deny_other_hosts", value_parser = check_host)]
-    pub allow_host: Vec<String>,
+    /// With --deny-other-hosts: let the child reach this host too (tunnelled untouched); HOST
+    /// alone is port 443 (and 80 for http://), HOST:PORT another port; repeatable.
+    #[arg(long, value_name = "HOST[:PORT]", requires = "deny_other_hosts", value_parser = HostPort::parse)]
+    pub allow_host: Vec<HostPort>,
 
     /// Make the proxy connect to ADDR whenever it reaches HOST:PORT (curl's --resolve; ADDR:PORT2
     /// connects to another port there, like curl's --connect-to); repeatable.
@@ -396,6 +397,7 @@ impl ProxyArgs {
             deny_other_hosts: self.deny_other_hosts,
             allow_host: self.allow_host,
             resolve: self.resolve,
+            as_other_user: false,
         }
     }
 }

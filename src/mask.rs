@@ -102,16 +102,25 @@ impl Redactor {
     ///
     /// Only if the automaton cannot be built at all, which needs patterns totalling gigabytes.
     pub fn new(secrets: &[(String, SecretString)]) -> Redactor {
+        let named: Vec<(Vec<u8>, &SecretString)> =
+            secrets.iter().map(|(name, value)| (format!("[REDACTED:{name}]").into_bytes(), value)).collect();
+        Redactor::replacing(&named)
+    }
+
+    /// Like [`Redactor::new`], with each value (and its encodings) replaced by the bytes given
+    /// with it: the agent-safe proxy puts the placeholder back where a listed host returned the
+    /// value.
+    pub fn replacing(secrets: &[(Vec<u8>, &SecretString)]) -> Redactor {
         // (pattern, precedence) where precedence orders duplicates: plain values first, then in
         // the order the secrets were given.
         let mut candidates: Vec<(Pattern, usize)> = Vec::new();
         let mut replacements = Vec::new();
-        for (name, value) in secrets {
+        for (replacement, value) in secrets {
             if value.len() < MIN_SECRET_LEN {
                 continue;
             }
             let owner = replacements.len();
-            replacements.push(format!("[REDACTED:{name}]").into_bytes());
+            replacements.push(replacement.clone());
             let plain = value.expose();
             candidates.push((Pattern { bytes: Zeroizing::new(plain.as_bytes().to_vec()), owner }, owner));
             encoded_forms(plain, &mut |bytes| {
@@ -198,6 +207,26 @@ impl Redactor {
             matcher.emit(&self.pending, out, false);
         }
         self.pending.zeroize();
+    }
+
+    /// Whether feeding `input` now would emit it unchanged and hold nothing back (no tail held,
+    /// no match in it, no start of a pattern at its end): the caller may then pass it on as it
+    /// is, without the copy [`Redactor::feed`] makes.
+    pub fn passes_unchanged(&self, input: &[u8]) -> bool {
+        let Some(matcher) = &self.matcher else { return true };
+        self.pending.is_empty() && matcher.live_from(input, 0) == input.len() && !matcher.ac.is_match(input)
+    }
+
+    /// `input` redacted as a whole stream of its own (a header value), or `None` when it holds
+    /// nothing to redact. Leaves this redactor's held-back tail alone.
+    pub fn redact_whole(&self, input: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let matcher = self.matcher.as_ref()?;
+        if !matcher.ac.is_match(input) {
+            return None;
+        }
+        let mut out = Zeroizing::new(Vec::with_capacity(input.len()));
+        matcher.emit(input, &mut out, false);
+        Some(out)
     }
 
     /// Number of bytes received but held back, waiting for more input or [`Redactor::flush`].

@@ -15,9 +15,10 @@ async fn streams_through(lang: &str, vendor: &Vendor, extra: &[&str]) {
     let dev = DevServer::with(&[(&vendor.path(), &vendor.key())]).await;
     let upstream = VendorUpstream::start(dir.path());
     std::fs::write(dir.path().join("vault-run.toml"), format!("[env]\n{}\n", vendor.mapping_line())).unwrap();
-    // The child prints its own environment last, so the test sees what it held.
+    // The child prints its own environment last (as `env` and as the kernel holds it in
+    // /proc/<child>/environ), so the test sees what it held.
     let mut client = vendor.client(lang);
-    let script = format!("{} && env", shell_words(&client));
+    let script = format!("{} && env && tr '\\0' '\\n' < /proc/$$/environ", shell_words(&client));
     client = vec!["sh".into(), "-c".into(), script];
     let mut cmd = vault_run(&dev, dir.path());
     cmd.args(upstream.flags()).args(extra).arg("--").args(&client).envs(upstream.client_env());
@@ -32,6 +33,9 @@ async fn streams_through(lang: &str, vendor: &Vendor, extra: &[&str]) {
     );
     let held = stdout.lines().find_map(|l| l.strip_prefix(&format!("{}=", vendor.var))).unwrap_or_default();
     assert!(!held.is_empty() && held != key, "{}: the child held {held:?}", vendor.var);
+    let prefix = format!("{}=", vendor.var);
+    let both: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix(&prefix)).collect();
+    assert!(both.len() == 2 && both[1] == held, "/proc/<child>/environ: {both:?}");
 }
 
 fn shell_words(words: &[String]) -> String {

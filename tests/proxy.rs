@@ -4,250 +4,46 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use common::upstream::{plain_recorder, require_tools, var, KillOnDrop, Upstream, HOST, OTHER};
 use common::T;
 use common::{output_within, stderr_of, vault_run, DevServer};
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// Characters that need care in a header, a query string and JSON.
 const SECRET: &str = "sk-live-Ab/3+x?y&z=q~0042";
 const BODY_SECRET: &str = "body-secret-7f3e";
-const HOST: &str = "api.example.test";
-const OTHER: &str = "other.example.test";
 
-/// What the upstream received.
-#[derive(Clone, Debug)]
-struct Seen {
-    host: String,
-    version: String,
-    path: String,
-    query: String,
-    authorization: String,
-    body: String,
-}
-
-/// An HTTPS server on 127.0.0.1 for `HOST` and `OTHER`, with a CA of its own; it records every
-/// request and answers `x-echo: <authorization>` so that the response path is tested too.
-struct Upstream {
-    port: u16,
-    ca_file: std::path::PathBuf,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Upstream {
-    fn start(dir: &std::path::Path, alpn: &[&[u8]]) -> Upstream {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "test upstream CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec![HOST.to_owned(), OTHER.to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
-        let ca_file = dir.join("upstream-ca.pem");
-        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
-
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-        let mut cfg =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(vec![leaf.der().clone()], key)
-                .unwrap();
-        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let Ok((tcp, _)) = listener.accept().await else { continue };
-                    let acceptor = acceptor.clone();
-                    let record = record.clone();
-                    tokio::spawn(async move {
-                        let Ok(tls) = acceptor.accept(tcp).await else { return };
-                        let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                            let record = record.clone();
-                            async move {
-                                let upgrade = req
-                                    .headers()
-                                    .contains_key("upgrade")
-                                    .then(|| hyper::upgrade::on(&mut req));
-                                let (parts, body) = req.into_parts();
-                                let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                                let authorization = parts
-                                    .headers
-                                    .get("authorization")
-                                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                                    .unwrap_or_default();
-                                let host = parts
-                                    .uri
-                                    .host()
-                                    .map(str::to_owned)
-                                    .or_else(|| {
-                                        parts
-                                            .headers
-                                            .get("host")
-                                            .and_then(|h| h.to_str().ok())
-                                            .map(str::to_owned)
-                                    })
-                                    .unwrap_or_default();
-                                let query = parts.uri.query().unwrap_or_default();
-                                let query = percent_encoding::percent_decode_str(query)
-                                    .decode_utf8_lossy()
-                                    .into_owned();
-                                record.lock().unwrap().push(Seen {
-                                    host,
-                                    version: format!("{:?}", parts.version),
-                                    path: parts.uri.path().to_owned(),
-                                    query,
-                                    authorization: authorization.clone(),
-                                    body: String::from_utf8_lossy(&body).into_owned(),
-                                });
-                                if let Some(upgrade) = upgrade {
-                                    // A WebSocket-like echo: whatever comes after the switch goes back prefixed.
-                                    tokio::spawn(async move {
-                                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                                        let Ok(up) = upgrade.await else { return };
-                                        let mut io = TokioIo::new(up);
-                                        let mut buf = [0u8; 1024];
-                                        while let Ok(n @ 1..) = io.read(&mut buf).await {
-                                            let mut out = b"echo:".to_vec();
-                                            out.extend_from_slice(&buf[..n]);
-                                            if io.write_all(&out).await.is_err() {
-                                                break;
-                                            }
-                                        }
-                                    });
-                                    let resp = hyper::Response::builder()
-                                        .status(101)
-                                        .header("connection", "upgrade")
-                                        .header("upgrade", "websocket")
-                                        .header("x-echo", authorization.as_str())
-                                        .body(Full::new(Bytes::new()))
-                                        .unwrap();
-                                    return Ok::<_, Infallible>(resp);
-                                }
-                                let mut resp = hyper::Response::new(Full::new(Bytes::from(format!(
-                                    "upstream ok {}\n",
-                                    parts.uri.path()
-                                ))));
-                                if let Ok(v) = hyper::header::HeaderValue::from_str(&authorization) {
-                                    resp.headers_mut().insert("x-echo", v);
-                                }
-                                Ok::<_, Infallible>(resp)
-                            }
-                        });
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                            .await;
-                    });
-                }
-            });
-        });
-        Upstream { port, ca_file, seen }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn at(&self, path: &str) -> Vec<Seen> {
-        self.seen().into_iter().filter(|s| s.path == path).collect()
-    }
-
-    /// A vault-run command with the flags that make its proxy reach this server under its
-    /// names; the child gets the test CA's path (for tunnelled, untouched hosts) in UPSTREAM_CA.
-    fn vault_run(&self, dev: &DevServer, dir: &std::path::Path) -> Command {
-        let mut cmd = vault_run(dev, dir);
-        cmd.env("UPSTREAM_CA", &self.ca_file).args(self.flags());
-        cmd
-    }
-
-    /// Runs `vault-run <line> <last>` (see [`common::words`]) through this upstream's proxy
-    /// flags, bounded by [`T`]: its output and its stdout.
-    fn run(&self, dev: &DevServer, dir: &std::path::Path, line: &str, last: &str) -> (Output, String) {
-        let out = output_within(self.vault_run(dev, dir).args(common::words(line)).arg(last), T);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        (out, stdout)
-    }
-
-    fn flags(&self) -> Vec<String> {
-        vec![
-            "--upstream-ca".into(),
-            self.ca_file.display().to_string(),
-            "--resolve".into(),
-            format!("{HOST}:{}:127.0.0.1", self.port),
-            "--resolve".into(),
-            format!("{OTHER}:{}:127.0.0.1", self.port),
-        ]
-    }
-}
-
-/// Kills vault-run (and so its child) if the test fails half-way.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn require_tools() {
-    for tool in ["curl", "python3"] {
-        let ok =
-            Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success();
-        assert!(ok, "{tool} is needed by the agent-safe tests (install it)");
-    }
-}
-
-const MAPPING: &str = r#"
+/// API_KEY in headers and the query; BODY_KEY with the older `body = true` (headers and body).
+fn mapping(host: &str) -> String {
+    format!(
+        r#"
 [env]
-API_KEY = { path = "production/app/API_KEY", hosts = ["api.example.test"], placeholder = "sk-{random}" }
-BODY_KEY = { path = "production/app/BODY_KEY", hosts = ["api.example.test"], body = true }
-"#;
+API_KEY = {{ path = "production/app/API_KEY", hosts = ["{host}"], placeholder = "sk-{{random}}", inject = ["header", "query"] }}
+BODY_KEY = {{ path = "production/app/BODY_KEY", hosts = ["{host}"], body = true }}
+"#
+    )
+}
 
 async fn setup() -> (DevServer, tempfile::TempDir) {
     let dev =
         DevServer::with(&[("production/app/API_KEY", SECRET), ("production/app/BODY_KEY", BODY_SECRET)])
             .await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("vault-run.toml"), MAPPING).unwrap();
+    std::fs::write(dir.path().join("vault-run.toml"), mapping(HOST)).unwrap();
     (dev, dir)
 }
 
-/// [`setup`] and an upstream speaking `alpn`, for tests that need curl and python3.
+/// [`setup`] and an upstream speaking `alpn`, listed with its port, for tests that need curl
+/// and python3.
 async fn setup_with_upstream(alpn: &[&[u8]]) -> (DevServer, tempfile::TempDir, Upstream) {
     require_tools();
     let (dev, dir) = setup().await;
     let up = Upstream::start(dir.path(), alpn);
+    std::fs::write(dir.path().join("vault-run.toml"), mapping(&format!("{HOST}:{}", up.port))).unwrap();
     (dev, dir, up)
-}
-
-/// `KEY=value` from `env` output lines.
-fn var<'a>(out: &'a str, name: &str) -> &'a str {
-    let prefix = format!("{name}=");
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("{name} not in:\n{out}"))
 }
 
 #[tokio::test]
@@ -386,8 +182,12 @@ true"#,
     assert_eq!(up.at("/listed")[0].authorization, format!("Bearer {SECRET}"));
 
     // --allow-host opens the allow-list for one more host, tunnelled untouched.
-    let (out, stdout) =
-        up.run(&dev, dir.path(), &format!("--deny-other-hosts --allow-host {OTHER} -- sh -c"), &script);
+    let (out, stdout) = up.run(
+        &dev,
+        dir.path(),
+        &format!("--deny-other-hosts --allow-host {OTHER}:{} -- sh -c", up.port),
+        &script,
+    );
     assert!(stdout.lines().any(|l| l == "other 200"), "{stdout}\n{}", stderr_of(&out));
     assert!(up.at("/other")[0].authorization.starts_with("Bearer sk-"), "{:?}", up.at("/other"));
 }
@@ -442,7 +242,9 @@ async fn check_shows_the_proxied_hosts() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
     let line = stdout.lines().find(|l| l.starts_with("API_KEY")).unwrap();
-    assert!(line.contains("proxy → api.example.test"), "{stdout}");
+    assert!(line.contains("proxy → api.example.test (inject header, query)"), "{stdout}");
+    let line = stdout.lines().find(|l| l.starts_with("BODY_KEY")).unwrap();
+    assert!(line.contains("proxy → api.example.test (inject header, body)"), "{stdout}");
 }
 
 #[tokio::test]
@@ -462,38 +264,17 @@ async fn hosts_on_a_glob_or_file_entry_is_a_config_error() {
     }
 }
 
-/// A plain HTTP server on 127.0.0.1 that records each request head and answers 200.
-fn plain_recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    let record = heads.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            // A peer that hangs up before the end of its head is recorded as an empty head.
-            let head = common::read_head(&mut stream).unwrap_or_default();
-            record.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
-            let _ = std::io::Write::write_all(
-                &mut stream,
-                b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
-            );
-        }
-    });
-    (port, heads)
-}
-
 #[tokio::test]
 async fn plain_http_gets_the_value_only_for_a_listed_loopback_host() {
     require_tools();
     let dev = DevServer::with(&[("production/app/API_KEY", SECRET)]).await;
     let dir = tempfile::tempdir().unwrap();
+    let (port, heads) = plain_recorder();
     std::fs::write(
         dir.path().join("vault-run.toml"),
-        "[env]\nAPI_KEY = { path = \"production/app/API_KEY\", hosts = [\"localhost\", \"api.example.test\"] }\n",
+        format!("[env]\nAPI_KEY = {{ path = \"production/app/API_KEY\", hosts = [\"localhost:{port}\", \"api.example.test:{port}\"] }}\n"),
     )
     .unwrap();
-    let (port, heads) = plain_recorder();
     // localhost is listed, so it is left out of NO_PROXY and goes through the proxy; the
     // listed but non-loopback api.example.test (pinned to the same server) gets the placeholder.
     let script = format!(
@@ -560,9 +341,8 @@ subprocess.run(["sh", "-c", 'curl -sS --fail -H "Authorization: Bearer $API_KEY"
 #[tokio::test]
 async fn the_host_header_cannot_steer_the_value_elsewhere() {
     require_tools();
-    let (dev, dir) = setup().await;
     // HTTP/1.1 only, so that the upstream sees the Host header itself.
-    let up = Upstream::start(dir.path(), &[b"http/1.1"]);
+    let (dev, dir, up) = setup_with_upstream(&[b"http/1.1"]).await;
     let port = up.port;
     // Behind a shared front end, Host picks the site: the child must not pick another one
     // while its request carries the value meant for the listed host.
@@ -576,10 +356,10 @@ async fn the_host_header_cannot_steer_the_value_elsewhere() {
     assert_eq!(seen[0].authorization, format!("Bearer {SECRET}"));
 }
 
-#[tokio::test]
-async fn a_websocket_handshake_gets_the_value_and_the_stream_flows() {
-    let (dev, dir, up) = setup_with_upstream(&[b"h2", b"http/1.1"]).await;
-    let script = format!(
+/// A child that opens a WebSocket-like upgrade to the listed host, prints the first frame the
+/// host sends after the switch (its `auth:<authorization>`), then an echo.
+fn websocket_child(port: u16) -> String {
+    format!(
         r#"import base64, http.client, os, ssl, urllib.parse
 p = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
 c = http.client.HTTPSConnection(p.hostname, p.port, context=ssl.create_default_context())
@@ -592,16 +372,34 @@ c.putheader("Authorization", "Bearer " + os.environ["API_KEY"])
 c.endheaders()
 r = c.getresponse()
 print("status", r.status, r.headers.get("x-echo"))
+print("first", r.fp.readline().decode().strip())
 c.sock.sendall(b"hello")
-print("got", c.sock.recv(100).decode())"#,
-        port = up.port
-    );
-    let (out, stdout) = up.run(&dev, dir.path(), "-- python3 -c", &script);
+print("got", r.fp.read1(100).decode())"#
+    )
+}
+
+#[tokio::test]
+async fn a_websocket_handshake_gets_the_value_and_the_stream_flows() {
+    let (dev, dir, up) = setup_with_upstream(&[b"h2", b"http/1.1"]).await;
+    let (out, stdout) = up.run(&dev, dir.path(), "-- python3 -c", &websocket_child(up.port));
     assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
-    assert!(stdout.contains("status 101 Bearer "), "{stdout}");
-    assert!(!stdout.contains(SECRET), "{stdout}");
+    assert!(stdout.contains("status 101 Bearer sk-"), "{stdout}");
     assert!(stdout.contains("got echo:hello"), "{stdout}");
     assert_eq!(up.at("/ws")[0].authorization, format!("Bearer {SECRET}"));
+    // After the switch the frames pass untouched (README says so): what the host sends there
+    // reaches the child as it is.
+    assert!(stdout.contains(&format!("first auth:Bearer {SECRET}")), "{stdout}");
+}
+
+/// `--mask` masks proxied values too: a value a listed host hands back where the proxy does
+/// not scrub (here, WebSocket frames) is not printed.
+#[tokio::test]
+async fn mask_also_hides_a_proxied_value_the_child_prints() {
+    let (dev, dir, up) = setup_with_upstream(&[b"h2", b"http/1.1"]).await;
+    let (out, stdout) = up.run(&dev, dir.path(), "--mask -- python3 -c", &websocket_child(up.port));
+    assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
+    assert!(stdout.contains("first auth:Bearer [REDACTED:API_KEY]"), "{stdout}");
+    assert!(!stdout.contains(SECRET), "{stdout}");
 }
 
 #[tokio::test]

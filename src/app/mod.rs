@@ -17,6 +17,7 @@ use crate::notify::notify;
 use crate::privilege::{self, RunAs};
 use crate::proxy::{Proxy, ProxyError};
 use crate::resolve::{AlreadySet, Resolution, Resolver};
+use crate::secret::SecretString;
 use crate::supervise::{Launch, Refresh, SuperviseError};
 
 mod config;
@@ -111,7 +112,8 @@ fn start_proxy(config: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Pr
         .as_deref()
         .filter(|u| u.switch)
         .map(|u| crate::proxy::holder::Owner { uid: u.uid.as_raw(), gid: u.gid.as_raw() });
-    match Proxy::start(routes, &config.proxy, &fetched.inherited, owner) {
+    let args = crate::proxy::ProxyConfig { as_other_user: owner.is_some(), ..config.proxy.clone() };
+    match Proxy::start(routes, &args, &fetched.inherited, owner) {
         Ok(p) => Ok(Some(Arc::new(p))),
         Err(e @ (ProxyError::UpstreamCa { .. } | ProxyError::Bundle { .. })) => {
             Err(AppError::Config(e.to_string()))
@@ -236,15 +238,15 @@ impl FetchedRun {
             env_options.allow_names.extend(crate::proxy::CHILD_VARIABLES.iter().map(|n| (*n).to_owned()));
         }
         let env = environment::build(inherited, &vars, &env_options, exec::argv_bytes(command))?;
-        // A proxied value never reaches the child: nothing to mask, and its rotation needs no restart.
-        let in_child = |name: &str| !proxy.is_some_and(|p| p.handles(name));
+        // A proxied value never reaches the child's environment, but a listed host may hand it
+        // back where the proxy does not scrub (WebSocket frames): `--mask` masks it too. Its
+        // rotation needs no restart (see `into_refresh`).
         Ok(Launch {
             env,
             secrets: self
                 .resolution
                 .vars
                 .iter()
-                .filter(|v| in_child(&v.name))
                 .map(|v| (v.name.clone(), v.value.clone()))
                 .chain(self.resolution.template_parts.iter().cloned())
                 .collect(),
@@ -255,17 +257,23 @@ impl FetchedRun {
     /// A closure for `--watch`: fetches again, and returns a new launch when any value changed.
     /// A failed fetch is an error (the supervisor keeps the running child and tries later).
     fn into_refresh(self, command: Vec<OsString>, first: &Launch, proxy: Option<Arc<Proxy>>) -> Refresh {
-        let mut current = first.secrets.clone();
+        // Only values in the child's environment restart it: the proxy already has the new
+        // value of its entries (`launch` gave it).
+        let in_child = move |secrets: &[(String, SecretString)], proxy: Option<&Proxy>| {
+            secrets.iter().filter(|(n, _)| !proxy.is_some_and(|p| p.handles(n))).cloned().collect::<Vec<_>>()
+        };
+        let mut current = in_child(&first.secrets, proxy.as_deref());
         let mut fetched = self;
         Box::new(move || {
             fetched.resolution = fetched.rt.block_on(fetched.resolver.resolve(&on_event));
             crate::status_line::stop();
             let launch =
                 fetched.launch(&command, proxy.as_deref()).map_err(|e| SuperviseError::Fetch(Box::new(e)))?;
-            if launch.secrets == current {
+            let now = in_child(&launch.secrets, proxy.as_deref());
+            if now == current {
                 return Ok(None);
             }
-            current = launch.secrets.clone();
+            current = now;
             Ok(Some(launch))
         })
     }

@@ -24,7 +24,7 @@ pub use crate::backend::vault::reference::VaultRef;
 pub use error::{check_collisions, MappingError, Origin};
 pub use glob::parse_glob_reference;
 pub use name::{check_name, EnvName, GlobName, NameError};
-pub use proxy::{check_host, ProxySpec, RANDOM_MARKER};
+pub use proxy::{check_host, HostPort, Inject, ProxySpec, RANDOM_MARKER};
 pub use reference::parse_reference;
 pub use template::{Template, TemplateError, TemplatePart};
 

@@ -20,7 +20,7 @@ use crate::duration::HumanDuration;
 use crate::expand::{expand, expand_placeholders, ExpandError, Lookup};
 use crate::secret::SecretString;
 
-const ENTRY_FIELDS: &str = "path, template, optional, default, as, hosts, placeholder, body";
+const ENTRY_FIELDS: &str = "path, template, optional, default, as, hosts, placeholder, inject, body";
 /// The `[store]` fields every run has; backends add theirs (see [`store_fields`]).
 const SHARED_STORE_FIELDS: &str = "ttl, timeout, deadline, approval_timeout, retries, concurrency, env_refs";
 
@@ -243,9 +243,10 @@ fn table_entry(
     let mut optional: Option<(bool, Origin)> = None;
     let mut default: Option<(SecretString, Origin)> = None;
     let mut delivery = Delivery::Env;
-    let mut hosts: Option<(Vec<String>, Origin)> = None;
+    let mut hosts: Option<(Vec<super::proxy::HostPort>, Origin)> = None;
     let mut placeholder: Option<(String, Origin)> = None;
     let mut body: Option<(bool, Origin)> = None;
+    let mut inject: Option<(super::proxy::Inject, Origin)> = None;
     for (field, value) in fields {
         let field_at = loc.of(&field);
         let span = value.span();
@@ -313,6 +314,7 @@ fn table_entry(
                 placeholder = Some((super::proxy::placeholder(field_at.clone(), raw, name)?, field_at));
             }
             "body" => body = Some((boolean(loc, value, "body", name)?, field_at)),
+            "inject" => inject = Some((super::proxy::inject(loc, value, name)?, field_at)),
             other => {
                 let message = format!("unknown field {other:?} in entry {name}; expected {ENTRY_FIELDS}");
                 return Err(schema(field_at, message));
@@ -335,11 +337,13 @@ fn table_entry(
                 );
                 return Err(schema(at, message));
             }
-            Some(ProxySpec { hosts, placeholder: placeholder.map(|p| p.0), body: body.is_some_and(|b| b.0) })
+            let inject = super::proxy::with_body_flag(inject, body, name)?;
+            Some(ProxySpec { hosts, placeholder: placeholder.map(|p| p.0), inject })
         }
         None => {
-            if let Some((_, at)) = placeholder.map(|p| ((), p.1)).or(body.map(|b| ((), b.1))) {
-                let message = format!("entry {name}: placeholder and body need hosts = [\"…\"] (the hosts that get the real value)");
+            let at = placeholder.map(|p| p.1).or(body.map(|b| b.1)).or(inject.map(|i| i.1));
+            if let Some(at) = at {
+                let message = format!("entry {name}: placeholder, inject and body need hosts = [\"…\"] (the hosts that get the real value)");
                 return Err(schema(at, message));
             }
             None

@@ -299,7 +299,7 @@ fn unknown_tables_and_bad_toml() {
 fn entry_table_errors() {
     assert_eq!(
         err("[env]\nSENTRY_DSN = { path = \"p/DSN\", optinal = true }\n"),
-        "vault-run.toml:2:32: unknown field \"optinal\" in entry SENTRY_DSN; expected path, template, optional, default, as, hosts, placeholder, body"
+        "vault-run.toml:2:32: unknown field \"optinal\" in entry SENTRY_DSN; expected path, template, optional, default, as, hosts, placeholder, inject, body"
     );
     assert_eq!(err("[env]\nA = {}\n"), "vault-run.toml:2:1: entry A needs path = \"…\" or template = \"…\"");
     assert_eq!(

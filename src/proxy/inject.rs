@@ -1,9 +1,13 @@
-//! The substitutions themselves: placeholder → value in what the child sends to a listed host,
-//! value → placeholder in the headers that host sends back.
+//! The substitutions themselves: placeholder → value in the parts of what the child sends to a
+//! listed host that the entry names (`inject`), value → placeholder in the headers and trailers
+//! that host sends back (every encoding `--mask` knows, see [`crate::mask`]).
 
 use http::header::{HeaderMap, HeaderValue};
 use http::Uri;
 use zeroize::Zeroizing;
+
+use crate::mapping::Inject;
+use crate::mask::Redactor;
 
 /// One placeholder and the value it stands for.
 pub struct Swap {
@@ -11,8 +15,8 @@ pub struct Swap {
     pub placeholder: Vec<u8>,
     /// What the host gets. Wiped on drop.
     pub value: Zeroizing<Vec<u8>>,
-    /// Whether request bodies are rewritten.
-    pub body: bool,
+    /// Where in a request it goes.
+    pub inject: Inject,
 }
 
 /// `haystack` with every `from` replaced by `to`, or `None` when `from` does not occur.
@@ -39,13 +43,29 @@ pub fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Option<Vec<u8>> {
     Some(o)
 }
 
-/// Applies every swap (`forward`: placeholder → value; else value → placeholder) to each header
-/// value. Returns whether anything changed. A value that would not be a valid header is left
-/// as it was.
-pub fn headers(map: &mut HeaderMap, swaps: &[Swap], forward: bool) -> bool {
+/// Puts the values into the request headers of the swaps that inject there. Returns whether
+/// anything changed. A value that would not be a valid header is left as it was.
+pub fn request_headers(map: &mut HeaderMap, swaps: &[Swap]) -> bool {
+    let swaps: Vec<&Swap> = swaps.iter().filter(|s| s.inject.header).collect();
+    headers(map, &swaps, true, None)
+}
+
+/// Takes every value, in every form `scrubber` knows, out of response headers or trailers (and
+/// the raw value of every swap, whatever its length). Returns whether anything changed.
+pub fn scrub_headers(map: &mut HeaderMap, swaps: &[Swap], scrubber: &Redactor) -> bool {
+    let swaps: Vec<&Swap> = swaps.iter().collect();
+    headers(map, &swaps, false, Some(scrubber))
+}
+
+/// Applies every swap (`forward`: placeholder → value; else value → placeholder, then
+/// `scrubber`) to each header value.
+fn headers(map: &mut HeaderMap, swaps: &[&Swap], forward: bool, scrubber: Option<&Redactor>) -> bool {
     let mut changed = false;
     for value in map.values_mut() {
         let mut bytes: Option<Zeroizing<Vec<u8>>> = None;
+        if let Some(scrubbed) = scrubber.and_then(|s| s.redact_whole(value.as_bytes())) {
+            bytes = Some(scrubbed);
+        }
         for s in swaps {
             let (from, to): (&[u8], &[u8]) =
                 if forward { (&s.placeholder, &s.value) } else { (&s.value, &s.placeholder) };
@@ -72,7 +92,7 @@ pub fn query(uri: &Uri, swaps: &[Swap]) -> Option<Uri> {
     let q = uri.query()?;
     let mut bytes = Zeroizing::new(q.as_bytes().to_vec());
     let mut changed = false;
-    for s in swaps {
+    for s in swaps.iter().filter(|s| s.inject.query) {
         let encoded = Zeroizing::new(percent_encoding::percent_encode(&s.value, NOT_UNRESERVED).to_string());
         if let Some(next) = replace(&bytes, &s.placeholder, encoded.as_bytes()) {
             bytes = Zeroizing::new(next);
@@ -92,16 +112,44 @@ pub fn query(uri: &Uri, swaps: &[Swap]) -> Option<Uri> {
 const NOT_UNRESERVED: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
-/// The body with placeholders replaced (only swaps that allow it).
-pub fn body(data: &[u8], swaps: &[Swap]) -> Option<Zeroizing<Vec<u8>>> {
-    let mut out: Option<Zeroizing<Vec<u8>>> = None;
-    for s in swaps.iter().filter(|s| s.body) {
-        let current: &[u8] = out.as_deref().map_or(data, |b| b.as_slice());
-        if let Some(next) = replace(current, &s.placeholder, &s.value) {
-            out = Some(Zeroizing::new(next));
+/// A rewritten body would be larger than the proxy holds.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooLarge;
+
+/// The body with the placeholders of the swaps that inject there replaced, or `None` when none
+/// occurs. One allocation of the final size (counted first), refused when over `max_out`: a
+/// body of placeholders for a long value grows by value/placeholder times.
+pub fn body(data: &[u8], swaps: &[Swap], max_out: usize) -> Result<Option<Zeroizing<Vec<u8>>>, TooLarge> {
+    let swaps: Vec<&Swap> = swaps.iter().filter(|s| s.inject.body && !s.placeholder.is_empty()).collect();
+    if swaps.is_empty() {
+        return Ok(None);
+    }
+    let Ok(ac) = aho_corasick::AhoCorasick::new(swaps.iter().map(|s| &s.placeholder)) else {
+        return Ok(None);
+    };
+    let mut size = data.len();
+    let mut found = false;
+    for m in ac.find_iter(data) {
+        let s = swaps[m.pattern().as_usize()];
+        // `size` still counts this match's placeholder bytes, so this cannot underflow.
+        size = size + s.value.len() - s.placeholder.len();
+        found = true;
+        if size > max_out {
+            return Err(TooLarge);
         }
     }
-    out
+    if !found {
+        return Ok(None);
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(size));
+    let mut copied = 0;
+    for m in ac.find_iter(data) {
+        out.extend_from_slice(&data[copied..m.start()]);
+        out.extend_from_slice(&swaps[m.pattern().as_usize()].value);
+        copied = m.end();
+    }
+    out.extend_from_slice(&data[copied..]);
+    Ok(Some(out))
 }
 
 #[cfg(test)]
@@ -109,7 +157,8 @@ mod tests {
     use super::*;
 
     fn swap(p: &str, v: &str, body: bool) -> Swap {
-        Swap { placeholder: p.as_bytes().to_vec(), value: Zeroizing::new(v.as_bytes().to_vec()), body }
+        let inject = Inject { header: true, query: true, body };
+        Swap { placeholder: p.as_bytes().to_vec(), value: Zeroizing::new(v.as_bytes().to_vec()), inject }
     }
 
     #[test]
@@ -126,17 +175,38 @@ mod tests {
         let mut map = HeaderMap::new();
         map.insert("authorization", HeaderValue::from_static("Bearer ph_123"));
         map.insert("x-other", HeaderValue::from_static("untouched"));
-        assert!(headers(&mut map, &swaps, true));
+        assert!(request_headers(&mut map, &swaps));
         assert_eq!(map["authorization"], "Bearer sk-real");
         assert!(map["authorization"].is_sensitive());
         assert_eq!(map["x-other"], "untouched");
-        assert!(headers(&mut map, &swaps, false));
+        let none = Redactor::new(&[]);
+        assert!(scrub_headers(&mut map, &swaps, &none));
         assert_eq!(map["authorization"], "Bearer ph_123");
-        assert!(!headers(&mut map, &swaps, false));
+        assert!(!scrub_headers(&mut map, &swaps, &none));
+        let no_header = [Swap {
+            inject: Inject { header: false, query: true, body: true },
+            ..swap("ph_123", "sk-real", true)
+        }];
+        assert!(!request_headers(&mut map, &no_header));
+    }
+
+    #[test]
+    fn response_headers_lose_every_encoding_of_the_value() {
+        let value = crate::secret::SecretString::new("sk-Ab/3+x=q".to_owned());
+        let scrubber = Redactor::replacing(&[(b"PH".to_vec(), &value)]);
+        let swaps = [swap("PH", "sk-Ab/3+x=q", false)];
+        let mut map = HeaderMap::new();
+        map.insert("location", HeaderValue::from_static("https://h/?key=sk-Ab%2F3%2Bx%3Dq"));
+        map.insert("x-b64", HeaderValue::from_static("c2stQWIvMyt4PXE="));
+        assert!(scrub_headers(&mut map, &swaps, &scrubber));
+        assert_eq!(map["location"], "https://h/?key=PH");
+        assert_eq!(map["x-b64"], "PH");
     }
 
     #[test]
     fn query_only_not_path() {
+        let no_query = [Swap { inject: Inject::default(), ..swap("ph_1", "real v&x=1", false) }];
+        assert!(query(&"/x?key=ph_1".parse().unwrap(), &no_query).is_none());
         let swaps = [swap("ph_1", "real v&x=1", false)];
         let uri: Uri = "https://h.example/ph_1/x?key=ph_1&a=b".parse().unwrap();
         let out = query(&uri, &swaps).unwrap();
@@ -148,8 +218,17 @@ mod tests {
     #[test]
     fn body_only_where_allowed() {
         let swaps = [swap("ph_a", "A", true), swap("ph_b", "B", false)];
-        let out = body(b"{\"a\":\"ph_a\",\"b\":\"ph_b\"}", &swaps).unwrap();
+        let out = body(b"{\"a\":\"ph_a\",\"b\":\"ph_b\"}", &swaps, 100).unwrap().unwrap();
         assert_eq!(out.as_slice(), b"{\"a\":\"A\",\"b\":\"ph_b\"}");
-        assert!(body(b"nothing", &swaps).is_none());
+        assert_eq!(out.capacity(), out.len());
+        assert!(body(b"nothing", &swaps, 100).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_body_growing_past_the_cap_is_refused_before_it_is_built() {
+        let swaps = [swap("ph", "a-much-longer-value", true)];
+        let data = b"ph".repeat(10);
+        assert_eq!(body(&data, &swaps, 100), Err(TooLarge));
+        assert_eq!(body(&data, &swaps, 190).unwrap().unwrap().len(), 190);
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 pub mod aws;
 pub mod bao;
+pub mod upstream;
 pub mod vendors;
 pub mod bao_cluster;
 
