@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 
 pub mod aws;
 pub mod bao;
+pub mod bao_cluster;
 pub mod upstream;
 pub mod vendors;
-pub mod bao_cluster;
 
 /// The vault-run binary under test.
 pub fn bin() -> &'static str {
