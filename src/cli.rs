@@ -14,8 +14,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::app::RunConfig;
 use crate::duration::HumanDuration;
 use crate::logging::{LogConfig, LogFormat, Program};
-use crate::mapping::check_host;
 use crate::proxy::{Pin, ProxyConfig};
+use crate::sandbox::AllowHost;
 use crate::settings;
 use crate::supervise::{Policy, Signal};
 
@@ -277,9 +277,17 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub deny_other_hosts: bool,
 
-    /// With --deny-other-hosts: let the child reach this host too (tunnelled untouched); repeatable.
-    #[arg(long, value_name = "HOST", requires = "deny_other_hosts", value_parser = check_host)]
-    pub allow_host: Vec<String>,
+    /// With --deny-other-hosts: let the child reach this host too (tunnelled untouched); with
+    /// --sandbox and a port, forward that port from inside the sandbox to the host (plain TCP,
+    /// e.g. 127.0.0.1:5432); repeatable.
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = AllowHost::parse)]
+    pub allow_host: Vec<AllowHost>,
+
+    /// Enforce agent-safe mode in the kernel (Linux): the child gets a network namespace of its
+    /// own whose only way out is vault-run (its proxy, transparent capture of :443/:80, its
+    /// resolver, --allow-host forwards), and cannot read vault-run's credential files.
+    #[arg(long)]
+    pub sandbox: bool,
 
     /// Make the proxy connect to ADDR whenever it reaches HOST:PORT (curl's --resolve); repeatable.
     #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = Pin::parse)]
@@ -306,6 +314,10 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 
 /// Parses the process arguments and runs; returns the process exit code.
 pub fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == crate::sandbox::HELPER_ARG) {
+        return crate::sandbox::helper_main(&args[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -372,6 +384,8 @@ impl RunOptions {
                 program: Program::Launcher,
             },
             supervise: self.supervise.policy(),
+            sandbox: self.proxy.sandbox,
+            allow_host: self.proxy.allow_host.clone(),
             proxy: self.proxy.config(),
         }
     }
@@ -400,7 +414,7 @@ impl ProxyArgs {
         ProxyConfig {
             upstream_ca: self.upstream_ca,
             deny_other_hosts: self.deny_other_hosts,
-            allow_host: self.allow_host,
+            allow_host: self.allow_host.iter().map(|a| a.host.clone()).collect(),
             resolve: self.resolve,
         }
     }

@@ -28,6 +28,7 @@ pub mod notify;
 pub mod privilege;
 pub mod proxy;
 pub mod resolve;
+pub mod sandbox;
 pub mod settings;
 pub mod status_line;
 pub mod supervise;

@@ -17,6 +17,7 @@ use crate::notify::notify;
 use crate::privilege::{self, RunAs};
 use crate::proxy::{Proxy, ProxyError};
 use crate::resolve::{AlreadySet, Resolution, Resolver};
+use crate::sandbox::{Sandbox, SandboxConfig, SandboxError};
 use crate::supervise::{Launch, Refresh, SuperviseError};
 
 mod config;
@@ -34,11 +35,11 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
     let core_limit = exec::lock_down();
     crate::logging::init(config.log);
     crate::status_line::enable(config.log.status_line());
-    let fetched = match FetchedRun::start(&config) {
+    let mut fetched = match FetchedRun::start(&config) {
         Ok(s) => s,
         Err(e) => return e.report(),
     };
-    let proxy = match start_proxy(&config, &fetched) {
+    let proxy = match start_proxy(&config, &mut fetched) {
         Ok(p) => p,
         Err(e) => return e.report(),
     };
@@ -48,7 +49,11 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
     };
     // The terminal is the child's from now on: a --watch fetch must not draw over its output.
     crate::status_line::enable(false);
-    let why = config.supervise.reason().or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON));
+    let why = config
+        .supervise
+        .reason()
+        .or(fetched.sandbox.as_ref().map(|_| crate::sandbox::SUPERVISE_REASON))
+        .or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON));
     if let Some(why) = why {
         tracing::info!("supervise mode: {why}");
         // Only --watch needs what was fetched (and the agent key in it) while the child runs.
@@ -71,9 +76,28 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
     AppError::from(exec::exec(&command, launch.env, &core_limit, user.as_deref())).report()
 }
 
-/// Starts the agent-safe proxy when an entry has `hosts` (and everything was fetched).
-fn start_proxy(config: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Proxy>>, AppError> {
+/// Starts the agent-safe proxy when an entry has `hosts` or under `--sandbox` (and everything
+/// was fetched); under `--sandbox` it serves the sockets in the child's namespace, and the
+/// sandbox's resolver and forwards start too.
+fn start_proxy(config: &RunConfig, fetched: &mut FetchedRun) -> Result<Option<Arc<Proxy>>, AppError> {
     let routes = crate::proxy::routes(fetched.resolver.mapping());
+    if let Some(sandbox) = fetched.sandbox.as_mut() {
+        if !fetched.resolution.errors.is_empty() {
+            return Ok(None);
+        }
+        let mut allowed: Vec<String> = routes.iter().flat_map(|r| r.hosts.iter().cloned()).collect();
+        allowed.extend(config.allow_host.iter().map(|a| a.host.clone()));
+        let names = crate::sandbox::Names { allowed, deny_other: config.proxy.deny_other_hosts };
+        let sockets = sandbox.take_proxy_sockets().map(|s| crate::proxy::Listeners {
+            proxy: s.proxy,
+            tls: s.tls,
+            http: s.http,
+        });
+        let proxy =
+            Proxy::start_with(routes, &config.proxy, &fetched.inherited, sockets).map_err(proxy_error)?;
+        sandbox.serve(names).map_err(sandbox_error)?;
+        return Ok(Some(Arc::new(proxy)));
+    }
     if routes.is_empty() {
         let a = &config.proxy;
         if a.deny_other_hosts || !a.upstream_ca.is_empty() || !a.resolve.is_empty() {
@@ -84,13 +108,51 @@ fn start_proxy(config: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Pr
     if !fetched.resolution.errors.is_empty() {
         return Ok(None);
     }
-    match Proxy::start(routes, &config.proxy, &fetched.inherited) {
-        Ok(p) => Ok(Some(Arc::new(p))),
-        Err(e @ (ProxyError::UpstreamCa { .. } | ProxyError::Bundle { .. })) => {
-            Err(AppError::Config(e.to_string()))
-        }
-        Err(e) => Err(AppError::Internal(e.to_string())),
+    tracing::info!("{}", crate::sandbox::ADVISORY);
+    Proxy::start(routes, &config.proxy, &fetched.inherited).map(|p| Some(Arc::new(p))).map_err(proxy_error)
+}
+
+fn proxy_error(e: ProxyError) -> AppError {
+    match e {
+        e @ (ProxyError::UpstreamCa { .. } | ProxyError::Bundle { .. }) => AppError::Config(e.to_string()),
+        e => AppError::Internal(e.to_string()),
     }
+}
+
+fn sandbox_error(e: SandboxError) -> AppError {
+    match e {
+        e @ (SandboxError::Refused(_) | SandboxError::Config(_)) => AppError::Config(e.to_string()),
+        e @ SandboxError::Setup(_) => AppError::Internal(e.to_string()),
+    }
+}
+
+/// What `--sandbox` is made with: the `--allow-host` forwards, vault-run's own credential
+/// files (hidden) and the files that configured the run (read-only).
+fn sandbox_config(
+    config: &RunConfig,
+    inherited: &[InheritedVar],
+    mapping_file: Option<&Path>,
+) -> SandboxConfig {
+    let var = |name: &str| crate::inherited::var_os(inherited, name).map(PathBuf::from);
+    let mut hide: Vec<PathBuf> =
+        [config.settings.agent_key_file.clone(), config.settings.vault_token_file.clone()]
+            .into_iter()
+            .flatten()
+            .chain(["VAULT_SECRET_ID_FILE", "BAO_SECRET_ID_FILE"].iter().filter_map(|n| var(n)))
+            .chain(var("HOME").map(|h| h.join(".vault-token")))
+            .collect();
+    if let Some(dir) = var("CREDENTIALS_DIRECTORY") {
+        // The whole directory, unless the child was meant to read the other credentials in it.
+        hide.push(if config.keep_credentials_directory {
+            dir.join(crate::backend::ass::key::SYSTEMD_CREDENTIAL)
+        } else {
+            dir
+        });
+    }
+    hide.retain(|p| p.exists());
+    let read_only =
+        mapping_file.map(Path::to_path_buf).into_iter().chain(config.env_file.iter().cloned()).collect();
+    SandboxConfig { allow: config.allow_host.clone(), hide, read_only }
 }
 
 /// `vault-run check`: fetch like a run, print the table (or JSON), start nothing; exit as the
@@ -131,7 +193,9 @@ pub fn check(config: RunConfig, format: CheckFormat) -> ExitCode {
         literals: &fetched.literals,
         error: result.as_ref().err().map(|e| (e.to_string(), e.code())),
     };
+    let advisory = !config.sandbox && !crate::proxy::routes(mapping).is_empty();
     match format {
+        CheckFormat::Text if advisory => println!("{}note: {}", report.text(), crate::sandbox::ADVISORY),
         CheckFormat::Text => print!("{}", report.text()),
         CheckFormat::Json => print!("{}", report.json()),
     }
@@ -155,6 +219,8 @@ struct FetchedRun {
     literals: Vec<Literal>,
     /// How the child's environment is built from `inherited` and the secrets.
     env_options: EnvOptions,
+    /// `--sandbox`: the namespaces, made before anything was fetched.
+    sandbox: Option<Sandbox>,
 }
 
 impl FetchedRun {
@@ -164,6 +230,20 @@ impl FetchedRun {
         let user = config.user.as_deref().map(privilege::resolve).transpose()?.map(Arc::new);
         let inherited = environment::capture();
         let loaded = load(config, &inherited)?;
+        if !config.allow_host.is_empty() && !config.sandbox && !config.proxy.deny_other_hosts {
+            return Err(AppError::Usage(
+                "--allow-host needs --deny-other-hosts or --sandbox (without them every host is reachable)"
+                    .into(),
+            ));
+        }
+        // A kernel that refuses the namespaces stops the run before anything is fetched.
+        let sandbox = match config.sandbox {
+            true => Some(
+                Sandbox::create(&sandbox_config(config, &inherited, loaded.file.as_deref()))
+                    .map_err(sandbox_error)?,
+            ),
+            false => None,
+        };
         let rt = runtime()?;
         let resolver = Resolver::new(loaded.mapping, loaded.settings, already_set(config, &inherited));
         let resolution = rt.block_on(resolver.resolve(&on_event));
@@ -177,7 +257,17 @@ impl FetchedRun {
         let mut env_options = env_options(config, &inherited);
         env_options.keep.extend(literals.iter().map(|l| l.name.clone()));
         let inherited = crate::envfile::with_literals(inherited, &loaded.literals, config.no_override);
-        Ok(Self { rt, resolver, resolution, inherited, user, file: loaded.file, literals, env_options })
+        Ok(Self {
+            rt,
+            resolver,
+            resolution,
+            inherited,
+            user,
+            file: loaded.file,
+            literals,
+            env_options,
+            sandbox,
+        })
     }
 
     /// The child's environment, or the first reason the child must not start.
@@ -187,10 +277,19 @@ impl FetchedRun {
             return Err(e);
         }
         tracing::info!(variables = self.resolution.vars.len(), "secrets fetched; starting the command");
-        let vars = match proxy {
+        let mut vars = match proxy {
             Some(p) => std::borrow::Cow::Owned(p.child_vars(&self.resolution.vars, &self.inherited)),
             None => std::borrow::Cow::Borrowed(&self.resolution.vars),
         };
+        if let (Some(_), Some(first)) = (&self.sandbox, self.resolution.vars.first()) {
+            // Node 22.21+/24+ then uses the explicit proxy; older Node is captured.
+            vars.to_mut().push(crate::resolve::ResolvedVar {
+                name: "NODE_USE_ENV_PROXY".into(),
+                value: crate::secret::SecretString::new("1".to_owned()),
+                delivery: crate::mapping::Delivery::Env,
+                origin: first.origin.clone(),
+            });
+        }
         let adjusted;
         let inherited = match &self.user {
             Some(user) => {
@@ -219,6 +318,7 @@ impl FetchedRun {
                 .chain(self.resolution.template_parts.iter().cloned())
                 .collect(),
             user: self.user.clone(),
+            sandbox: self.sandbox.as_ref().map(Sandbox::entry),
         })
     }
 

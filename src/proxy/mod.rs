@@ -7,6 +7,7 @@
 //! The child trusts the run CA through a bundle in an in-memory file.
 
 mod ca;
+mod capture;
 mod holder;
 mod inject;
 mod server;
@@ -43,7 +44,8 @@ pub struct ProxyConfig {
     pub resolve: Vec<Pin>,
 }
 
-/// `--resolve HOST:PORT:ADDR`: a host name pinned to an address for the proxy's connections.
+/// `--resolve HOST:PORT:ADDR[:PORT2]`: a host name pinned to an address (and optionally another
+/// port) for the proxy's connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
     /// Host name, lower case.
@@ -64,6 +66,11 @@ impl Pin {
         };
         let host = check_host(host)?;
         let port: u16 = port.parse().map_err(|_| usage())?;
+        // ADDR may carry a port of its own (`127.0.0.1:8443`, `[::1]:8443`): a stand-in for a
+        // host reached on 443 (the --sandbox capture) need not listen on 443.
+        if let Ok(to) = addr.parse::<SocketAddr>() {
+            return Ok(Pin { host, port, addr: to });
+        }
         let ip: std::net::IpAddr =
             addr.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| usage())?;
         Ok(Pin { host, port, addr: SocketAddr::new(ip, port) })
@@ -242,6 +249,18 @@ impl fmt::Debug for Proxy {
     }
 }
 
+/// Sockets made elsewhere (the `--sandbox` network namespace) for the proxy to serve, instead
+/// of its own listener on the host's loopback.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The explicit proxy (`HTTPS_PROXY`).
+    pub proxy: std::net::TcpListener,
+    /// Transparent capture of TLS, routed by SNI.
+    pub tls: Vec<std::net::TcpListener>,
+    /// Transparent capture of plain HTTP, routed by `Host`.
+    pub http: Vec<std::net::TcpListener>,
+}
+
 /// The proxy's user name in the child's proxy URL (the password is random per run).
 const PROXY_USER: &str = "vault-run";
 
@@ -273,6 +292,16 @@ impl Proxy {
         routes: Vec<Route>,
         args: &ProxyConfig,
         inherited: &[InheritedVar],
+    ) -> Result<Proxy, ProxyError> {
+        Self::start_with(routes, args, inherited, None)
+    }
+
+    /// [`Proxy::start`], serving `listeners` (the sandbox's) when given.
+    pub fn start_with(
+        routes: Vec<Route>,
+        args: &ProxyConfig,
+        inherited: &[InheritedVar],
+        listeners: Option<Listeners>,
     ) -> Result<Proxy, ProxyError> {
         let mut hosts: Vec<String> = routes.iter().flat_map(|r| r.hosts.iter().cloned()).collect();
         hosts.sort();
@@ -338,7 +367,11 @@ impl Proxy {
             credentials,
         });
 
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        let (listener, capture) = match listeners {
+            Some(l) => (Ok(l.proxy), Some((l.tls, l.http))),
+            None => (std::net::TcpListener::bind(("127.0.0.1", 0)), None),
+        };
+        let listener = listener
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| ProxyError::Io(format!("cannot listen on 127.0.0.1: {e}")))?;
         let addr = listener.local_addr().map_err(|e| ProxyError::Io(e.to_string()))?;
@@ -356,7 +389,12 @@ impl Proxy {
                     return;
                 }
             };
-            rt.block_on(server::serve(listener, thread_shared, stopped));
+            rt.block_on(async move {
+                if let Some((tls, http)) = capture {
+                    capture::spawn(tls, http, &thread_shared);
+                }
+                server::serve(listener, thread_shared, stopped).await
+            });
             rt.shutdown_timeout(std::time::Duration::from_millis(200));
         });
         let _ = previous.thread_set_mask();
@@ -513,6 +551,8 @@ mod tests {
         );
         let v6 = Pin::parse("h.test:443:[::1]").unwrap();
         assert_eq!(v6.addr.to_string(), "[::1]:443");
+        assert_eq!(Pin::parse("h.test:443:127.0.0.1:8443").unwrap().addr.to_string(), "127.0.0.1:8443");
+        assert_eq!(Pin::parse("h.test:443:[::1]:8443").unwrap().addr.to_string(), "[::1]:8443");
         assert!(Pin::parse("h.test:443").is_err());
         assert!(Pin::parse("h.test:x:127.0.0.1").is_err());
         assert!(Pin::parse("h.test:443:nohost").is_err());

@@ -20,7 +20,7 @@ use super::Shared;
 
 /// Any error on the way; only ever logged or turned into a status line.
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Body = BoxBody<Bytes, BoxError>;
+pub(super) type Body = BoxBody<Bytes, BoxError>;
 
 /// How long the proxy waits for a TCP connection to a host.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -79,7 +79,7 @@ fn full(data: impl Into<Bytes>) -> Body {
     Full::new(data.into()).map_err(|never| match never {}).boxed()
 }
 
-fn status(code: StatusCode, message: String) -> Response<Body> {
+pub(super) fn status(code: StatusCode, message: String) -> Response<Body> {
     let mut r = Response::new(full(format!("vault-run proxy: {message}\n")));
     *r.status_mut() = code;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
@@ -131,7 +131,7 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
         tokio::spawn(async move {
             match hyper::upgrade::on(req).await {
                 Ok(up) => {
-                    if let Err(e) = intercept(shared, up, host.clone(), port).await {
+                    if let Err(e) = intercept(shared, TokioIo::new(up), host.clone(), port).await {
                         tracing::debug!(host, "proxy: intercepted connection ended: {e}");
                     }
                 }
@@ -160,15 +160,14 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
 }
 
 /// Terminates the child's TLS with a run-CA certificate for `host` and serves its requests
-/// (HTTP/1.1 or HTTP/2) by forwarding them, substituted, to the real host.
-async fn intercept(
-    shared: Arc<Shared>,
-    up: hyper::upgrade::Upgraded,
-    host: String,
-    port: u16,
-) -> Result<(), BoxError> {
+/// (HTTP/1.1 or HTTP/2) by forwarding them, substituted, to the real host. `io` is a `CONNECT`
+/// tunnel, or a connection the sandbox's capture took.
+pub(super) async fn intercept<I>(shared: Arc<Shared>, io: I, host: String, port: u16) -> Result<(), BoxError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let cfg = shared.server_config(&host)?;
-    let tls = TlsAcceptor::from(cfg).accept(TokioIo::new(up)).await?;
+    let tls = TlsAcceptor::from(cfg).accept(io).await?;
     let upstream = Arc::new(Upstream { shared, host, port, slot: tokio::sync::Mutex::new(None) });
     let svc = service_fn(move |req| {
         let u = upstream.clone();
@@ -442,7 +441,7 @@ fn is_loopback(host: &str) -> bool {
 
 /// A plain `http://` request (absolute form): forwarded; values are injected only for a listed
 /// loopback host, since anywhere else the value would cross the network in clear text.
-async fn plain(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+pub(super) async fn plain(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     if req.uri().scheme_str() != Some("http") {
         return status(StatusCode::BAD_REQUEST, "expected CONNECT or an absolute http:// URL".into());
     }
