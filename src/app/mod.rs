@@ -47,12 +47,14 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
         Ok(l) => l,
         Err(e) => return e.report(),
     };
+    // Serves the child until vault-run ends (what --watch fetches again does not hold it).
+    let sandbox = fetched.sandbox.take();
     // The terminal is the child's from now on: a --watch fetch must not draw over its output.
     crate::status_line::enable(false);
     let why = config
         .supervise
         .reason()
-        .or(fetched.sandbox.as_ref().map(|_| crate::sandbox::SUPERVISE_REASON))
+        .or(sandbox.as_ref().map(|_| crate::sandbox::SUPERVISE_REASON))
         .or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON));
     if let Some(why) = why {
         tracing::info!("supervise mode: {why}");
@@ -96,6 +98,11 @@ fn start_proxy(config: &RunConfig, fetched: &mut FetchedRun) -> Result<Option<Ar
         let proxy =
             Proxy::start_with(routes, &config.proxy, &fetched.inherited, sockets).map_err(proxy_error)?;
         sandbox.serve(names).map_err(sandbox_error)?;
+        // A host process's /proc/PID/fd is closed to the sandboxed child: the bundle is copied
+        // into the sandbox.
+        let pem = std::fs::read(proxy.ca_bundle_path())
+            .map_err(|e| AppError::Internal(format!("cannot read the child's CA bundle: {e}")))?;
+        fetched.sandbox_bundle = Some(sandbox.install("ca-bundle.pem", &pem).map_err(sandbox_error)?);
         return Ok(Some(Arc::new(proxy)));
     }
     if routes.is_empty() {
@@ -221,6 +228,10 @@ struct FetchedRun {
     env_options: EnvOptions,
     /// `--sandbox`: the namespaces, made before anything was fetched.
     sandbox: Option<Sandbox>,
+    /// `--sandbox`: where the child finds its CA bundle.
+    sandbox_bundle: Option<PathBuf>,
+    /// `--sandbox`: what every child (first, restarted) enters.
+    sandbox_entry: Option<Arc<crate::sandbox::Entry>>,
 }
 
 impl FetchedRun {
@@ -266,7 +277,9 @@ impl FetchedRun {
             file: loaded.file,
             literals,
             env_options,
+            sandbox_entry: sandbox.as_ref().map(Sandbox::entry),
             sandbox,
+            sandbox_bundle: None,
         })
     }
 
@@ -281,7 +294,16 @@ impl FetchedRun {
             Some(p) => std::borrow::Cow::Owned(p.child_vars(&self.resolution.vars, &self.inherited)),
             None => std::borrow::Cow::Borrowed(&self.resolution.vars),
         };
-        if let (Some(_), Some(first)) = (&self.sandbox, self.resolution.vars.first()) {
+        if let Some(bundle) = &self.sandbox_bundle {
+            for v in vars
+                .to_mut()
+                .iter_mut()
+                .filter(|v| crate::proxy::CHILD_VARIABLES[6..].contains(&v.name.as_str()))
+            {
+                v.value = crate::secret::SecretString::new(bundle.display().to_string());
+            }
+        }
+        if let (Some(_), Some(first)) = (&self.sandbox_entry, self.resolution.vars.first()) {
             // Node 22.21+/24+ then uses the explicit proxy; older Node is captured.
             vars.to_mut().push(crate::resolve::ResolvedVar {
                 name: "NODE_USE_ENV_PROXY".into(),
@@ -318,7 +340,7 @@ impl FetchedRun {
                 .chain(self.resolution.template_parts.iter().cloned())
                 .collect(),
             user: self.user.clone(),
-            sandbox: self.sandbox.as_ref().map(Sandbox::entry),
+            sandbox: self.sandbox_entry.clone(),
         })
     }
 

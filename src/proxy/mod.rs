@@ -411,6 +411,11 @@ impl Proxy {
         })
     }
 
+    /// Where the child's CA bundle is (the run CA, then the roots the child would have trusted).
+    pub fn ca_bundle_path(&self) -> &str {
+        self.bundle.path()
+    }
+
     /// Whether `name` is an entry the proxy handles (its value never reaches the child).
     pub fn handles(&self, name: &str) -> bool {
         self.shared.routes.iter().any(|r| r.name == name)

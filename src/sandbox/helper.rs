@@ -25,6 +25,10 @@ pub const HELPER_ARG: &str = "__vault-run-sandbox-helper";
 pub struct Made {
     /// The namespaces, for each child.
     pub entry: Entry,
+    /// The scratch tmpfs, and where the sandbox sees it.
+    pub scratch: OwnedFd,
+    /// See `scratch`.
+    pub scratch_path: PathBuf,
     /// The planned TCP sockets (`None`: optional and not available).
     pub tcp: Vec<Option<TcpListener>>,
     /// The planned UDP sockets.
@@ -40,8 +44,9 @@ pub fn run(mut plan: Plan) -> Result<Made, SandboxError> {
     })?;
     plan.scratch = scratch.clone();
     let made = talk(&plan);
-    // Empty on the host: the helper's tmpfs over it was only in the sandbox's mount namespace.
-    let _ = std::fs::remove_dir(&scratch);
+    if made.is_err() {
+        let _ = std::fs::remove_dir(&scratch);
+    }
     made
 }
 
@@ -100,20 +105,21 @@ fn talk(plan: &Plan) -> Result<Made, SandboxError> {
             }
             Reply::Ready { tcp, udp } => {
                 let _ = child.wait();
-                return assemble(fds, &tcp, &udp)
+                return assemble(fds, &tcp, &udp, &plan.scratch)
                     .ok_or_else(|| setup("the helper's answer", "descriptors missing"));
             }
         }
     }
 }
 
-fn assemble(fds: Vec<OwnedFd>, tcp: &[bool], udp: &[bool]) -> Option<Made> {
+fn assemble(fds: Vec<OwnedFd>, tcp: &[bool], udp: &[bool], scratch_path: &Path) -> Option<Made> {
     let mut fds = fds.into_iter();
     let entry = Entry::new(fds.next()?, fds.next()?, fds.next()?, fds.next()?)?;
+    let scratch = fds.next()?;
     let mut take = |present: bool| present.then(|| fds.next()).flatten();
     let tcp: Vec<Option<TcpListener>> = tcp.iter().map(|&b| take(b).map(TcpListener::from)).collect();
     let udp: Vec<Option<UdpSocket>> = udp.iter().map(|&b| take(b).map(UdpSocket::from)).collect();
-    Some(Made { entry, tcp, udp })
+    Some(Made { entry, scratch, scratch_path: scratch_path.to_owned(), tcp, udp })
 }
 
 /// The whole id range, to itself: root's child keeps every user it may switch to (`--user`).
@@ -245,6 +251,8 @@ fn make(plan: &Plan, sock: &OwnedFd) -> Result<Sockets, Failure> {
         fds.push(OwnedFd::from(f));
     }
     fds.push(nested);
+    let scratch = io_at("scratch tmpfs", std::fs::File::open(&plan.scratch))?;
+    fds.push(OwnedFd::from(scratch));
     fds.extend(sockets);
     Ok((fds, tcp, udp))
 }

@@ -115,6 +115,8 @@ pub struct ProxySockets {
 #[derive(Debug)]
 pub struct Sandbox {
     entry: std::sync::Arc<Entry>,
+    /// The scratch tmpfs, and where the child sees it.
+    scratch: (std::os::fd::OwnedFd, PathBuf),
     proxy: Option<ProxySockets>,
     dns_udp: Option<UdpSocket>,
     dns_tcp: Option<TcpListener>,
@@ -156,7 +158,8 @@ impl Sandbox {
             tcp.push(plan::Socket { addr, optional: false });
         }
         let udp = vec![plan::Socket { addr: v4(DNS), optional: false }];
-        let made = helper::run(plan::Plan::new(tcp, udp, config))?;
+        let plan = plan::Plan::new(tcp, udp, config);
+        let made = helper::run(plan)?;
         let mut tcp = made.tcp.into_iter();
         let proxy =
             tcp.next().flatten().ok_or_else(|| SandboxError::Setup("the proxy socket is missing".into()))?;
@@ -166,6 +169,7 @@ impl Sandbox {
         let forwards = forwards.into_iter().zip(tcp).filter_map(|(a, l)| Some((l?, a.clone()))).collect();
         Ok(Sandbox {
             entry: std::sync::Arc::new(made.entry),
+            scratch: (made.scratch, made.scratch_path),
             proxy: Some(ProxySockets { proxy, tls, http }),
             dns_udp: made.udp.into_iter().flatten().next(),
             dns_tcp,
@@ -178,6 +182,24 @@ impl Sandbox {
         self.entry.clone()
     }
 
+    /// Puts `content` in a file the child can read (the scratch tmpfs, which only the sandbox
+    /// sees); its path there. The child's CA bundle goes here.
+    pub fn install(&self, name: &str, content: &[u8]) -> Result<PathBuf, SandboxError> {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        let fail = |e: nix::Error| SandboxError::Setup(format!("cannot write {name} for the child: {e}"));
+        let flags = nix::fcntl::OFlag::O_CREAT
+            | nix::fcntl::OFlag::O_WRONLY
+            | nix::fcntl::OFlag::O_TRUNC
+            | nix::fcntl::OFlag::O_CLOEXEC;
+        let mode = nix::sys::stat::Mode::from_bits_truncate(0o644);
+        let fd = nix::fcntl::openat(self.scratch.0.as_fd(), name, flags, mode).map_err(fail)?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(content)
+            .map_err(|e| fail(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+        Ok(self.scratch.1.join(name))
+    }
+
     /// The sockets the proxy serves (once).
     pub fn take_proxy_sockets(&mut self) -> Option<ProxySockets> {
         self.proxy.take()
@@ -187,6 +209,13 @@ impl Sandbox {
     pub fn serve(&mut self, names: Names) -> Result<(), SandboxError> {
         serve::start(self.dns_udp.take(), self.dns_tcp.take(), std::mem::take(&mut self.forwards), names)
             .map_err(|e| SandboxError::Setup(format!("cannot start the resolver and forwards: {e}")))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // On the host it is an empty directory (the tmpfs over it is the sandbox's alone).
+        let _ = std::fs::remove_dir(&self.scratch.1);
     }
 }
 

@@ -1,11 +1,12 @@
 //! The child's mount namespace, made by the helper: vault-run's resolver in `/etc/resolv.conf`,
 //! a plain `/etc/hosts`, vault-run's own credential files hidden, and the files that configured
-//! the run read-only. Each is a read-only bind; the child, in a nested user namespace, can
+//! the run read-only, from a scratch tmpfs over vault-run's own temporary directory (which only
+//! the sandbox sees). Each is a read-only bind; the child, in a nested user namespace, can
 //! neither unmount nor remount them (the kernel locks them).
 
 use std::path::Path;
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{mount, MsFlags};
 
 use super::helper::{at, io_at, Failure};
 use super::plan::Plan;
@@ -51,8 +52,10 @@ pub fn make(plan: &Plan) -> Result<(), Failure> {
     for file in &plan.read_only {
         bind_read_only(file, file)?;
     }
-    // The binds keep what they show; the scratch directory is empty again.
-    at("scratch tmpfs", umount2(scratch.as_path(), MntFlags::MNT_DETACH))
+    // The scratch tmpfs stays where it is, in the sandbox only: vault-run adds the child's CA
+    // bundle to it later (through a descriptor), at a path the child can read (a bundle held
+    // by a host process is not: /proc/PID/fd of a process in another user namespace is closed).
+    Ok(())
 }
 
 /// Binds `src` over `target`, then makes that bind read-only, keeping the flags the kernel

@@ -77,7 +77,8 @@ pub enum Reply {
         errno: i32,
     },
     /// Everything is made. The descriptors follow in this order: the outer user namespace, the
-    /// mount and network namespaces, the nested user namespace, then every socket marked here.
+    /// mount and network namespaces, the nested user namespace, the scratch tmpfs, then every
+    /// socket marked here.
     Ready {
         /// For each planned TCP socket, whether it was made (and so sent).
         tcp: Vec<bool>,
