@@ -44,8 +44,7 @@ pub struct ProxyConfig {
     pub resolve: Vec<Pin>,
 }
 
-/// `--resolve HOST:PORT:ADDR[:PORT2]`: a host name pinned to an address (and optionally another
-/// port) for the proxy's connections.
+/// `--resolve HOST:PORT:ADDR`: a host name pinned to an address for the proxy's connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
     /// Host name, lower case.
@@ -66,11 +65,6 @@ impl Pin {
         };
         let host = check_host(host)?;
         let port: u16 = port.parse().map_err(|_| usage())?;
-        // ADDR may carry a port of its own (`127.0.0.1:8443`, `[::1]:8443`): a stand-in for a
-        // host reached on 443 (the --sandbox capture) need not listen on 443.
-        if let Ok(to) = addr.parse::<SocketAddr>() {
-            return Ok(Pin { host, port, addr: to });
-        }
         let ip: std::net::IpAddr =
             addr.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| usage())?;
         Ok(Pin { host, port, addr: SocketAddr::new(ip, port) })
@@ -556,8 +550,6 @@ mod tests {
         );
         let v6 = Pin::parse("h.test:443:[::1]").unwrap();
         assert_eq!(v6.addr.to_string(), "[::1]:443");
-        assert_eq!(Pin::parse("h.test:443:127.0.0.1:8443").unwrap().addr.to_string(), "127.0.0.1:8443");
-        assert_eq!(Pin::parse("h.test:443:[::1]:8443").unwrap().addr.to_string(), "[::1]:8443");
         assert!(Pin::parse("h.test:443").is_err());
         assert!(Pin::parse("h.test:x:127.0.0.1").is_err());
         assert!(Pin::parse("h.test:443:nohost").is_err());
