@@ -289,8 +289,9 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub sandbox: bool,
 
-    /// Make the proxy connect to ADDR whenever it reaches HOST:PORT (curl's --resolve); repeatable.
-    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = Pin::parse)]
+    /// Make the proxy connect to ADDR whenever it reaches HOST:PORT (curl's --resolve; ADDR:PORT2
+    /// connects to another port there, like curl's --connect-to); repeatable.
+    #[arg(long, value_name = "HOST:PORT:ADDR[:PORT2]", value_parser = Pin::parse)]
     pub resolve: Vec<Pin>,
 }
 

@@ -56,18 +56,26 @@ pub struct Pin {
 }
 
 impl Pin {
-    /// Parses `HOST:PORT:ADDR` (ADDR an IP address, IPv6 optionally in brackets).
+    /// Parses `HOST:PORT:ADDR` (ADDR an IP address, IPv6 optionally in brackets), or
+    /// `HOST:PORT:ADDR:PORT2` (`[IPv6]:PORT2`) to reach another port there: a stand-in for a
+    /// real host's :443 on a loopback port of its own.
     pub fn parse(s: &str) -> Result<Pin, String> {
-        let usage = || format!("{s:?}: expected HOST:PORT:ADDR, like api.example.com:443:127.0.0.1");
+        let usage = || {
+            format!(
+                "{s:?}: expected HOST:PORT:ADDR or HOST:PORT:ADDR:PORT2, like api.example.com:443:127.0.0.1"
+            )
+        };
         let mut it = s.splitn(3, ':');
         let (Some(host), Some(port), Some(addr)) = (it.next(), it.next(), it.next()) else {
             return Err(usage());
         };
         let host = check_host(host)?;
         let port: u16 = port.parse().map_err(|_| usage())?;
-        let ip: std::net::IpAddr =
-            addr.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| usage())?;
-        Ok(Pin { host, port, addr: SocketAddr::new(ip, port) })
+        let addr = match addr.trim_start_matches('[').trim_end_matches(']').parse() {
+            Ok(ip) => SocketAddr::new(ip, port),
+            Err(_) => addr.parse::<SocketAddr>().map_err(|_| usage())?,
+        };
+        Ok(Pin { host, port, addr })
     }
 }
 
@@ -553,6 +561,11 @@ mod tests {
         assert!(Pin::parse("h.test:443").is_err());
         assert!(Pin::parse("h.test:x:127.0.0.1").is_err());
         assert!(Pin::parse("h.test:443:nohost").is_err());
+        let moved = Pin::parse("api.openai.com:443:127.0.0.1:8443").unwrap();
+        assert_eq!((moved.port, moved.addr), (443, "127.0.0.1:8443".parse().unwrap()));
+        let moved6 = Pin::parse("h.test:443:[::1]:8443").unwrap();
+        assert_eq!(moved6.addr, "[::1]:8443".parse().unwrap());
+        assert!(Pin::parse("h.test:443:127.0.0.1:x").is_err());
     }
 
     #[test]

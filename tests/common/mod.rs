@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub mod bao;
+pub mod vendors;
 
 /// The vault-run binary under test.
 pub fn bin() -> &'static str {
