@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use common::vendors::{node_sdks_dir, python_sdks_installed, VendorUpstream, VENDORS};
 use common::{output_within, stderr_of, vault_run, DevServer, T};
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -461,4 +462,57 @@ async fn refused_namespaces_exit_78_before_fetching_with_the_way_out() {
         assert!(line.contains(part), "{part:?} missing in: {line}");
     }
     assert_eq!(s.dev.count("POST /v1/tokens").await, 0, "vault-run fetched before refusing");
+}
+
+/// Each vendor's official `lang` SDK, unchanged, under `--sandbox`: it calls the vendor's real
+/// host name (resolved by the sandbox, captured or proxied, pinned to the stand-in), streams
+/// its answer chunk by chunk with the real key upstream, and holds only the placeholder.
+async fn sdks_stream_in_the_sandbox(lang: &str) {
+    for vendor in &VENDORS {
+        let dir = common::tmp();
+        let dev = DevServer::with(&[(&vendor.path(), &vendor.key())]).await;
+        let upstream = VendorUpstream::start(dir.path());
+        std::fs::write(dir.path().join("vault-run.toml"), format!("[env]\n{}\n", vendor.mapping_line()))
+            .unwrap();
+        let client: Vec<String> = vendor.client(lang).iter().map(|w| format!("'{w}'")).collect();
+        let script = format!("{} && env && tr '\\0' '\\n' < /proc/$$/environ", client.join(" "));
+        let mut cmd = vault_run(&dev, dir.path());
+        cmd.arg("--sandbox").arg("--deny-other-hosts").args(upstream.flags()).envs(upstream.client_env());
+        let out = output_within(cmd.args(["--", "sh", "-c", &script]), T);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = stderr_of(&out);
+        assert!(out.status.success(), "{lang} {}: {:?}\n{stdout}\n{stderr}", vendor.name, out.status);
+        upstream.assert_streamed(vendor, &stdout);
+        let key = vendor.key();
+        assert!(
+            !stdout.contains(&key) && !stderr.contains(&key),
+            "{lang} {}: the real key reached the child",
+            vendor.name
+        );
+        let held =
+            stdout.lines().find_map(|l| l.strip_prefix(&format!("{}=", vendor.var))).unwrap_or_default();
+        assert!(!held.is_empty() && held != key, "{}: the child held {held:?}", vendor.var);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_sdks_stream_in_the_sandbox_though_node_20_ignores_https_proxy() {
+    if !common::require(
+        node_sdks_dir().is_some() && which("node"),
+        "node and the vendors' Node SDKs (scripts/test installs them)",
+    ) {
+        return;
+    }
+    sdks_stream_in_the_sandbox("node").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdks_stream_in_the_sandbox() {
+    if !common::require(
+        python_sdks_installed(),
+        "the vendors' Python SDKs (pip install openai anthropic google-genai)",
+    ) {
+        return;
+    }
+    sdks_stream_in_the_sandbox("python").await;
 }
