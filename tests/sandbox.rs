@@ -516,3 +516,30 @@ async fn python_sdks_stream_in_the_sandbox() {
     }
     sdks_stream_in_the_sandbox("python").await;
 }
+
+#[tokio::test]
+async fn as_root_without_user_namespaces_the_child_gives_up_every_capability() {
+    if !common::require(
+        nix::unistd::Uid::effective().is_root(),
+        "root (to make a user namespace that allows no other)",
+    ) {
+        return;
+    }
+    let s = setup().await;
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/no_userns.py");
+    let script = format!(
+        "id -u\ncurl --noproxy '*' -sS --fail-with-body -H \"Authorization: Bearer $API_KEY\" https://{HOST}/direct\n{}{ESCAPES}",
+        raw_connects(&[("127.0.0.1", s.dev_port)])
+    );
+    let mut cmd = Command::new("python3");
+    cmd.args([fixture, "0", common::bin(), "--sandbox"]).args(s.up.flags()).current_dir(s.dir.path());
+    cmd.env("ASS_BASE_URL", &s.dev.base_url).env("ASS_AGENT_KEY", &s.dev.agent_key).env_remove("RUST_LOG");
+    let out = output_within(cmd.args(["--", "sh", "-c", &script]), T);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
+    assert!(stdout.starts_with("0\n"), "{stdout}");
+    assert_eq!(s.up.at("/direct"), vec![format!("Bearer {SECRET}")]);
+    assert_eq!(raw(&stdout, &format!("127.0.0.1:{}", s.dev_port)), "ECONNREFUSED");
+    assert!(stdout.contains("CapEff:\t0000000000000000"), "{stdout}");
+    assert_no_escape(&stdout);
+}

@@ -103,18 +103,31 @@ fn talk(plan: &Plan) -> Result<Made, SandboxError> {
                 let _ = child.wait();
                 return Err(classify(&step, Errno::from_raw(errno)));
             }
-            Reply::Ready { tcp, udp } => {
+            Reply::Ready { direct, tcp, udp } => {
                 let _ = child.wait();
-                return assemble(fds, &tcp, &udp, &plan.scratch)
+                if direct {
+                    tracing::info!("sandbox: no user namespace here; as root, the child enters the network and mount namespaces directly and gives up every capability");
+                }
+                return assemble(fds, direct, &tcp, &udp, &plan.scratch)
                     .ok_or_else(|| setup("the helper's answer", "descriptors missing"));
             }
         }
     }
 }
 
-fn assemble(fds: Vec<OwnedFd>, tcp: &[bool], udp: &[bool], scratch_path: &Path) -> Option<Made> {
+fn assemble(
+    fds: Vec<OwnedFd>,
+    direct: bool,
+    tcp: &[bool],
+    udp: &[bool],
+    scratch_path: &Path,
+) -> Option<Made> {
     let mut fds = fds.into_iter();
-    let entry = Entry::new(fds.next()?, fds.next()?, fds.next()?, fds.next()?)?;
+    let entry = if direct {
+        Entry::direct(fds.next()?, fds.next()?)?
+    } else {
+        Entry::nested(fds.next()?, fds.next()?, fds.next()?, fds.next()?)?
+    };
     let scratch = fds.next()?;
     let mut take = |present: bool| present.then(|| fds.next()).flatten();
     let tcp: Vec<Option<TcpListener>> = tcp.iter().map(|&b| take(b).map(TcpListener::from)).collect();
@@ -188,7 +201,7 @@ pub fn main(args: &[OsString]) -> ExitCode {
         return ExitCode::from(crate::exit::SOFTWARE);
     };
     let (reply, fds) = match make(&plan, &sock) {
-        Ok((fds, tcp, udp)) => (Reply::Ready { tcp, udp }, fds),
+        Ok(Sockets { direct, fds, tcp, udp }) => (Reply::Ready { direct, tcp, udp }, fds),
         Err(f) => (Reply::Failed { step: f.step, errno: f.errno as i32 }, Vec::new()),
     };
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
@@ -199,18 +212,29 @@ pub fn main(args: &[OsString]) -> ExitCode {
     }
 }
 
-type Sockets = (Vec<OwnedFd>, Vec<bool>, Vec<bool>);
+/// What the helper sends back (see [`Reply::Ready`]).
+struct Sockets {
+    direct: bool,
+    fds: Vec<OwnedFd>,
+    tcp: Vec<bool>,
+    udp: Vec<bool>,
+}
 
 fn make(plan: &Plan, sock: &OwnedFd) -> Result<Sockets, Failure> {
-    at("user namespace", unshare(CloneFlags::CLONE_NEWUSER))?;
-    if plan.parent_maps {
+    let direct = match unshare(CloneFlags::CLONE_NEWUSER) {
+        Ok(()) => false,
+        // Root can make the other namespaces without one; its child then drops every capability.
+        Err(_) if plan.parent_maps => true,
+        Err(e) => return at("user namespace", Err(e)),
+    };
+    if !direct && plan.parent_maps {
         let asked = serde_json::to_vec(&Reply::MapMe).unwrap_or_default();
         io_at("user namespace id map", fdpass::send(sock, &asked, &[]))?;
         let (go, _) = io_at("user namespace id map", fdpass::recv(sock))?;
         if go != b"go" {
             return Err(Failure { step: "user namespace id map".into(), errno: Errno::EPERM });
         }
-    } else {
+    } else if !direct {
         io_at("user namespace id map", self_maps(Path::new("/proc/self"), plan.uid, plan.gid))?;
     }
     at("network and mount namespaces", unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS))?;
@@ -245,16 +269,17 @@ fn make(plan: &Plan, sock: &OwnedFd) -> Result<Sockets, Failure> {
         }
     }
     super::mounts::make(plan)?;
-    let nested = nested(plan)?;
-    for ns in ["user", "mnt", "net"] {
+    let nested = if direct { None } else { Some(nested(plan)?) };
+    let kinds: &[&str] = if direct { &["mnt", "net"] } else { &["user", "mnt", "net"] };
+    for ns in kinds {
         let f = io_at("namespace descriptor", std::fs::File::open(format!("/proc/self/ns/{ns}")))?;
         fds.push(OwnedFd::from(f));
     }
-    fds.push(nested);
+    fds.extend(nested);
     let scratch = io_at("scratch tmpfs", std::fs::File::open(&plan.scratch))?;
     fds.push(OwnedFd::from(scratch));
     fds.extend(sockets);
-    Ok((fds, tcp, udp))
+    Ok(Sockets { direct, fds, tcp, udp })
 }
 
 /// Maps only the caller's own ids to themselves: all an unprivileged process may map.

@@ -80,6 +80,9 @@ pub enum Reply {
     /// mount and network namespaces, the nested user namespace, the scratch tmpfs, then every
     /// socket marked here.
     Ready {
+        /// Root without user namespaces: only the mount and network namespaces were made (the
+        /// child then gives up every capability instead), and only their descriptors come first.
+        direct: bool,
         /// For each planned TCP socket, whether it was made (and so sent).
         tcp: Vec<bool>,
         /// The same for UDP.

@@ -142,6 +142,9 @@ impl Spawner {
         if let Some(user) = &launch.user {
             user.apply_to(&mut cmd);
         }
+        if let Some(sandbox) = &launch.sandbox {
+            sandbox.lock_after(&mut cmd);
+        }
         os::prepare_child(&mut cmd, placement, self.core, self.mask);
         let spawned = cmd.spawn().map_err(|e| classify(&shown, &e));
         // The slave descriptors (in `cmd`) and the memfds (in `launch`) now belong to the child.
