@@ -543,3 +543,102 @@ async fn as_root_without_user_namespaces_the_child_gives_up_every_capability() {
     assert!(stdout.contains("CapEff:\t0000000000000000"), "{stdout}");
     assert_no_escape(&stdout);
 }
+
+#[tokio::test]
+async fn the_resolver_answers_over_tcp_too() {
+    let s = setup().await;
+    // A DNS query for HOST over TCP (RFC 1035 §4.2.2), straight to the sandbox's resolver.
+    let script = format!(
+        r#"python3 - <<'PY'
+import socket, struct
+name = b"".join(bytes([len(p)]) + p for p in b"{HOST}".split(b".")) + b"\0"
+q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + name + struct.pack(">HH", 1, 1)
+s = socket.create_connection(("127.0.0.1", 53), timeout=5)
+s.sendall(struct.pack(">H", len(q)) + q)
+n = struct.unpack(">H", s.recv(2))[0]
+r = b""
+while len(r) < n:
+    r += s.recv(n - len(r))
+ident, flags, _, answers = struct.unpack(">HHHH", r[:8])
+print("tcp-dns", hex(ident), flags & 0xF, answers, ".".join(str(b) for b in r[-4:]))
+PY
+"#
+    );
+    let (out, stdout, stderr) = s.run("--deny-other-hosts", &script);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("tcp-dns 0x1234 0 1 127.0.0.1"), "{stdout}");
+}
+
+#[tokio::test]
+async fn on_a_terminal_and_with_watch_the_child_stays_in_the_sandbox() {
+    if !common::require(which("script"), "script (util-linux), for a terminal") {
+        return;
+    }
+    let s = setup().await;
+    // A pseudo-terminal for vault-run (script), --mask (so a pty for the child) and --watch.
+    let inner = format!(
+        "{} --sandbox --mask --watch --watch-interval 1s {} -- sh -c 'test -t 1 && echo on-a-tty; getent hosts {HOST}; cat /proc/net/dev | grep -c :'",
+        common::bin(),
+        s.up.flags().join(" ")
+    );
+    let mut cmd = vault_run(&s.dev, s.dir.path());
+    let mut script = Command::new("script");
+    script.args(["-qec", &inner, "/dev/null"]).current_dir(s.dir.path());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let _ = &mut cmd;
+    let out = output_within(&mut script, T);
+    let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
+    assert!(stdout.contains("on-a-tty"), "{stdout}");
+    assert!(stdout.contains(&format!("127.0.0.1       {HOST}")), "{stdout}");
+    // Only the loopback interface in /proc/net/dev.
+    assert!(stdout.lines().any(|l| l.trim() == "1"), "{stdout}");
+}
+
+#[tokio::test]
+async fn without_sandbox_agent_safe_mode_says_it_is_advisory() {
+    let s = setup().await;
+    let mut cmd = vault_run(&s.dev, s.dir.path());
+    let out = output_within(cmd.args(s.up.flags()).args(["-v", "--", "true"]), T);
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("advisory without --sandbox").count(), 1, "{stderr}");
+    let mut check = vault_run(&s.dev, s.dir.path());
+    let out = output_within(check.arg("check"), T);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
+    assert!(stdout.contains("advisory without --sandbox"), "{stdout}");
+    let mut check = vault_run(&s.dev, s.dir.path());
+    let out = output_within(check.args(["check", "--sandbox"]), T);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("advisory"), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_watch_restart_starts_the_new_child_in_the_sandbox_too() {
+    let s = setup().await;
+    s.dev.put("production/app/PLAIN", "v1").await;
+    let mut cmd = vault_run(&s.dev, s.dir.path());
+    cmd.args(["--sandbox", "--watch", "--watch-interval", "1s", "-e", "PLAIN=production/app/PLAIN"])
+        .args(s.up.flags());
+    cmd.args([
+        "--",
+        "sh",
+        "-c",
+        "echo \"start $PLAIN $(grep -c : /proc/net/dev) $(getent hosts anything.test)\"; exec sleep 60",
+    ]);
+    let mut run = common::Running::start(&mut cmd);
+    let first = run.expect(|l| l.starts_with("start v1"), T);
+    s.dev.put("production/app/PLAIN", "v2").await;
+    let second = run.expect(|l| l.starts_with("start v2"), T);
+    for line in [first, second] {
+        assert!(line.ends_with(" 1 127.0.0.1       anything.test"), "not in the sandbox: {line}");
+    }
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    run.wait(T);
+}
