@@ -7,7 +7,21 @@ use std::net::Ipv4Addr;
 use simple_dns::rdata::{RData, A};
 use simple_dns::{Packet, PacketFlag, ResourceRecord, CLASS, QTYPE, RCODE, TYPE};
 
-use super::serve::Names;
+/// Which names the resolver answers.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    /// Listed and allowed host names (lower case).
+    pub allowed: Vec<String>,
+    /// `--deny-other-hosts`: other names do not exist.
+    pub deny_other: bool,
+}
+
+impl Names {
+    /// Whether `name` (lower case, no final dot) gets the loopback address.
+    pub fn answers(&self, name: &str) -> bool {
+        !self.deny_other || name == "localhost" || self.allowed.iter().any(|a| a == name)
+    }
+}
 
 /// How long a client may keep an answer (they never change during a run).
 const TTL: u32 = 60;

@@ -16,6 +16,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use super::enter::Entry;
 use super::fdpass;
 use super::plan::{Plan, Reply};
+use super::step::{at, io_at, io_errno, Failure};
 use super::SandboxError;
 
 /// The first argument that makes vault-run the helper.
@@ -168,24 +169,6 @@ fn classify(step: &str, errno: Errno) -> SandboxError {
         "--sandbox: the kernel refused the {step} ({}{why}); allow user namespaces (sysctl user.max_user_namespaces=15000, kernel.unprivileged_userns_clone=1, or on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0) or run vault-run as root / with CAP_SYS_ADMIN (docker run --cap-add SYS_ADMIN), or drop --sandbox",
         errno.desc()
     ))
-}
-
-/// A failed step of the helper.
-pub(super) struct Failure {
-    step: String,
-    errno: Errno,
-}
-
-pub(super) fn at<T>(step: &str, r: Result<T, impl Into<Errno>>) -> Result<T, Failure> {
-    r.map_err(|e| Failure { step: step.to_owned(), errno: e.into() })
-}
-
-fn io_errno(e: &std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-pub(super) fn io_at<T>(step: &str, r: std::io::Result<T>) -> Result<T, Failure> {
-    r.map_err(|e| Failure { step: step.to_owned(), errno: io_errno(&e) })
 }
 
 /// The helper's side: `vault-run __vault-run-sandbox-helper FD`.

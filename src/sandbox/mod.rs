@@ -20,13 +20,14 @@ mod helper;
 mod mounts;
 mod plan;
 mod serve;
+mod step;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 
+pub use dns::Names;
 pub use enter::Entry;
 pub use helper::{main as helper_main, HELPER_ARG};
-pub use serve::Names;
 
 /// `--allow-host HOST[:PORT]`: a host the child may reach; with a port, under `--sandbox`,
 /// that port is forwarded from inside the namespace to the host, plain TCP.

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
 
-use super::helper::{at, io_at, Failure};
 use super::plan::Plan;
+use super::step::{at, io_at, Failure};
 
 /// Makes the mounts of `plan` (in the helper, inside the new mount namespace).
 pub fn make(plan: &Plan) -> Result<(), Failure> {

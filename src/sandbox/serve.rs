@@ -7,23 +7,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::dns::Names;
 use super::AllowHost;
-
-/// Which names the resolver answers.
-#[derive(Debug, Clone, Default)]
-pub struct Names {
-    /// Listed and allowed host names (lower case).
-    pub allowed: Vec<String>,
-    /// `--deny-other-hosts`: other names do not exist.
-    pub deny_other: bool,
-}
-
-impl Names {
-    /// Whether `name` (lower case, no final dot) gets the loopback address.
-    pub fn answers(&self, name: &str) -> bool {
-        !self.deny_other || name == "localhost" || self.allowed.iter().any(|a| a == name)
-    }
-}
 
 /// How long a forwarded connection waits for the host's side to accept.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
