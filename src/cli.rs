@@ -417,6 +417,7 @@ impl ProxyArgs {
             deny_other_hosts: self.deny_other_hosts,
             allow_host: self.allow_host.iter().map(|a| a.host.clone()).collect(),
             resolve: self.resolve,
+            close_loopback: false,
         }
     }
 }

@@ -228,8 +228,12 @@ async fn without_deny_other_names_resolve_to_the_capture_and_are_tunnelled_untou
 curl --noproxy '*' -sS --fail-with-body --cacert "$UPSTREAM_CA" -H "Authorization: Bearer $API_KEY" https://{OTHER}/tunnelled
 curl -sS --fail-with-body -H "Authorization: Bearer $API_KEY" https://{HOST}/proxied
 curl --noproxy '*' -sS -o /dev/null -w 'plain %{{http_code}}\n' http://plain.example.test/v1/health
+curl --noproxy '*' -sS -o /dev/null -w 'loopback-by-host %{{http_code}}\n' -H "Host: 127.0.0.1:{dev}" http://x.example.test/v1/health
+curl --noproxy '' -sS -o /dev/null -w 'loopback-by-proxy %{{http_code}}\n' --proxy "$HTTPS_PROXY" http://localhost:{dev}/v1/health
+curl --noproxy '' -sS -o /dev/null -w 'loopback-by-connect %{{http_code}}\n' -p --proxy "$HTTPS_PROXY" http://127.0.0.1:{dev}/v1/health
 echo "API_KEY=$API_KEY"
-"#
+"#,
+        dev = s.dev_port
     );
     let flags = format!("--resolve plain.example.test:80:127.0.0.1:{}", s.dev_port);
     let (out, stdout, stderr) = s.run(&flags, &script);
@@ -243,6 +247,12 @@ echo "API_KEY=$API_KEY"
     assert_eq!(s.up.at("/proxied"), vec![format!("Bearer {SECRET}")]);
     // Plain HTTP is captured on :80 and routed by Host.
     assert!(stdout.lines().any(|l| l.starts_with("plain ") && l != "plain 000"), "{stdout}");
+    // But neither the capture nor the proxy opens the host's loopback to the child (a pinned or
+    // --allow-host name does).
+    for how in ["loopback-by-host", "loopback-by-proxy", "loopback-by-connect"] {
+        let code = stdout.lines().find_map(|l| l.strip_prefix(&format!("{how} "))).unwrap_or("?");
+        assert!(code == "502" || code == "000", "{how}: {code}\n{stdout}\n{stderr}");
+    }
 }
 
 #[tokio::test]

@@ -95,8 +95,9 @@ fn start_proxy(config: &RunConfig, fetched: &mut FetchedRun) -> Result<Option<Ar
             tls: s.tls,
             http: s.http,
         });
+        let proxy_config = crate::proxy::ProxyConfig { close_loopback: true, ..config.proxy.clone() };
         let proxy =
-            Proxy::start_with(routes, &config.proxy, &fetched.inherited, sockets).map_err(proxy_error)?;
+            Proxy::start_with(routes, &proxy_config, &fetched.inherited, sockets).map_err(proxy_error)?;
         sandbox.serve(names).map_err(sandbox_error)?;
         // A host process's /proc/PID/fd is closed to the sandboxed child: the bundle is copied
         // into the sandbox.

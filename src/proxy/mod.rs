@@ -42,6 +42,9 @@ pub struct ProxyConfig {
     pub allow_host: Vec<String>,
     /// `--resolve`: host names pinned to addresses.
     pub resolve: Vec<Pin>,
+    /// `--sandbox`: the host's loopback (and unspecified) addresses are closed to the child
+    /// except through listed, allowed or pinned hosts: only vault-run's namespace has them.
+    pub close_loopback: bool,
 }
 
 /// `--resolve HOST:PORT:ADDR`: a host name pinned to an address for the proxy's connections.
@@ -178,6 +181,8 @@ pub(crate) struct Shared {
     pins: Vec<Pin>,
     deny_other: bool,
     allow: Vec<String>,
+    /// See [`ProxyConfig::close_loopback`].
+    close_loopback: bool,
     /// `user:password`, as the child sends it base64-encoded.
     credentials: Zeroizing<Vec<u8>>,
 }
@@ -228,6 +233,21 @@ impl Shared {
     }
 
     async fn dial(&self, host: &str, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+        let chosen = self.listed(host)
+            || self.allow.iter().any(|h| h == host)
+            || self.pins.iter().any(|p| p.host == host && p.port == port);
+        if self.close_loopback && !chosen {
+            // What the name means on the host, not in the sandbox: `localhost`, 127.0.0.1 or a
+            // name resolving there would hand the child the host's loopback services.
+            let mut addrs = tokio::net::lookup_host((host, port)).await?;
+            if addrs.any(|a| a.ip().is_loopback() || a.ip().is_unspecified()) {
+                tracing::warn!(host, port, "proxy: the host's loopback is closed to the sandbox (name it with --allow-host HOST:PORT)");
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the host's loopback is closed to the sandbox (--allow-host HOST:PORT opens a port)",
+                ));
+            }
+        }
         server::dial(&self.pins, host, port).await
     }
 }
@@ -366,6 +386,7 @@ impl Proxy {
             pins: args.resolve.clone(),
             deny_other: args.deny_other_hosts,
             allow: args.allow_host.clone(),
+            close_loopback: args.close_loopback,
             credentials,
         });
 
