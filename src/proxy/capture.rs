@@ -63,9 +63,12 @@ async fn tls_connection(mut tcp: TcpStream, shared: Arc<Shared>) {
         return tracing::debug!("proxy capture: no TLS ClientHello; closed");
     };
     let Some(host) = name else {
-        return tracing::warn!(
-            "proxy capture: a TLS connection without a server name (SNI) cannot be routed; closed"
-        );
+        if loud() {
+            tracing::warn!(
+                "proxy capture: a TLS connection without a server name (SNI) cannot be routed; closed"
+            );
+        }
+        return;
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     if shared.listed(&host) {
@@ -78,7 +81,10 @@ async fn tls_connection(mut tcp: TcpStream, shared: Arc<Shared>) {
         return;
     }
     if !shared.may_pass(&host) {
-        return tracing::warn!(host, "proxy capture: TLS to a host --deny-other-hosts keeps out; closed");
+        if loud() {
+            tracing::warn!(host, "proxy capture: TLS to a host --deny-other-hosts keeps out; closed");
+        }
+        return;
     }
     let mut upstream = match shared.dial(&host, HTTPS).await {
         Ok(u) => u,
@@ -88,6 +94,15 @@ async fn tls_connection(mut tcp: TcpStream, shared: Arc<Shared>) {
     if upstream.write_all(&hello).await.is_ok() {
         let _ = tokio::io::copy_bidirectional(&mut tcp, &mut upstream).await;
     }
+}
+
+/// Whether a refusal may be logged now: one warning a second at most, so that a child cannot
+/// flood vault-run's log by connecting in a loop.
+fn loud() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    LAST.swap(now, Ordering::Relaxed) != now
 }
 
 /// Reads until a whole ClientHello is in: the bytes read, and the server name in it.
