@@ -331,6 +331,7 @@ print("remount-after-unshare", result(libc.mount(None, b"vault-run.toml", None, 
 PY
 ip link set lo down 2>/dev/null && echo "lo-down ok" || echo "lo-down refused"
 grep CapEff /proc/self/status
+echo "inherited-namespaces-or-sockets $(for f in /proc/$$/fd/*; do readlink "$f"; done | grep -c 'net:\|user:\|mnt:\|socket:')"
 "#;
 
 fn assert_no_escape(stdout: &str) {
@@ -349,6 +350,8 @@ fn assert_no_escape(stdout: &str) {
         assert!(!line.ends_with(" ok"), "the child could {name}:\n{stdout}");
     }
     assert!(stdout.contains("lo-down refused"), "{stdout}");
+    // vault-run's namespace descriptors and sockets stay its own (close-on-exec).
+    assert!(stdout.contains("inherited-namespaces-or-sockets 0"), "{stdout}");
 }
 
 #[tokio::test]
