@@ -655,3 +655,30 @@ async fn a_watch_restart_starts_the_new_child_in_the_sandbox_too() {
     run.signal(nix::sys::signal::Signal::SIGTERM);
     run.wait(T);
 }
+
+#[tokio::test]
+async fn as_root_in_a_container_user_namespace_the_nested_namespaces_map_only_its_ids() {
+    if !common::require(
+        nix::unistd::Uid::effective().is_root(),
+        "root (to make a container-like user namespace)",
+    ) {
+        return;
+    }
+    let s = setup().await;
+    open_to_nobody(s.dir.path());
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/no_userns.py");
+    let script = format!(
+        "cat /proc/self/uid_map\ncurl --noproxy '*' -sS --fail-with-body -H \"Authorization: Bearer $API_KEY\" https://{HOST}/container\n{ESCAPES}"
+    );
+    let mut cmd = Command::new("python3");
+    cmd.args([fixture, "--allow-nested", "0", common::bin(), "--sandbox", "--user", "nobody"])
+        .args(s.up.flags());
+    cmd.current_dir(s.dir.path()).env("ASS_BASE_URL", &s.dev.base_url).env("ASS_AGENT_KEY", &s.dev.agent_key);
+    let out = output_within(cmd.env_remove("RUST_LOG").args(["--", "sh", "-c", &script]), T);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", stderr_of(&out));
+    let map: Vec<&str> = stdout.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(map, ["0", "0", "65536"], "{stdout}");
+    assert_eq!(s.up.at("/container"), vec![format!("Bearer {SECRET}")]);
+    assert_no_escape(&stdout);
+}

@@ -96,7 +96,7 @@ fn talk(plan: &Plan) -> Result<Made, SandboxError> {
         let reply: Reply = serde_json::from_slice(&data).map_err(|e| setup("the helper's answer", e))?;
         match reply {
             Reply::MapMe => {
-                write_root_maps(child.id()).map_err(|e| setup("cannot write the helper's id maps", e))?;
+                write_identity_maps(child.id()).map_err(|e| setup("cannot write the helper's id maps", e))?;
                 fdpass::send(&ours, b"go", &[])
                     .map_err(|e| setup("cannot talk to the namespace helper", e))?;
             }
@@ -136,12 +136,27 @@ fn assemble(
     Some(Made { entry, scratch, scratch_path: scratch_path.to_owned(), tcp, udp })
 }
 
-/// The whole id range, to itself: root's child keeps every user it may switch to (`--user`).
-const IDENTITY: &str = "0 0 4294967295\n";
+/// Every id the caller's own namespace has, each to itself (`kind`: `uid_map` or `gid_map`):
+/// root's child keeps every user it may switch to (`--user`). In the initial namespace that is
+/// `0 0 4294967295`; in a container's user namespace, only the ranges it was given.
+fn identity(kind: &str) -> std::io::Result<String> {
+    let own = std::fs::read_to_string(format!("/proc/self/{kind}"))?;
+    Ok(own
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let (inside, _outside, count) = (it.next()?, it.next()?, it.next()?);
+            Some(format!("{inside} {inside} {count}\n"))
+        })
+        .collect())
+}
 
-fn write_root_maps(pid: u32) -> std::io::Result<()> {
-    std::fs::write(format!("/proc/{pid}/uid_map"), IDENTITY)?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), IDENTITY)
+/// Writes `pid`'s id maps: [`identity`] of the caller's.
+fn write_identity_maps(pid: u32) -> std::io::Result<()> {
+    for kind in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{kind}"), identity(kind)?)?;
+    }
+    Ok(())
 }
 
 /// The one-line refusal, or a setup error, for a failed step.
@@ -328,8 +343,7 @@ fn nested(plan: &Plan) -> Result<OwnedFd, Failure> {
             } else {
                 let proc = PathBuf::from(format!("/proc/{child}"));
                 let maps = if plan.parent_maps {
-                    std::fs::write(proc.join("uid_map"), IDENTITY)
-                        .and_then(|()| std::fs::write(proc.join("gid_map"), IDENTITY))
+                    write_identity_maps(child.as_raw() as u32)
                 } else {
                     std::fs::write(proc.join("uid_map"), format!("{0} {0} 1\n", plan.uid))
                         .and_then(|()| std::fs::write(proc.join("gid_map"), format!("{0} {0} 1\n", plan.gid)))
