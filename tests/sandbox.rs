@@ -279,16 +279,22 @@ async fn credential_files_are_hidden_and_configuration_is_read_only() {
     std::fs::write(&key_file, &s.dev.agent_key).unwrap();
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::write(d.join("app.env"), "GREETING=hello\n").unwrap();
+    // A service on a filesystem socket in the runtime directory (a session bus, an agent).
+    let xdg = d.join("xdg");
+    std::fs::create_dir(&xdg).unwrap();
+    let _service = std::os::unix::net::UnixListener::bind(xdg.join("bus")).unwrap();
     let script = r##"echo "key bytes: $(wc -c < agent.key)"
 echo "# changed" >> vault-run.toml && echo "mapping writable" || echo "mapping read-only"
 echo "X=1" >> app.env && echo "env file writable" || echo "env file read-only"
 echo "greeting $GREETING"
+python3 -c 'import os, socket; s = socket.socket(socket.AF_UNIX); s.connect(os.environ["XDG_RUNTIME_DIR"] + "/bus")' 2>/dev/null && echo "runtime socket reachable" || echo "runtime socket hidden"
 env > written.txt
 tr '\0' '\n' < /proc/$$/environ > environ.txt
 cat /proc/$$/environ | tr '\0' '\n' | grep '^API_KEY='
 "##;
     let mut cmd = vault_run(&s.dev, d);
     cmd.env_remove("ASS_AGENT_KEY").arg("--agent-key-file").arg(&key_file).args(["--env-file", "app.env"]);
+    cmd.env("XDG_RUNTIME_DIR", &xdg);
     cmd.arg("--sandbox").args(s.up.flags()).args(["--", "sh", "-c", script]);
     let out = output_within(&mut cmd, T);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -296,6 +302,7 @@ cat /proc/$$/environ | tr '\0' '\n' | grep '^API_KEY='
     assert!(stdout.contains("key bytes: 0"), "the agent key file is readable inside:\n{stdout}");
     assert!(stdout.contains("mapping read-only") && stdout.contains("env file read-only"), "{stdout}");
     assert!(stdout.contains("greeting hello"), "{stdout}");
+    assert!(stdout.contains("runtime socket hidden"), "{stdout}");
     // Outside, nothing changed, and what the child wrote holds only the placeholder.
     assert_eq!(std::fs::read_to_string(d.join("vault-run.toml")).unwrap(), MAPPING);
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), s.dev.agent_key);

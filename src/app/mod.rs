@@ -157,6 +157,19 @@ fn sandbox_config(
             dir
         });
     }
+    // Filesystem sockets a service listens on would relay the child anywhere (and the Docker
+    // socket is root on the host): the caller's runtime directory (D-Bus session bus, podman,
+    // ssh-agent and the like) and the container engines' sockets.
+    hide.extend(var("XDG_RUNTIME_DIR"));
+    hide.extend(
+        [
+            "/run/docker.sock",
+            "/var/run/docker.sock",
+            "/run/podman/podman.sock",
+            "/run/containerd/containerd.sock",
+        ]
+        .map(PathBuf::from),
+    );
     hide.retain(|p| p.exists());
     let read_only =
         mapping_file.map(Path::to_path_buf).into_iter().chain(config.env_file.iter().cloned()).collect();
