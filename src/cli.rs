@@ -271,10 +271,17 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub deny_other_hosts: bool,
 
-    /// With --deny-other-hosts: let the child reach this host too (tunnelled untouched); HOST
-    /// alone is port 443 (and 80 for http://), HOST:PORT another port; repeatable.
-    #[arg(long, value_name = "HOST[:PORT]", requires = "deny_other_hosts", value_parser = HostPort::parse)]
+    /// With --deny-other-hosts: let the child reach this host too (tunnelled untouched); with
+    /// --sandbox and a port, forward that port from inside the sandbox to the host (plain TCP,
+    /// e.g. 127.0.0.1:5432); repeatable.
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = HostPort::parse)]
     pub allow_host: Vec<HostPort>,
+
+    /// Enforce agent-safe mode in the kernel (Linux): the child gets a network namespace of its
+    /// own whose only way out is vault-run (its proxy, transparent capture of :443/:80, its
+    /// resolver, --allow-host forwards), and cannot read vault-run's credential files.
+    #[arg(long)]
+    pub sandbox: bool,
 
     /// Make the proxy connect to ADDR whenever it reaches HOST:PORT (curl's --resolve; ADDR:PORT2
     /// connects to another port there, like curl's --connect-to); repeatable.
@@ -302,6 +309,10 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 
 /// Parses the process arguments and runs; returns the process exit code.
 pub fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == crate::sandbox::HELPER_ARG) {
+        return crate::sandbox::helper_main(&args[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -367,6 +378,8 @@ impl RunOptions {
                 program: Program::Launcher,
             },
             supervise: self.supervise.policy(),
+            sandbox: self.proxy.sandbox,
+            allow_host: self.proxy.allow_host.clone(),
             proxy: self.proxy.config(),
         }
     }
@@ -395,9 +408,10 @@ impl ProxyArgs {
         ProxyConfig {
             upstream_ca: self.upstream_ca,
             deny_other_hosts: self.deny_other_hosts,
-            allow_host: self.allow_host,
+            allow_host: self.allow_host.clone(),
             resolve: self.resolve,
             as_other_user: false,
+            close_loopback: false,
         }
     }
 }

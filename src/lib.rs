@@ -30,6 +30,7 @@ pub mod notify;
 pub mod privilege;
 pub mod proxy;
 pub mod resolve;
+pub mod sandbox;
 pub mod secrets;
 pub mod settings;
 pub mod status_line;

@@ -41,4 +41,8 @@ pub struct RunConfig {
     pub supervise: supervise::Policy,
     /// Agent-safe mode.
     pub proxy: ProxyConfig,
+    /// `--sandbox`: agent-safe mode enforced by the kernel.
+    pub sandbox: bool,
+    /// `--allow-host` entries, with their ports (the sandbox forwards those).
+    pub allow_host: Vec<crate::mapping::HostPort>,
 }

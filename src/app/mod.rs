@@ -18,6 +18,7 @@ use crate::privilege::{self, RunAs};
 use crate::proxy::{Proxy, ProxyError};
 use crate::resolve::{AlreadySet, Resolution, Resolver};
 use crate::secret::SecretString;
+use crate::sandbox::{Sandbox, SandboxConfig, SandboxError};
 use crate::supervise::{Launch, Refresh, SuperviseError};
 
 mod config;
@@ -38,11 +39,11 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
     if let Err(e) = command_runs(&command) {
         return e.report();
     }
-    let fetched = match FetchedRun::start(&config) {
+    let mut fetched = match FetchedRun::start(&config) {
         Ok(s) => s,
         Err(e) => return e.report(),
     };
-    let proxy = match start_proxy(&config, &fetched) {
+    let proxy = match start_proxy(&config, &mut fetched) {
         Ok(p) => p,
         Err(e) => return e.report(),
     };
@@ -50,11 +51,14 @@ pub fn run(config: RunConfig, command: Vec<OsString>) -> ExitCode {
         Ok(l) => l,
         Err(e) => return e.report(),
     };
+    // Serves the child until vault-run ends (what --watch fetches again does not hold it).
+    let sandbox = fetched.sandbox.take();
     // The terminal is the child's from now on: a --watch fetch must not draw over its output.
     crate::status_line::enable(false);
     let why = config
         .supervise
         .reason()
+        .or(sandbox.as_ref().map(|_| crate::sandbox::SUPERVISE_REASON))
         .or(proxy.as_ref().map(|_| crate::proxy::SUPERVISE_REASON))
         .or(crate::supervise::pty::needed_for(launch.user.as_deref())
             .then_some(crate::supervise::pty::USER_REASON));
@@ -93,9 +97,39 @@ fn command_runs(command: &[OsString]) -> Result<(), AppError> {
     }
 }
 
-/// Starts the agent-safe proxy when an entry has `hosts` (and everything was fetched).
-fn start_proxy(config: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Proxy>>, AppError> {
+/// Starts the agent-safe proxy when an entry has `hosts` or under `--sandbox` (and everything
+/// was fetched); under `--sandbox` it serves the sockets in the child's namespace, and the
+/// sandbox's resolver and forwards start too.
+fn start_proxy(config: &RunConfig, fetched: &mut FetchedRun) -> Result<Option<Arc<Proxy>>, AppError> {
     let routes = crate::proxy::routes(fetched.resolver.mapping());
+    let owner = bundle_owner(fetched);
+    if let Some(sandbox) = fetched.sandbox.as_mut() {
+        if !fetched.resolution.errors.is_empty() {
+            return Ok(None);
+        }
+        let mut allowed: Vec<String> = routes.iter().flat_map(|r| r.hosts.iter().map(|h| h.host.clone())).collect();
+        allowed.extend(config.allow_host.iter().map(|a| a.host.clone()));
+        let names = crate::sandbox::Names { allowed, deny_other: config.proxy.deny_other_hosts };
+        let sockets = sandbox.take_proxy_sockets().map(|s| crate::proxy::Listeners {
+            proxy: s.proxy,
+            tls: s.tls,
+            http: s.http,
+        });
+        let proxy_config = crate::proxy::ProxyConfig {
+            close_loopback: true,
+            as_other_user: owner.is_some(),
+            ..config.proxy.clone()
+        };
+        let proxy =
+            Proxy::start_with(routes, &proxy_config, &fetched.inherited, None, sockets).map_err(proxy_error)?;
+        sandbox.serve(names).map_err(sandbox_error)?;
+        // A host process's /proc/PID/fd is closed to the sandboxed child: the bundle is copied
+        // into the sandbox.
+        let pem = std::fs::read(proxy.ca_bundle_path())
+            .map_err(|e| AppError::Internal(format!("cannot read the child's CA bundle: {e}")))?;
+        fetched.sandbox_bundle = Some(sandbox.install("ca-bundle.pem", &pem).map_err(sandbox_error)?);
+        return Ok(Some(Arc::new(proxy)));
+    }
     if routes.is_empty() {
         let a = &config.proxy;
         if a.deny_other_hosts || !a.upstream_ca.is_empty() || !a.resolve.is_empty() {
@@ -106,20 +140,79 @@ fn start_proxy(config: &RunConfig, fetched: &FetchedRun) -> Result<Option<Arc<Pr
     if !fetched.resolution.errors.is_empty() {
         return Ok(None);
     }
-    // The bundle's holder runs as the child's user, so that the child (and only its user) can open it.
-    let owner = fetched
+    tracing::info!("{}", crate::sandbox::ADVISORY);
+    let args = crate::proxy::ProxyConfig { as_other_user: bundle_owner(fetched).is_some(), ..config.proxy.clone() };
+    Proxy::start(routes, &args, &fetched.inherited, bundle_owner(fetched)).map(|p| Some(Arc::new(p))).map_err(proxy_error)
+}
+
+/// Under a real `--user` switch, the CA bundle's holder runs as the child's user, so that the
+/// child (and only its user) can open it.
+fn bundle_owner(fetched: &FetchedRun) -> Option<crate::proxy::holder::Owner> {
+    fetched
         .user
         .as_deref()
         .filter(|u| u.switch)
-        .map(|u| crate::proxy::holder::Owner { uid: u.uid.as_raw(), gid: u.gid.as_raw() });
-    let args = crate::proxy::ProxyConfig { as_other_user: owner.is_some(), ..config.proxy.clone() };
-    match Proxy::start(routes, &args, &fetched.inherited, owner) {
-        Ok(p) => Ok(Some(Arc::new(p))),
-        Err(e @ (ProxyError::UpstreamCa { .. } | ProxyError::Bundle { .. })) => {
-            Err(AppError::Config(e.to_string()))
-        }
-        Err(e) => Err(AppError::Internal(e.to_string())),
+        .map(|u| crate::proxy::holder::Owner { uid: u.uid.as_raw(), gid: u.gid.as_raw() })
+}
+
+fn proxy_error(e: ProxyError) -> AppError {
+    match e {
+        e @ (ProxyError::UpstreamCa { .. } | ProxyError::Bundle { .. }) => AppError::Config(e.to_string()),
+        e => AppError::Internal(e.to_string()),
     }
+}
+
+fn sandbox_error(e: SandboxError) -> AppError {
+    match e {
+        e @ (SandboxError::Refused(_) | SandboxError::Config(_)) => AppError::Config(e.to_string()),
+        e @ SandboxError::Setup(_) => AppError::Internal(e.to_string()),
+    }
+}
+
+/// What `--sandbox` is made with: the `--allow-host` forwards, vault-run's own credential
+/// files (hidden) and the files that configured the run (read-only).
+fn sandbox_config(
+    config: &RunConfig,
+    inherited: &[InheritedVar],
+    mapping_file: Option<&Path>,
+) -> SandboxConfig {
+    let var = |name: &str| crate::inherited::var_os(inherited, name).map(PathBuf::from);
+    let mut hide: Vec<PathBuf> =
+        // Every file a backend declares as an option (the agent key file, the Vault token file)
+        // holds a credential, whether the flag or its variable gave it.
+        crate::backend::registry::options()
+            .filter(|o| matches!(o.kind, crate::backend::registry::ValueKind::Path))
+            .filter_map(|o| {
+                config.settings.options.path(o).map(Path::to_path_buf).or_else(|| o.env.and_then(var))
+            })
+            .chain(["VAULT_SECRET_ID_FILE", "BAO_SECRET_ID_FILE"].iter().filter_map(|n| var(n)))
+            .chain(var("HOME").map(|h| h.join(".vault-token")))
+            .collect();
+    if let Some(dir) = var("CREDENTIALS_DIRECTORY") {
+        // The whole directory, unless the child was meant to read the other credentials in it.
+        hide.push(if config.keep_credentials_directory {
+            dir.join(crate::backend::ass::key::SYSTEMD_CREDENTIAL)
+        } else {
+            dir
+        });
+    }
+    // Filesystem sockets a service listens on would relay the child anywhere (and the Docker
+    // socket is root on the host): the caller's runtime directory (D-Bus session bus, podman,
+    // ssh-agent and the like) and the container engines' sockets.
+    hide.extend(var("XDG_RUNTIME_DIR"));
+    hide.extend(
+        [
+            "/run/docker.sock",
+            "/var/run/docker.sock",
+            "/run/podman/podman.sock",
+            "/run/containerd/containerd.sock",
+        ]
+        .map(PathBuf::from),
+    );
+    hide.retain(|p| p.exists());
+    let read_only =
+        mapping_file.map(Path::to_path_buf).into_iter().chain(config.env_file.iter().cloned()).collect();
+    SandboxConfig { allow: config.allow_host.clone(), hide, read_only }
 }
 
 /// `vault-run check`: fetch like a run, print the table (or JSON), start nothing; exit as the
@@ -160,7 +253,9 @@ pub fn check(config: RunConfig, format: CheckFormat) -> ExitCode {
         literals: &fetched.literals,
         error: result.as_ref().err().map(|e| (e.to_string(), e.code())),
     };
+    let advisory = !config.sandbox && !crate::proxy::routes(mapping).is_empty();
     match format {
+        CheckFormat::Text if advisory => println!("{}note: {}", report.text(), crate::sandbox::ADVISORY),
         CheckFormat::Text => print!("{}", report.text()),
         CheckFormat::Json => print!("{}", report.json()),
     }
@@ -184,6 +279,12 @@ struct FetchedRun {
     literals: Vec<Literal>,
     /// How the child's environment is built from `inherited` and the secrets.
     env_options: EnvOptions,
+    /// `--sandbox`: the namespaces, made before anything was fetched.
+    sandbox: Option<Sandbox>,
+    /// `--sandbox`: where the child finds its CA bundle.
+    sandbox_bundle: Option<PathBuf>,
+    /// `--sandbox`: what every child (first, restarted) enters.
+    sandbox_entry: Option<Arc<crate::sandbox::Entry>>,
 }
 
 impl FetchedRun {
@@ -197,6 +298,20 @@ impl FetchedRun {
         let loaded = load(config, &inherited, &env_options.scrub, roots_only)?;
         let proxied = !crate::proxy::routes(&loaded.mapping).is_empty();
         refuse_special_files(config, &inherited, &loaded.literals, proxied)?;
+        if !config.allow_host.is_empty() && !config.sandbox && !config.proxy.deny_other_hosts {
+            return Err(AppError::Usage(
+                "--allow-host needs --deny-other-hosts or --sandbox (without them every host is reachable)"
+                    .into(),
+            ));
+        }
+        // A kernel that refuses the namespaces stops the run before anything is fetched.
+        let sandbox = match config.sandbox {
+            true => Some(
+                Sandbox::create(&sandbox_config(config, &inherited, loaded.file.as_deref()))
+                    .map_err(sandbox_error)?,
+            ),
+            false => None,
+        };
         let rt = runtime()?;
         let resolver = Resolver::new(loaded.mapping, loaded.settings, already_set(config, &inherited));
         let resolution = rt.block_on(resolver.resolve(&on_event));
@@ -209,7 +324,19 @@ impl FetchedRun {
             .collect::<Vec<_>>();
         env_options.keep.extend(literals.iter().map(|l| l.name.clone()));
         let inherited = crate::envfile::with_literals(inherited, &loaded.literals, config.no_override);
-        Ok(Self { rt, resolver, resolution, inherited, user, file: loaded.file, literals, env_options })
+        Ok(Self {
+            rt,
+            resolver,
+            resolution,
+            inherited,
+            user,
+            file: loaded.file,
+            literals,
+            env_options,
+            sandbox_entry: sandbox.as_ref().map(Sandbox::entry),
+            sandbox,
+            sandbox_bundle: None,
+        })
     }
 
     /// The child's environment, or the first reason the child must not start.
@@ -219,10 +346,28 @@ impl FetchedRun {
             return Err(e);
         }
         tracing::info!(variables = self.resolution.vars.len(), "secrets fetched; starting the command");
-        let vars = match proxy {
+        let mut vars = match proxy {
             Some(p) => std::borrow::Cow::Owned(p.child_vars(&self.resolution.vars, &self.inherited)),
             None => std::borrow::Cow::Borrowed(&self.resolution.vars),
         };
+        if let Some(bundle) = &self.sandbox_bundle {
+            for v in vars
+                .to_mut()
+                .iter_mut()
+                .filter(|v| crate::proxy::CHILD_VARIABLES[6..].contains(&v.name.as_str()))
+            {
+                v.value = crate::secret::SecretString::new(bundle.display().to_string());
+            }
+        }
+        if let (Some(_), Some(first)) = (&self.sandbox_entry, self.resolution.vars.first()) {
+            // Node 22.21+/24+ then uses the explicit proxy; older Node is captured.
+            vars.to_mut().push(crate::resolve::ResolvedVar {
+                name: "NODE_USE_ENV_PROXY".into(),
+                value: crate::secret::SecretString::new("1".to_owned()),
+                delivery: crate::mapping::Delivery::Env,
+                origin: first.origin.clone(),
+            });
+        }
         let adjusted;
         let inherited = match &self.user {
             Some(user) => {
@@ -251,6 +396,7 @@ impl FetchedRun {
                 .chain(self.resolution.template_parts.iter().cloned())
                 .collect(),
             user: self.user.clone(),
+            sandbox: self.sandbox_entry.clone(),
         })
     }
 

@@ -21,15 +21,14 @@ use super::scrub::{BoxError, Scrubbed};
 use super::Shared;
 
 /// Terminates the child's TLS with a run-CA certificate for `host` and serves its requests
-/// (HTTP/1.1 or HTTP/2) by forwarding them, substituted, to the real host.
-pub(super) async fn intercept(
-    shared: Arc<Shared>,
-    up: hyper::upgrade::Upgraded,
-    host: String,
-    port: u16,
-) -> Result<(), BoxError> {
+/// (HTTP/1.1 or HTTP/2) by forwarding them, substituted, to the real host. `io` is a `CONNECT`
+/// tunnel, or a connection the sandbox's capture took.
+pub(super) async fn intercept<I>(shared: Arc<Shared>, io: I, host: String, port: u16) -> Result<(), BoxError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let cfg = shared.server_config(&host)?;
-    let tls = TlsAcceptor::from(cfg).accept(TokioIo::new(up)).await?;
+    let tls = TlsAcceptor::from(cfg).accept(io).await?;
     let upstream = Arc::new(Upstream { shared, host, port, slot: tokio::sync::Mutex::new(None) });
     let svc = service_fn(move |req| {
         let u = upstream.clone();

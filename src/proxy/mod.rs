@@ -7,6 +7,7 @@
 //! The child trusts the run CA through a bundle in an in-memory file.
 
 mod ca;
+mod capture;
 mod forward;
 mod guard;
 pub mod holder;
@@ -51,6 +52,9 @@ pub struct ProxyConfig {
     pub as_other_user: bool,
     /// `--resolve`: host names pinned to addresses.
     pub resolve: Vec<Pin>,
+    /// `--sandbox`: the host's loopback (and unspecified) addresses are closed to the child
+    /// except through listed, allowed or pinned hosts: only vault-run's namespace has them.
+    pub close_loopback: bool,
 }
 
 /// `--resolve HOST:PORT:ADDR`: a host name pinned to an address for the proxy's connections.
@@ -193,6 +197,8 @@ pub(crate) struct Shared {
     deny_other: bool,
     as_other_user: bool,
     allow: Vec<HostPort>,
+    /// See [`ProxyConfig::close_loopback`].
+    close_loopback: bool,
     /// `user:password`, as the child sends it base64-encoded.
     credentials: Zeroizing<Vec<u8>>,
     /// Requests refused for want of the password, counted for the rate-limited log line.
@@ -272,6 +278,24 @@ impl Shared {
     }
 
     async fn dial(&self, host: &str, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+        // Named by the run for this host and port (a listed or allowed host without a port
+        // means the scheme's; the dial does not know the scheme, so either).
+        let named = |h: &HostPort| h.host == host && h.port.map_or(true, |p| p == port);
+        let chosen = self.routes.iter().any(|r| r.hosts.iter().any(named))
+            || self.allow.iter().any(named)
+            || self.pins.iter().any(|p| p.host == host && p.port == port);
+        if self.close_loopback && !chosen {
+            // What the name means on the host, not in the sandbox: `localhost`, 127.0.0.1 or a
+            // name resolving there would hand the child the host's loopback services.
+            let mut addrs = tokio::net::lookup_host((host, port)).await?;
+            if addrs.any(|a| a.ip().is_loopback() || a.ip().is_unspecified()) {
+                tracing::warn!(host, port, "proxy: the host's loopback is closed to the sandbox (name it with --allow-host HOST:PORT)");
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the host's loopback is closed to the sandbox (--allow-host HOST:PORT opens a port)",
+                ));
+            }
+        }
         server::dial(&self.pins, host, port).await
     }
 }
@@ -295,6 +319,18 @@ impl fmt::Debug for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Proxy").field("addr", &self.addr).finish_non_exhaustive()
     }
+}
+
+/// Sockets made elsewhere (the `--sandbox` network namespace) for the proxy to serve, instead
+/// of its own listener on the host's loopback.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The explicit proxy (`HTTPS_PROXY`).
+    pub proxy: std::net::TcpListener,
+    /// Transparent capture of TLS, routed by SNI.
+    pub tls: Vec<std::net::TcpListener>,
+    /// Transparent capture of plain HTTP, routed by `Host`.
+    pub http: Vec<std::net::TcpListener>,
 }
 
 /// The proxy's user name in the child's proxy URL (the password is random per run).
@@ -329,6 +365,17 @@ impl Proxy {
         args: &ProxyConfig,
         inherited: &[InheritedVar],
         bundle_owner: Option<holder::Owner>,
+    ) -> Result<Proxy, ProxyError> {
+        Self::start_with(routes, args, inherited, bundle_owner, None)
+    }
+
+    /// [`Proxy::start`], serving `listeners` (the sandbox's) when given.
+    pub fn start_with(
+        routes: Vec<Route>,
+        args: &ProxyConfig,
+        inherited: &[InheritedVar],
+        bundle_owner: Option<holder::Owner>,
+        listeners: Option<Listeners>,
     ) -> Result<Proxy, ProxyError> {
         let mut hosts: Vec<String> =
             routes.iter().flat_map(|r| r.hosts.iter().map(|h| h.host.clone())).collect();
@@ -397,11 +444,16 @@ impl Proxy {
             deny_other: args.deny_other_hosts,
             as_other_user: args.as_other_user,
             allow: args.allow_host.clone(),
+            close_loopback: args.close_loopback,
             credentials,
             refused: guard::RateLimitedLog::new("requests without the proxy password refused (407)"),
         });
 
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        let (listener, capture) = match listeners {
+            Some(l) => (Ok(l.proxy), Some((l.tls, l.http))),
+            None => (std::net::TcpListener::bind(("127.0.0.1", 0)), None),
+        };
+        let listener = listener
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| ProxyError::Io(format!("cannot listen on 127.0.0.1: {e}")))?;
         let addr = listener.local_addr().map_err(|e| ProxyError::Io(e.to_string()))?;
@@ -428,7 +480,12 @@ impl Proxy {
                     return;
                 }
             };
-            rt.block_on(server::serve(listener, thread_shared, stopped));
+            rt.block_on(async move {
+                if let Some((tls, http)) = capture {
+                    capture::spawn(tls, http, &thread_shared);
+                }
+                server::serve(listener, thread_shared, stopped).await
+            });
             rt.shutdown_timeout(std::time::Duration::from_millis(200));
         });
         let _ = previous.thread_set_mask();
@@ -444,6 +501,11 @@ impl Proxy {
             stop: std::sync::Mutex::new(Some(stop)),
             thread: std::sync::Mutex::new(Some(thread)),
         })
+    }
+
+    /// Where the child's CA bundle is (the run CA, then the roots the child would have trusted).
+    pub fn ca_bundle_path(&self) -> &str {
+        self.bundle.path()
     }
 
     /// Whether `name` is an entry the proxy handles (its value never reaches the child).

@@ -183,7 +183,7 @@ async fn connect(shared: Arc<Shared>, slot: Arc<Slot>, req: Request<Incoming>) -
             let _slot = slot;
             match hyper::upgrade::on(req).await {
                 Ok(up) => {
-                    if let Err(e) = intercept(shared, up, host.clone(), port).await {
+                    if let Err(e) = intercept(shared, TokioIo::new(up), host.clone(), port).await {
                         tracing::debug!(host, "proxy: intercepted connection ended: {e}");
                     }
                 }
@@ -218,7 +218,7 @@ fn is_loopback(host: &str) -> bool {
 
 /// A plain `http://` request (absolute form): forwarded; values are injected only for a listed
 /// loopback host, since anywhere else the value would cross the network in clear text.
-async fn plain(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+pub(super) async fn plain(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     if req.uri().scheme_str() != Some("http") {
         return status(StatusCode::BAD_REQUEST, "expected CONNECT or an absolute http:// URL".into());
     }

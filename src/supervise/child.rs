@@ -128,9 +128,16 @@ impl Spawner {
                 master = Some(pty.master);
             }
         }
+        // First the sandbox (joining its namespaces needs the privileges --user gives up).
+        if let Some(sandbox) = &launch.sandbox {
+            sandbox.apply_to(&mut cmd);
+        }
         // Before prepare_child: switching users clears the parent-death signal it sets.
         if let Some(user) = &launch.user {
             user.apply_to(&mut cmd);
+        }
+        if let Some(sandbox) = &launch.sandbox {
+            sandbox.lock_after(&mut cmd);
         }
         os::prepare_child(&mut cmd, placement, self.core, self.mask);
         os::exec_with(&mut cmd, &block);

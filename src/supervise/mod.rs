@@ -93,6 +93,8 @@ pub struct Launch {
     pub secrets: Vec<(String, SecretString)>,
     /// `--user`: whom the child runs as.
     pub user: Option<std::sync::Arc<crate::privilege::RunAs>>,
+    /// `--sandbox`: the namespaces the child enters.
+    pub sandbox: Option<std::sync::Arc<crate::sandbox::Entry>>,
 }
 
 /// Fetches again for `--watch`: `Ok(None)` when nothing changed, `Ok(Some)` with the new launch
