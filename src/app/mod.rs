@@ -17,8 +17,8 @@ use crate::notify::notify;
 use crate::privilege::{self, RunAs};
 use crate::proxy::{Proxy, ProxyError};
 use crate::resolve::{AlreadySet, Resolution, Resolver};
-use crate::secret::SecretString;
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxError};
+use crate::secret::SecretString;
 use crate::supervise::{Launch, Refresh, SuperviseError};
 
 mod config;
@@ -107,7 +107,8 @@ fn start_proxy(config: &RunConfig, fetched: &mut FetchedRun) -> Result<Option<Ar
         if !fetched.resolution.errors.is_empty() {
             return Ok(None);
         }
-        let mut allowed: Vec<String> = routes.iter().flat_map(|r| r.hosts.iter().map(|h| h.host.clone())).collect();
+        let mut allowed: Vec<String> =
+            routes.iter().flat_map(|r| r.hosts.iter().map(|h| h.host.clone())).collect();
         allowed.extend(config.allow_host.iter().map(|a| a.host.clone()));
         let names = crate::sandbox::Names { allowed, deny_other: config.proxy.deny_other_hosts };
         let sockets = sandbox.take_proxy_sockets().map(|s| crate::proxy::Listeners {
@@ -120,8 +121,8 @@ fn start_proxy(config: &RunConfig, fetched: &mut FetchedRun) -> Result<Option<Ar
             as_other_user: owner.is_some(),
             ..config.proxy.clone()
         };
-        let proxy =
-            Proxy::start_with(routes, &proxy_config, &fetched.inherited, None, sockets).map_err(proxy_error)?;
+        let proxy = Proxy::start_with(routes, &proxy_config, &fetched.inherited, None, sockets)
+            .map_err(proxy_error)?;
         sandbox.serve(names).map_err(sandbox_error)?;
         // A host process's /proc/PID/fd is closed to the sandboxed child: the bundle is copied
         // into the sandbox.
@@ -141,8 +142,11 @@ fn start_proxy(config: &RunConfig, fetched: &mut FetchedRun) -> Result<Option<Ar
         return Ok(None);
     }
     tracing::info!("{}", crate::sandbox::ADVISORY);
-    let args = crate::proxy::ProxyConfig { as_other_user: bundle_owner(fetched).is_some(), ..config.proxy.clone() };
-    Proxy::start(routes, &args, &fetched.inherited, bundle_owner(fetched)).map(|p| Some(Arc::new(p))).map_err(proxy_error)
+    let args =
+        crate::proxy::ProxyConfig { as_other_user: bundle_owner(fetched).is_some(), ..config.proxy.clone() };
+    Proxy::start(routes, &args, &fetched.inherited, bundle_owner(fetched))
+        .map(|p| Some(Arc::new(p)))
+        .map_err(proxy_error)
 }
 
 /// Under a real `--user` switch, the CA bundle's holder runs as the child's user, so that the

@@ -19,8 +19,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::{forward, message, server};
 use super::Shared;
+use super::{forward, message, server};
 
 /// The port a captured TLS connection was made to (and is tunnelled or intercepted on).
 const HTTPS: u16 = 443;
