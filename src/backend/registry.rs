@@ -1,5 +1,5 @@
 //! What a backend declares about itself, and the look-ups the rest of vault-run makes in
-//! [`REGISTRY`](super::REGISTRY): its scheme and reference syntax, its options (flag,
+//! [`REGISTRY`]: its scheme and reference syntax, its options (flag,
 //! environment variable, `[store]` key) and the variables holding its credentials. The command
 //! line, the `[store]` table, environment and `--env-file` references, the child's environment,
 //! supervise mode and the reference messages all read these declarations, so that none of them

@@ -3,7 +3,7 @@
 //! namespace gives it a resolver of vault-run's, a plain `/etc/hosts`, hides vault-run's own
 //! credential files and makes the files that configured the run read-only.
 //!
-//! How: a helper (vault-run re-executed, [`helper`]) makes a user namespace (also as root: it
+//! How: a helper (vault-run re-executed, `helper`) makes a user namespace (also as root: it
 //! is what takes the child's power over the other namespaces away), a network and a mount
 //! namespace in it, brings `lo` up, makes the listening sockets *inside* (a socket stays in the
 //! namespace it was made in), prepares the mounts, makes a nested user namespace for the child

@@ -5,7 +5,7 @@ use super::Result;
 use crate::duration::HumanDuration;
 use crate::wire::{AccessTier, SecretType};
 
-/// Options for [`AgentVault::set_secret_with`]: type, tier, metadata, lifetime.
+/// Options for [`AgentVault::set_secret_with`](crate::AgentVault::set_secret_with): type, tier, metadata, lifetime.
 ///
 /// ```
 /// use agentsecretstore::{AccessTier, WriteOptions};
@@ -56,14 +56,14 @@ impl WriteOptions {
     /// Sets the secret's lifetime (`"30d"`, `Duration::from_secs(60)`, …).
     ///
     /// # Errors
-    /// [`Error::Validation`] when the text is not a duration.
+    /// [`Error::Validation`](super::Error::Validation) when the text is not a duration.
     pub fn ttl(mut self, ttl: impl IntoTtl) -> Result<Self> {
         self.ttl = ttl.into_ttl()?;
         Ok(self)
     }
 }
 
-/// Options for [`AgentVault::import_env`]: applied to every imported secret.
+/// Options for [`AgentVault::import_env`](crate::AgentVault::import_env): applied to every imported secret.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     /// Kind of every imported secret.
@@ -99,7 +99,7 @@ impl ImportOptions {
     }
 }
 
-/// Options for [`AgentVault::request_token_with`].
+/// Options for [`AgentVault::request_token_with`](crate::AgentVault::request_token_with).
 #[derive(Debug, Clone, Default)]
 pub struct TokenOptions {
     /// Token lifetime; the client's default TTL when `None`.

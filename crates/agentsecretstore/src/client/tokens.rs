@@ -18,7 +18,7 @@ use crate::wire::{Timestamp, TokenReply, TokenRequest, TokenResponse};
 impl AgentVault {
     /// Trades the agent key for a token with exactly `scopes` (parsed [`Scope`]s or strings
     /// like `"secrets:read:production/*"`), for `ttl` (`None` for the client's default, a
-    /// [`Duration`], or text like `"5m"`). The token is cached for later calls.
+    /// [`Duration`](std::time::Duration), or text like `"5m"`). The token is cached for later calls.
     ///
     /// ```no_run
     /// # async fn demo(vault: agentsecretstore::AgentVault) -> agentsecretstore::Result<()> {
