@@ -305,7 +305,8 @@ async fn agent_safe_mode_as_another_user_with_vault_run_holding_the_bundle() {
     let (port, heads) = recorder();
     std::fs::write(
         root.path().join("app/vault-run.toml"),
-        "[env]\nAPI_KEY = { path = \"production/app/API_KEY\", hosts = [\"localhost\"] }\n",
+        // A listed host is host and port: the recorder's.
+        format!("[env]\nAPI_KEY = {{ path = \"production/app/API_KEY\", hosts = [\"localhost:{port}\"] }}\n"),
     )
     .unwrap();
     // The child: as `agent`, the bundle opens (its holder is vault-run, running as `agent`),
