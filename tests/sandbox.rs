@@ -37,30 +37,9 @@ struct Upstream {
 
 impl Upstream {
     fn start(dir: &std::path::Path) -> Upstream {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        // A name of its own: with rcgen's default one, the leaf would look self-signed to OpenSSL.
-        ca.distinguished_name.push(rcgen::DnType::CommonName, "sandbox test upstream CA");
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca, ca_key);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec![HOST.to_owned(), OTHER.to_owned()])
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        let ca_file = dir.join("upstream-ca.pem");
-        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
-        let cfg =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![leaf.der().clone()],
-                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-                )
-                .unwrap();
+        let ca = common::test_ca::TestCa::new("sandbox test upstream CA", &[HOST, OTHER]);
+        let ca_file = ca.write_ca(&dir.join("upstream-ca.pem"));
+        let cfg = ca.server_config();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();

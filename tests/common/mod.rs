@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 pub mod aws;
 pub mod bao;
 pub mod bao_cluster;
+pub mod test_ca;
 pub mod upstream;
 pub mod vendors;
 

@@ -74,24 +74,17 @@ pub struct VendorUpstream {
 impl VendorUpstream {
     /// Starts it with files in `dir`.
     pub fn start(dir: &Path) -> Self {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "vendor stand-in CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let hosts: Vec<String> = VENDORS.iter().map(|v| v.host.to_owned()).collect();
-        let leaf = rcgen::CertificateParams::new(hosts).unwrap().signed_by(&leaf_key, &issuer).unwrap();
+        let hosts: Vec<&str> = VENDORS.iter().map(|v| v.host).collect();
+        let ca = super::test_ca::TestCa::new("vendor stand-in CA", &hosts);
 
         let file = |name: &str, text: &str| {
             let path = dir.join(name);
             std::fs::write(&path, text).unwrap();
             path
         };
-        let ca_file = file("vendor-ca.pem", &ca_cert.pem());
-        let cert = file("vendor-cert.pem", &leaf.pem());
-        let key = file("vendor-key.pem", &leaf_key.serialize_pem());
+        let ca_file = file("vendor-ca.pem", &ca.ca_pem);
+        let cert = file("vendor-cert.pem", &ca.leaf.pem());
+        let key = file("vendor-key.pem", &ca.leaf_key.serialize_pem());
         let gate_dir = dir.join("gates");
         std::fs::create_dir_all(&gate_dir).unwrap();
         let log_file = dir.join("vendor-log.jsonl");
