@@ -4,32 +4,8 @@
 
 mod common;
 
-use std::io::ErrorKind;
-use std::net::TcpListener;
-
-use common::{assert_not_started, marker_child, output_within, stderr_of, vault_run, DevServer};
+use common::{assert_not_started, marker_child, output_within, stderr_of, vault_run, DevServer, Trap};
 use common::{tmp, write, T};
-
-/// A listener standing in for the attacker's server; `connected` tells whether anyone came.
-struct Trap(TcpListener);
-
-impl Trap {
-    fn new() -> Self {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        Self(l)
-    }
-    fn url(&self) -> String {
-        format!("http://{}", self.0.local_addr().unwrap())
-    }
-    fn connected(&self) -> bool {
-        match self.0.accept() {
-            Ok(_) => true,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-            Err(e) => panic!("accept: {e}"),
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // 20.1: `${VAR}` expansion never reads a credential vault-run removes from the child.

@@ -3,37 +3,14 @@
 
 mod common;
 
-use std::io::ErrorKind;
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{bare_vault_run, env_of, output_within, stderr_of, vault_run, DevServer};
+use common::{bare_vault_run, env_of, output_within, stderr_of, vault_run, DevServer, Trap};
 use common::{tmp, write, T};
 
 // ---------------------------------------------------------------------------------------------
 // 1. A mapping file cannot choose where the agent key goes.
-
-/// A listener standing in for the attacker's server; `connected` tells whether anyone came.
-struct Trap(TcpListener);
-
-impl Trap {
-    fn new() -> Self {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        Self(l)
-    }
-    fn url(&self) -> String {
-        format!("http://{}", self.0.local_addr().unwrap())
-    }
-    fn connected(&self) -> bool {
-        match self.0.accept() {
-            Ok(_) => true,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-            Err(e) => panic!("accept: {e}"),
-        }
-    }
-}
 
 /// A trap server and a directory whose `vault-run.toml` names it as the base URL.
 fn mapping_pointing_at_a_trap() -> (Trap, tempfile::TempDir) {

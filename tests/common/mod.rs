@@ -700,3 +700,28 @@ pub fn js_sdk() -> Option<std::path::PathBuf> {
         && require(sdk.exists(), "the official JS SDK (scripts/test installs it into target/js-sdk)");
     ok.then_some(sdk)
 }
+
+/// A listener standing in for an attacker's server; `connected` tells whether anyone came.
+pub struct Trap(std::net::TcpListener);
+
+impl Trap {
+    pub fn new() -> Self {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        Self(l)
+    }
+
+    /// `http://ADDR` of the listener.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.0.local_addr().unwrap())
+    }
+
+    /// Whether a connection came (and was taken) since the last call.
+    pub fn connected(&self) -> bool {
+        match self.0.accept() {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
