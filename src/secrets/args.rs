@@ -32,6 +32,10 @@ pub enum SecretsAction {
         /// The secret's path: namespace/KEY, like myagent/OPENAI_API_KEY.
         #[arg(value_name = "PATH")]
         path: String,
+        /// A value written on the command line by mistake: taken only to be refused without
+        /// being echoed (clap's "unexpected argument" would print it to a log).
+        #[arg(hide = true, value_name = "VALUE")]
+        value_on_argv: Option<std::ffi::OsString>,
         /// Type, tier and metadata.
         #[command(flatten)]
         write: WriteArgs,
@@ -190,6 +194,8 @@ pub enum Action {
     Set {
         /// The path as typed.
         path: String,
+        /// A value was given after the path (refused: values come on standard input only).
+        value_on_argv: bool,
         /// Type, tier, metadata.
         write: WriteSpec,
     },
@@ -233,7 +239,9 @@ impl SecretsArgs {
     /// The flags as plain configuration.
     pub fn into_config(self) -> SecretsConfig {
         let (action, store) = match self.action {
-            SecretsAction::Set { path, write, store } => (Action::Set { path, write: write.spec() }, store),
+            SecretsAction::Set { path, value_on_argv, write, store } => {
+                (Action::Set { path, value_on_argv: value_on_argv.is_some(), write: write.spec() }, store)
+            }
             SecretsAction::Import { file, namespace, print_mapping, write, store } => {
                 (Action::Import { file, namespace, print_mapping, write: write.spec() }, store)
             }

@@ -22,7 +22,10 @@ pub fn main(config: SecretsConfig) -> ExitCode {
     crate::status_line::enable(config.log.status_line());
     let quiet = config.log.quiet;
     let result = match &config.action {
-        Action::Set { path, write } => set(&config, path, write, quiet),
+        Action::Set { value_on_argv: true, .. } => Err(SecretsError::Usage(
+            "a secret's value goes on standard input, never on the command line (other users see argv in ps, and shells keep it in history): printf %s \"$VALUE\" | vault-run secrets set PATH".into(),
+        )),
+        Action::Set { path, write, .. } => set(&config, path, write, quiet),
         Action::Import { file, namespace, print_mapping, write } => {
             import::run(&config.flags, file, namespace, *print_mapping, write, quiet)
         }
