@@ -391,7 +391,7 @@ async fn watch_restart_kills_a_child_that_ignores_the_signal() {
     dev.put("production/app/VERSIONED", "value-two").await;
     run.line("ignored");
     run.line("start value-two");
-    assert!(run.stderr().contains("sending SIGKILL"), "{}", run.stderr());
+    run.stderr_shows("sending SIGKILL");
 }
 
 #[tokio::test]
@@ -461,7 +461,7 @@ async fn notify_ready_after_the_child_starts() {
     assert_eq!(&buf[..n], b"READY=1");
     run.line(&format!("socket={}", sock_path.display()));
     assert!(run.wait(T).success());
-    assert!(run.stderr().contains("supervise mode: --notify-ready"), "{}", run.stderr());
+    run.stderr_shows("supervise mode: --notify-ready");
 }
 
 #[tokio::test]

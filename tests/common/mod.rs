@@ -561,6 +561,16 @@ impl Running {
         }
     }
 
+    /// Waits (60 s at most) until vault-run's stderr holds `needle`: stderr is read by its own
+    /// thread, so a log line written just before a stdout line may arrive after it.
+    pub fn stderr_shows(&self, needle: &str) {
+        let until = Instant::now() + Duration::from_secs(60);
+        while !self.stderr().contains(needle) {
+            assert!(Instant::now() < until, "stderr never showed {needle:?}: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits (60 s at most: a loaded machine is slow) for the line `exact`.
     pub fn line(&mut self, exact: &str) {
         self.expect(|l| l == exact, Duration::from_secs(60));
