@@ -12,12 +12,12 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::app::RunConfig;
-use crate::duration::HumanDuration;
 use crate::logging::{LogConfig, LogFormat, Program};
 use crate::mapping::HostPort;
 use crate::proxy::{Pin, ProxyConfig};
 use crate::settings;
 use crate::supervise::{Policy, Signal};
+use agentsecretstore::duration::HumanDuration;
 
 /// Launch a process with secrets from Agent Secret Store (or Vault/OpenBao) in its environment.
 ///
@@ -85,7 +85,7 @@ pub enum Command {
 pub struct DevCommand {
     /// The server's options.
     #[command(flatten)]
-    pub args: crate::dev_server::DevArgs,
+    pub args: agentsecretstore_dev::DevArgs,
 
     /// Approve or deny an approval on a running dev server instead.
     #[command(subcommand)]
@@ -329,7 +329,7 @@ pub fn main() -> ExitCode {
                 format: LogFormat::Text,
                 program: Program::DevServer,
             });
-            crate::dev_server::main(args)
+            agentsecretstore_dev::main(args)
         }
         #[cfg(not(feature = "dev-server"))]
         Some(Command::Dev { .. }) => usage_error(clap::Error::raw(

@@ -43,7 +43,7 @@ pub fn main(action: DevAction) -> ExitCode {
             "ASS_ADMIN_KEY is not set; export the admin key vault-run dev printed (ASS_ADMIN_KEY=…)".into(),
         );
     };
-    let base = match crate::client::check_base_url(&base, false) {
+    let base = match agentsecretstore::client::check_base_url(&base, false) {
         Ok(b) => b,
         Err(e) => return fail(exit::CONFIG, e.to_string()),
     };
@@ -82,7 +82,7 @@ pub fn main(action: DevAction) -> ExitCode {
         }
         Ok((status, text)) => {
             // The contract's error body: `{"error":{"code","message"},"detail"}` or `{"detail"}`.
-            let message = serde_json::from_str::<crate::wire::ErrorBody>(&text)
+            let message = serde_json::from_str::<agentsecretstore::wire::ErrorBody>(&text)
                 .ok()
                 .and_then(|b| b.message())
                 .map_or_else(|| format!("HTTP {status}"), |m| format!("{m} (HTTP {status})"));
@@ -93,7 +93,10 @@ pub fn main(action: DevAction) -> ExitCode {
             };
             fail(
                 code,
-                format!("cannot {verb} {id} at {base}: {}", crate::client::transport::one_line(&message)),
+                format!(
+                    "cannot {verb} {id} at {base}: {}",
+                    agentsecretstore::client::transport::one_line(&message)
+                ),
             )
         }
         Err(e) => fail(

@@ -75,26 +75,12 @@ impl ChildEnv {
     }
 
     /// Names in the environment.
-    pub fn names(&self) -> impl Iterator<Item = &OsStr> {
+    #[cfg(test)]
+    fn names(&self) -> impl Iterator<Item = &OsStr> {
         self.entries.iter().map(|e| {
             let eq = e.iter().position(|&b| b == b'=').unwrap_or(e.len());
             OsStr::from_bytes(&e[..eq])
         })
-    }
-
-    /// Number of variables.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// The memfds backing `as = "file"` variables.
-    pub fn files(&self) -> &[OwnedFd] {
-        &self.files
     }
 }
 
@@ -255,6 +241,6 @@ mod tests {
         // Exactly sized: a buffer that grew would have left a copy behind in freed memory.
         assert!(env.entries.iter().all(|e| e.capacity() == e.len()));
         let kept = build(&inherited, &[], &EnvOptions { keep_agent_key: true, ..opts }, 0).unwrap();
-        assert_eq!(kept.len(), 3);
+        assert_eq!(kept.entries.len(), 3);
     }
 }

@@ -1,8 +1,11 @@
 //! Process hygiene and the exec: the core-dump and non-dumpable lock-down, the hint for a
 //! mistyped subcommand, and the `execve` of exec mode with the zeroizing environment block,
 //! all through nix's safe wrappers. The launcher's `unsafe` calls are elsewhere, each beside its
-//! reason: supervise mode's in `supervise/os.rs`, and one each in `privilege.rs`,
-//! `status_line.rs` and `tty_guard.rs`.
+//! reason: supervise mode's in `supervise/os.rs`; the sandbox's (`clone`, `setns`, `SCM_RIGHTS`)
+//! in `sandbox/helper.rs`, `sandbox/enter.rs` and `sandbox/fdpass.rs`; the CA holder's in
+//! `proxy/holder.rs` and its allocator tuning in `proxy/mod.rs`; the terminal restored on a
+//! signal during the no-echo read in `secrets/value.rs`; one
+//! each in `privilege.rs`, `status_line.rs` and `tty_guard.rs`.
 
 use std::ffi::{CString, OsString};
 use std::io::Write;

@@ -1,39 +1,49 @@
 //! `vault-run`: launch a process with secrets from Agent Secret Store (or Vault/OpenBao) in its
 //! environment. The library holds everything; the binary only wires the CLI to it.
+//!
+//! Its public surface is what `main.rs`, the integration tests and the fuzz targets use; every
+//! module is private to the crate (README, "Layout", says which does what).
 
-pub mod cli;
-pub mod mapping;
-
-// The SDK's modules under their old in-crate names: the launcher's code keeps reading
-// `crate::secret::SecretString` and friends.
-pub(crate) use agentsecretstore::{client, duration, path, secret, wire};
+mod app;
+mod backend;
+mod backend_args;
+mod check_report;
+mod cli;
+mod completions;
+mod deadline;
 #[cfg(feature = "dev-server")]
-pub(crate) use agentsecretstore_dev as dev_server;
-pub mod app;
-pub mod backend;
-pub mod backend_args;
-pub mod check_report;
-pub mod completions;
-pub mod deadline;
-pub mod dev_admin;
-pub mod discover;
-pub mod envfile;
-pub mod environment;
-pub mod exec;
-pub mod exit;
-pub mod expand;
-pub mod files;
-pub mod inherited;
-pub mod logging;
-pub mod mask;
-pub mod notify;
-pub mod privilege;
-pub mod proxy;
-pub mod resolve;
-pub mod sandbox;
-pub mod secrets;
-pub mod settings;
-pub mod status_line;
-pub mod supervise;
-pub mod tty_guard;
-pub mod users;
+mod dev_admin;
+mod discover;
+mod envfile;
+mod environment;
+mod exec;
+mod exit;
+mod expand;
+mod files;
+mod inherited;
+mod logging;
+mod mapping;
+mod mask;
+mod notify;
+mod privilege;
+mod proxy;
+mod resolve;
+mod sandbox;
+mod secrets;
+mod settings;
+mod status_line;
+mod supervise;
+mod tty_guard;
+mod users;
+
+pub use cli::main;
+pub use proxy::holder::run_if_holder;
+
+/// The parsers that the fuzz targets and the property tests drive directly.
+pub mod parsers {
+    pub use crate::backend::vault::kv;
+    pub use crate::expand::{expand, expand_placeholders};
+    pub use crate::mapping::{
+        parse_glob_reference, parse_reference, AssGlob, Mapping, Template, TemplatePart,
+    };
+}

@@ -1,6 +1,6 @@
 fn main() -> std::process::ExitCode {
     // Agent-safe mode's CA-bundle holder is this binary re-executed (see proxy/holder.rs).
-    vault_run::proxy::holder::run_if_holder();
+    vault_run::run_if_holder();
     // `vault-run --version` alone answers before clap builds the whole command (measured in
     // BENCHMARKS.md, "Start-up of the static binary"); the same line clap prints.
     let mut args = std::env::args_os().skip(1);
@@ -10,5 +10,5 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::SUCCESS;
         }
     }
-    vault_run::cli::main()
+    vault_run::main()
 }

@@ -32,7 +32,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine as _;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 
 /// Values shorter than this many bytes are not masked.
 ///

@@ -9,12 +9,12 @@ use crate::backend::{
     Tier, Wanted,
 };
 use crate::deadline::Deadline;
-use crate::duration::HumanDuration;
 use crate::mapping::{
     Delivery, Entry, EntryKind, GlobName, Mapping, MatchRequirement, Origin, Requirement, Template,
 };
-use crate::secret::SecretString;
 use crate::settings::Settings;
+use agentsecretstore::duration::HumanDuration;
+use agentsecretstore::secret::SecretString;
 
 /// A variable ready for the child's environment.
 #[derive(Debug, Clone)]
@@ -227,16 +227,6 @@ impl Resolver {
         check_collisions(&mut out);
         out
     }
-}
-
-/// Resolves `mapping` once; see [`Resolver`].
-pub async fn resolve(
-    mapping: Mapping,
-    settings: Settings,
-    already_set: Option<AlreadySet>,
-    events: &(dyn Fn(Event) + Send + Sync),
-) -> Resolution {
-    Resolver::new(mapping, settings, already_set).resolve(events).await
 }
 
 /// A backend, or why it could not be built (reported on every entry that needs it).

@@ -56,7 +56,8 @@ pub struct LookupError {
 
 impl Databases {
     /// The files under another root (`root/etc/passwd`, `root/etc/group`).
-    pub fn under(root: &Path) -> Databases {
+    #[cfg(test)]
+    fn under(root: &Path) -> Databases {
         Databases { passwd: root.join("etc/passwd"), group: root.join("etc/group") }
     }
 

@@ -10,7 +10,7 @@ use agentsecretstore::duration::HumanDuration;
 use agentsecretstore::path::{wildcard_match, Action, Scope, SecretPath};
 use agentsecretstore::wire::parse_dotenv;
 use proptest::prelude::*;
-use vault_run::mapping::{parse_glob_reference, AssGlob};
+use vault_run::parsers::{parse_glob_reference, AssGlob};
 
 // ---------------------------------------------------------------------------------------------
 // Reference implementations, written for clarity rather than speed.
@@ -522,7 +522,7 @@ proptest! {
     /// to `x`, no `${NAME}` form survives unless it was escaped or malformed.
     #[test]
     fn expansion_is_total(s in "[a-z/$]{0,8}(\\$\\{[A-Z_]{0,4}(:-[a-z]{0,3})?\\}?)?[a-z/$]{0,8}|\\PC{0,24}") {
-        use vault_run::expand::{expand, expand_placeholders};
+        use vault_run::parsers::{expand, expand_placeholders};
         let none = |_: &str| Ok(None);
         let x = |_: &str| Ok(Some("x".to_owned()));
         if !s.contains("${") {

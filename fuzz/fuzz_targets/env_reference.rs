@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault_run::mapping::{parse_glob_reference, parse_reference, AssGlob};
+use vault_run::parsers::{parse_glob_reference, parse_reference, AssGlob};
 use agentsecretstore::path::{wildcard_match, Action, Scope, SecretPath};
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use vault_run::mapping::Mapping;
+use vault_run::parsers::Mapping;
 
 /// Marks inherited values that are not references: no error may ever quote one.
 const CANARY: &str = "zzINHERITEDzz";

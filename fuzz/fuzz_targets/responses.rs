@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use vault_run::backend::vault::kv;
+use vault_run::parsers::kv;
 use agentsecretstore::client::transport::parse_retry_after;
 use agentsecretstore::wire::*;
 

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault_run::mapping::{Template, TemplatePart};
+use vault_run::parsers::{Template, TemplatePart};
 use agentsecretstore::secret::SecretString;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use crate::backend::Event;
 use crate::check_report::Row;
 use crate::check_report::{CheckFormat, Literal, Report};
-use crate::duration::HumanDuration;
 use crate::environment::{self, EnvOptions, InheritedVar};
 use crate::exec;
 use crate::notify::notify;
@@ -18,8 +17,9 @@ use crate::privilege::{self, RunAs};
 use crate::proxy::{Proxy, ProxyError};
 use crate::resolve::{AlreadySet, Resolution, Resolver};
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxError};
-use crate::secret::SecretString;
 use crate::supervise::{Launch, Refresh, SuperviseError};
+use agentsecretstore::duration::HumanDuration;
+use agentsecretstore::secret::SecretString;
 
 mod config;
 mod error;
@@ -28,7 +28,6 @@ mod load;
 pub use self::config::RunConfig;
 pub use self::error::{code_for, AppError};
 use self::load::load;
-pub use self::load::DEFAULT_FILE;
 
 /// `vault-run [OPTIONS] -- CMD [ARGS]...`: fetch, then exec (or supervise). Returns only on
 /// failure, or with the child's status when supervising.
@@ -360,14 +359,14 @@ impl FetchedRun {
                 .iter_mut()
                 .filter(|v| crate::proxy::CHILD_VARIABLES[6..].contains(&v.name.as_str()))
             {
-                v.value = crate::secret::SecretString::new(bundle.display().to_string());
+                v.value = agentsecretstore::secret::SecretString::new(bundle.display().to_string());
             }
         }
         if let (Some(_), Some(first)) = (&self.sandbox_entry, self.resolution.vars.first()) {
             // Node 22.21+/24+ then uses the explicit proxy; older Node is captured.
             vars.to_mut().push(crate::resolve::ResolvedVar {
                 name: "NODE_USE_ENV_PROXY".into(),
-                value: crate::secret::SecretString::new("1".to_owned()),
+                value: agentsecretstore::secret::SecretString::new("1".to_owned()),
                 delivery: crate::mapping::Delivery::Env,
                 origin: first.origin.clone(),
             });

@@ -14,12 +14,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
-use crate::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 pub use options::{Options, ReadsInFlight};
-pub use reference::{GlobRef, Reference, ReferenceError, Syntax};
-pub use registry::{
-    constructor, credential_vars, registration, Constructor, OptionSpec, OptionValues, Registration,
-};
+pub use reference::{GlobRef, Reference, ReferenceError};
+pub use registry::{constructor, credential_vars, registration, Registration};
 
 /// A boxed future, so that backends can live in a registry as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::registry::OptionValues;
-use crate::duration::HumanDuration;
 use crate::inherited::Snapshot;
+use agentsecretstore::duration::HumanDuration;
 
 /// What every backend is built from: the settings they share, and each one's own options.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::path::PathError;
+use agentsecretstore::path::PathError;
 
 /// The scheme of a reference written without one (`production/app/KEY`).
 pub const DEFAULT_SCHEME: &str = "ass";

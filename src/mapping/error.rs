@@ -174,24 +174,6 @@ impl MappingError {
     }
 }
 
-/// Reports the first variable set twice in `names` (final names after glob expansion, with
-/// the origin of the entry that produced each).
-pub fn check_collisions<'a>(
-    names: impl IntoIterator<Item = (&'a str, &'a Origin)>,
-) -> Result<(), MappingError> {
-    let mut seen: std::collections::HashMap<&str, &Origin> = std::collections::HashMap::new();
-    for (name, origin) in names {
-        if let Some(first) = seen.insert(name, origin) {
-            return Err(MappingError::Duplicate {
-                name: name.to_owned(),
-                first: first.clone(),
-                origin: origin.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,17 +200,5 @@ mod tests {
             source: ReferenceError::Empty,
         };
         assert!(e.to_string().starts_with("-e #1: FOO: empty reference"), "{e}");
-    }
-
-    #[test]
-    fn collisions() {
-        let (a, b) = (Origin::Flag { index: 1 }, Origin::File { path: "m.toml".into(), line: 3, column: 1 });
-        assert_eq!(check_collisions([("A", &a), ("B", &b)]), Ok(()));
-        let e = check_collisions([("A", &a), ("B", &b), ("A", &b)]).unwrap_err();
-        assert_eq!(e.origin(), &b);
-        assert_eq!(
-            e.to_string(),
-            "m.toml:3:1: A is also set by -e #1; keep only one of them (or narrow the glob)"
-        );
     }
 }

@@ -18,19 +18,18 @@ use std::fmt;
 use std::path::Path;
 
 pub use crate::backend::ass::glob::AssGlob;
-pub use crate::backend::reference::{GlobRef, Reference, ReferenceError};
+pub use crate::backend::reference::{GlobRef, Reference};
 use crate::backend::registry::{is_env_reference, OptionValues};
-pub use crate::backend::vault::reference::VaultRef;
-pub use error::{check_collisions, MappingError, Origin};
+pub use error::{MappingError, Origin};
 pub use glob::parse_glob_reference;
-pub use name::{check_name, EnvName, GlobName, NameError};
+pub use name::{check_name, EnvName, GlobName};
 pub use proxy::{check_host, HostPort, Inject, ProxySpec, RANDOM_MARKER};
 pub use reference::parse_reference;
-pub use template::{Template, TemplateError, TemplatePart};
+pub use template::{Template, TemplatePart};
 
-use crate::duration::HumanDuration;
 use crate::expand::Lookup;
-use crate::secret::SecretString;
+use agentsecretstore::duration::HumanDuration;
+use agentsecretstore::secret::SecretString;
 
 /// The settings shared by every backend that the `[store]` table and the command line both
 /// give: `None` where not given, so the other (or the default) applies.

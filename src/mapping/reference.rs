@@ -30,7 +30,7 @@ mod tests {
     use super::*;
 
     use crate::backend::vault::reference::{parse as vault, VaultRef};
-    use crate::path::PathError;
+    use agentsecretstore::path::PathError;
 
     fn ass(s: &str) -> Reference {
         let r = parse_reference(s).unwrap();

@@ -16,9 +16,9 @@ use super::{
     Delivery, Entry, EntryKind, FileSettings, MappingError, MatchRequirement, Origin, Requirement, Target,
 };
 use crate::backend::registry;
-use crate::duration::HumanDuration;
 use crate::expand::{expand, expand_placeholders, ExpandError, Lookup};
-use crate::secret::SecretString;
+use agentsecretstore::duration::HumanDuration;
+use agentsecretstore::secret::SecretString;
 
 const ENTRY_FIELDS: &str = "path, template, optional, default, as, hosts, placeholder, inject, body";
 /// The `[store]` fields every run has; backends add theirs (see [`store_fields`]).

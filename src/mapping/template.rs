@@ -8,7 +8,7 @@ use std::fmt;
 
 use super::reference::parse_reference;
 use crate::backend::{Reference, ReferenceError};
-use crate::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 
 /// Why a template was refused. Offsets are bytes into the template string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,7 +172,7 @@ impl fmt::Display for Template {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::path::PathError;
+    use agentsecretstore::path::PathError;
 
     const DB: &str = "postgres://app:{{ production/db/PASSWORD }}@db:5432/app";
 

@@ -4,8 +4,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::backend::reference::{examples, glob_examples};
-use crate::path::PathError;
+use crate::backend::reference::{examples, glob_examples, ReferenceError};
+use crate::backend::vault::reference::VaultRef;
+use agentsecretstore::path::PathError;
 
 const FILE: &str = "vault-run.toml";
 
@@ -559,25 +560,6 @@ fn check_names_refuses_dangerous_fixed_names() {
         .unwrap_err()
         .to_string()
         .starts_with("vault-run.toml:2:1: refusing to set PYTHONPATH"));
-}
-
-#[test]
-fn expanded_names_collide() {
-    let m = build(SPEC).unwrap();
-    let stripe = &m.entries[5];
-    let Target::Glob(g) = &stripe.target() else { panic!() };
-    let key = g.name_for("KEY");
-    let gemini = &m.entries[0];
-    assert_eq!(
-        check_collisions([("GEMINI_API_KEY", &gemini.origin), (key.as_str(), &stripe.origin)]),
-        Ok(())
-    );
-    let e = check_collisions([("GEMINI_API_KEY", &gemini.origin), ("GEMINI_API_KEY", &stripe.origin)])
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "vault-run.toml:11:1: GEMINI_API_KEY is also set by vault-run.toml:6:1; keep only one of them (or narrow the glob)"
-    );
 }
 
 #[test]

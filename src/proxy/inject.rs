@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn response_headers_lose_every_encoding_of_the_value() {
-        let value = crate::secret::SecretString::new("sk-Ab/3+x=q".to_owned());
+        let value = agentsecretstore::secret::SecretString::new("sk-Ab/3+x=q".to_owned());
         let scrubber = Redactor::replacing(&[(b"PH".to_vec(), &value)]);
         let swaps = [swap("PH", "sk-Ab/3+x=q", false)];
         let mut map = HeaderMap::new();

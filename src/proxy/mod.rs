@@ -32,7 +32,7 @@ use crate::environment::InheritedVar;
 use crate::mapping::{check_host, Delivery, HostPort, Inject, Mapping, RANDOM_MARKER};
 use crate::mask::Redactor;
 use crate::resolve::ResolvedVar;
-use crate::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 use ca::RunCa;
 use inject::Swap;
 

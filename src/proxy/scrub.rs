@@ -118,7 +118,7 @@ pub(super) fn wiped_bytes(data: Zeroizing<Vec<u8>>) -> Bytes {
 mod tests {
     use super::*;
     use crate::mapping::Inject;
-    use crate::secret::SecretString;
+    use agentsecretstore::secret::SecretString;
     use http_body_util::{BodyExt, StreamBody};
 
     const VALUE: &str = "sk-Ab/3+x=q~0042";

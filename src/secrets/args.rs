@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::duration::HumanDuration;
 use crate::logging::{LogConfig, LogFormat, Program};
-use crate::wire::{AccessTier, SecretType};
+use agentsecretstore::duration::HumanDuration;
+use agentsecretstore::wire::{AccessTier, SecretType};
 
 /// `vault-run secrets set|import|list|rm`: put secrets in, list them, remove them.
 #[derive(Debug, Clone, Args)]

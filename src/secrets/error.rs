@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use crate::backend::BackendError;
 use crate::exit::{CONFIG, IO, SOFTWARE, USAGE};
-use crate::path::SecretPath;
 use crate::settings::SettingsError;
+use agentsecretstore::path::SecretPath;
 
 /// Everything that stops a `secrets` command.
 #[derive(Debug, thiserror::Error)]

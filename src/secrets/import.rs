@@ -9,9 +9,9 @@ use std::path::Path;
 use super::args::WriteSpec;
 use super::error::SecretsError;
 use super::store::Store;
-use crate::path::SecretPath;
-use crate::secret::SecretString;
 use crate::settings::Flags;
+use agentsecretstore::path::SecretPath;
+use agentsecretstore::secret::SecretString;
 
 /// Runs the import.
 pub fn run(

@@ -10,7 +10,7 @@ use super::args::ListFormat;
 use super::error::SecretsError;
 use super::store::Store;
 use crate::settings::Flags;
-use crate::wire::SecretListResponse;
+use agentsecretstore::wire::SecretListResponse;
 
 /// One row: what the store says about a secret, a missing field shown as unknown.
 #[derive(Debug, Serialize)]

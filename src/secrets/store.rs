@@ -9,14 +9,14 @@ use super::args::WriteSpec;
 use super::error::SecretsError;
 use crate::backend::ass::AssBackend;
 use crate::backend::{BackendError, FailureKind, FetchContext};
-use crate::client::{Error as ClientError, WriteOptions};
 use crate::deadline::Deadline;
 use crate::inherited::Snapshot;
 use crate::mapping::FileSettings;
-use crate::path::{Action, Scope, SecretPath};
-use crate::secret::SecretString;
 use crate::settings::{Flags, Settings};
-use crate::wire::SecretListResponse;
+use agentsecretstore::client::{Error as ClientError, WriteOptions};
+use agentsecretstore::path::{Action, Scope, SecretPath};
+use agentsecretstore::secret::SecretString;
+use agentsecretstore::wire::SecretListResponse;
 
 /// Writes in flight at once for an import (a `.env` has tens of keys, not thousands).
 const WRITES_IN_FLIGHT: usize = 8;
@@ -137,7 +137,7 @@ fn call_error(e: ClientError, doing: &str, what: &str, base_url: &str) -> Backen
     let message = match &e {
         ClientError::NotFound { .. } => format!("{what}: not found; `vault-run secrets list` shows what exists"),
         ClientError::HumanAuthRequired { message } => {
-            let how = if crate::client::is_loopback_url(base_url) {
+            let how = if agentsecretstore::client::is_loopback_url(base_url) {
                 "on vault-run dev, a human with its admin key (ASS_ADMIN_KEY) can do it through the API".to_owned()
             } else {
                 format!("a human can do it in the Agent Secret Store dashboard ({base_url})")

@@ -6,8 +6,8 @@ use std::io::{BufRead, IsTerminal, Read};
 use zeroize::Zeroizing;
 
 use super::error::SecretsError;
-use crate::path::SecretPath;
-use crate::secret::SecretString;
+use agentsecretstore::path::SecretPath;
+use agentsecretstore::secret::SecretString;
 
 /// The most a value may hold (a certificate chain fits; a runaway pipe does not).
 const MAX_VALUE: u64 = 1 << 20;

@@ -19,7 +19,7 @@ use super::os::{self, Placement};
 use super::output::{MasterSlot, Pumps, RawMode, Sink};
 use super::Launch;
 use crate::exec::{CoreLimit, ExecError};
-use crate::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 
 /// How the child's stdio is wired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::duration::HumanDuration;
 use crate::environment::ChildEnv;
 use crate::exec::CoreLimit;
 use crate::exec::ExecError;
-use crate::secret::SecretString;
+use agentsecretstore::duration::HumanDuration;
+use agentsecretstore::secret::SecretString;
 
 mod child;
 mod os;
@@ -268,14 +268,14 @@ impl Supervisor<'_> {
         let forward = match signals::disposition(r.signal)? {
             Disposition::Child => return self.on_child(),
             Disposition::Forward => true,
-            Disposition::OwnWrites => !r.from_kernel(),
+            Disposition::OwnWrites => !r.sent_by_kernel(),
             Disposition::Terminal => {
                 if r.signal == nix::sys::signal::Signal::SIGWINCH && self.spawner.wiring == Wiring::Pty {
                     self.spawner.resize();
                     false
                 } else {
                     // The terminal signalled its whole foreground group, the child included.
-                    !(self.child.placement == Placement::SharedGroup && r.from_kernel())
+                    !(self.child.placement == Placement::SharedGroup && r.sent_by_kernel())
                 }
             }
         };

@@ -14,7 +14,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 
 use crate::mask::Redactor;
-use crate::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 
 /// How long a partial line (or the possible start of a secret) is held back without new input
 /// before it is written anyway. A secret written more slowly than this, byte by byte, is not

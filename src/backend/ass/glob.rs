@@ -4,7 +4,7 @@
 use glob::{MatchOptions, Pattern};
 
 use crate::backend::reference::ReferenceError;
-use crate::path::{Action, Scope, SecretPath};
+use agentsecretstore::path::{Action, Scope, SecretPath};
 
 /// `*` does not cross `/`, so `production/*` does not reach `production/a/KEY`.
 const MATCH: MatchOptions = MatchOptions {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::backend::{BackendError, FailureKind};
 use crate::inherited::Snapshot;
-use crate::secret::AgentKey;
+use agentsecretstore::secret::AgentKey;
 
 /// The systemd credential name holding the agent key, in `$CREDENTIALS_DIRECTORY`.
 pub const SYSTEMD_CREDENTIAL: &str = "ass-agent-key";

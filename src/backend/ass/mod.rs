@@ -18,10 +18,10 @@ use super::{
     Backend, BackendError, Event, FailureKind, FetchContext, FetchFuture, Fetched, GlobRef, Options,
     ReadsInFlight, Reference, SecretValue, Tier, Wanted,
 };
-use crate::client::{AgentVault, Error as ClientError, DEFAULT_BASE_URL};
-use crate::duration::HumanDuration;
-use crate::path::{Action, Scope, SecretPath};
-use crate::wire::AccessTier;
+use agentsecretstore::client::{AgentVault, Error as ClientError, DEFAULT_BASE_URL};
+use agentsecretstore::duration::HumanDuration;
+use agentsecretstore::path::{Action, Scope, SecretPath};
+use agentsecretstore::wire::AccessTier;
 
 /// Variables holding the agent key; never passed to the child (unless `--keep-agent-key`).
 pub const CREDENTIAL_VARS: &[&str] = &["ASS_AGENT_KEY", "ASS_AGENT_KEY_FILE", "ASS_ADMIN_KEY"];
@@ -180,7 +180,7 @@ impl AssBackend {
     /// dev`) the admin API call.
     fn how_to_approve(&self, id: &str) -> String {
         let url = self.client.base_url();
-        if crate::client::is_loopback_url(url) {
+        if agentsecretstore::client::is_loopback_url(url) {
             format!(
                 "approve it in the dashboard, or on vault-run dev with its admin key in ASS_ADMIN_KEY: ASS_BASE_URL={url} vault-run dev approve {id}"
             )

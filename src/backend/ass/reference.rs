@@ -2,7 +2,7 @@
 
 use super::glob::{is_pattern, AssGlob};
 use crate::backend::reference::{ReferenceError, Syntax};
-use crate::path::SecretPath;
+use agentsecretstore::path::SecretPath;
 
 /// How the mapping checks this backend's references.
 pub const SYNTAX: Syntax = Syntax { single, glob };

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::config::Credentials;
 use super::sigv4::{self, Signer};
 use crate::backend::{BackendError, FailureKind};
-use crate::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 use agentsecretstore::http::{self, Failure, RetryPolicy};
 
 /// One secret's value as `GetSecretValue` and `BatchGetSecretValue` return it.

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::backend::{BackendError, FailureKind};
 use crate::inherited::Snapshot;
-use crate::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 
 /// Variables holding AWS credentials: removed from the child's environment.
 pub const CREDENTIAL_VARS: &[&str] =

@@ -19,7 +19,7 @@ use super::{
     Backend, BackendError, BoxFuture, FailureKind, FetchContext, FetchFuture, Fetched, GlobRef, Options, ReadsInFlight,
     Reference, SecretValue, Wanted,
 };
-use crate::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 use agentsecretstore::http::{self, RetryPolicy};
 use api::Api;
 use reference::{SecretGlob, SecretRef};

@@ -9,7 +9,7 @@ use super::registry::Registration;
 use super::{
     Backend, BackendError, FailureKind, FetchContext, FetchFuture, Fetched, Options, SecretValue, Wanted,
 };
-use crate::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 
 /// `file:///PATH`: no options, no credentials, and never an environment reference (a
 /// `file://` value is an ordinary URL far too often).

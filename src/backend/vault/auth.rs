@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::backend::{BackendError, FailureKind};
 use crate::inherited::Snapshot;
-use crate::secret::{SecretString, Token};
+use agentsecretstore::secret::{SecretString, Token};
 
 /// Variables that carry Vault credentials; scrubbed from the child's environment.
 pub const CREDENTIAL_VARS: &[&str] = &[

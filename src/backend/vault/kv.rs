@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::secret::SecretString;
+use agentsecretstore::secret::SecretString;
 
 /// A KV mount.
 #[derive(Debug, Clone, PartialEq, Eq)]

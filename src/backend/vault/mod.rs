@@ -24,9 +24,9 @@ use super::{
     Backend, BackendError, BoxFuture, FailureKind, FetchContext, FetchFuture, Fetched, GlobRef, Options,
     ReadsInFlight, Reference, SecretValue, Wanted,
 };
-use crate::duration::HumanDuration;
-use crate::path::encode_segment;
-use crate::secret::Token;
+use agentsecretstore::duration::HumanDuration;
+use agentsecretstore::path::encode_segment;
+use agentsecretstore::secret::Token;
 use agentsecretstore::http::{self, RetryPolicy};
 use auth::Credential;
 use error::VaultError;
