@@ -4,8 +4,8 @@
 //! reason: supervise mode's in `supervise/os.rs`; the sandbox's (`clone`, `setns`, `SCM_RIGHTS`)
 //! in `sandbox/helper.rs`, `sandbox/enter.rs` and `sandbox/fdpass.rs`; the CA holder's in
 //! `proxy/holder.rs` and its allocator tuning in `proxy/mod.rs`; the terminal restored on a
-//! signal during the no-echo read in `secrets/value.rs`; one
-//! each in `privilege.rs`, `status_line.rs` and `tty_guard.rs`.
+//! signal during the no-echo read in `secrets/value.rs`; one each in `privilege.rs`,
+//! `status_line.rs` and `tty_guard.rs`.
 
 use std::ffi::{CString, OsString};
 use std::io::Write;
