@@ -130,6 +130,28 @@ URL = { template = "x://{{ production/app/A }}:{{ production/app/B }}@{{ product
     starts_when_all_present(vault_run(&dev, dir.path()), &dir.path().join("started"));
 }
 
+/// Which value would win is not for vault-run to guess: a glob whose expansion lands on a name
+/// another entry sets refuses the run (78), naming both entries.
+#[tokio::test]
+async fn a_glob_expanding_onto_a_name_another_entry_sets() {
+    let dev = dev_with(&["production/app/A", "production/other/A"]).await;
+    let mapping = r#"
+[env]
+APP_A = "production/other/A"
+"APP_*" = "production/app/*"
+"#;
+    refused_in_every_mode(|d| vault_run(&dev, d), mapping, &[], 78);
+    let dir = tmp();
+    std::fs::write(dir.path().join("vault-run.toml"), mapping).unwrap();
+    let mut cmd = vault_run(&dev, dir.path());
+    let out = common::refused_before_start(cmd.arg("--"), 78);
+    let err = stderr_of(&out);
+    assert!(err.contains("APP_A: set by both") && err.contains("vault-run.toml:"), "{err}");
+    let fixed = mapping.replace("APP_A =", "OTHER_A =");
+    std::fs::write(dir.path().join("vault-run.toml"), fixed).unwrap();
+    starts_when_all_present(vault_run(&dev, dir.path()), &dir.path().join("started"));
+}
+
 #[test]
 fn a_glob_whose_listing_succeeds_but_one_read_fails() {
     let mut config = json!({"secrets": {
