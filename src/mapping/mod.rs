@@ -203,8 +203,8 @@ impl Mapping {
     ///
     /// Flags win over the file for the same name or glob key; a flag may not repeat a name.
     /// An inherited variable whose whole value is an environment reference (`ass://…`,
-    /// `vault://…`: see [`is_env_reference`]) becomes an entry unless the file or a flag sets that name; such a value must then be a valid
-    /// single-secret reference. Other inherited values are never looked at or quoted.
+    /// `vault://…`, a scheme a backend registers as one) becomes an entry unless the file or a
+    /// flag sets that name; such a value must then be a valid single-secret reference. Other inherited values are never looked at or quoted.
     pub fn build(
         file: Option<(&Path, &str)>,
         flags: &[String],
@@ -294,7 +294,7 @@ impl Mapping {
         self.entries.is_empty()
     }
 
-    /// Runs [`check_name`] on every fixed name, so that a dangerous name fails before any
+    /// Runs `check_name` on every fixed name, so that a dangerous name fails before any
     /// secret is fetched. Names from globs are known only after expansion: check them then.
     pub fn check_names(&self, allow: &[String]) -> Result<(), MappingError> {
         for e in &self.entries {
