@@ -120,12 +120,9 @@ pub struct WriteArgs {
 /// The connection options: a launch's, minus what only a launch needs.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// Agent Secret Store base URL [default: https://api.agentsecretstore.com].
-    #[arg(long, env = "ASS_BASE_URL", hide_env_values = true, value_name = "URL")]
-    pub base_url: Option<String>,
-    /// File holding the agent key (used when ASS_AGENT_KEY is not set).
-    #[arg(long, env = "ASS_AGENT_KEY_FILE", hide_env_values = true, value_name = "PATH")]
-    pub agent_key_file: Option<PathBuf>,
+    /// The store's own options (`--base-url`, `--agent-key-file`), as its backend declares them.
+    #[command(flatten)]
+    pub backend: crate::backend_args::StoreBackendArgs,
     /// Timeout of each request [default: 30s].
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<HumanDuration>,
@@ -254,14 +251,11 @@ impl SecretsArgs {
             format: store.log_format,
             program: Program::Launcher,
         };
-        let mut flags =
-            crate::settings::Flags { allow_insecure_http: store.allow_insecure_http, ..Default::default() };
-        if let Some(url) = store.base_url {
-            flags.options.set(&crate::backend::ass::BASE_URL, url.into());
-        }
-        if let Some(file) = store.agent_key_file {
-            flags.options.set(&crate::backend::ass::AGENT_KEY_FILE, file.into());
-        }
+        let mut flags = crate::settings::Flags {
+            allow_insecure_http: store.allow_insecure_http,
+            options: store.backend.into_values(),
+            ..Default::default()
+        };
         flags.tuning.timeout = store.timeout;
         flags.tuning.retries = store.retries;
         flags.tuning.approval_timeout = store.approval_timeout;
