@@ -303,6 +303,11 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output
     output_of_within(child, limit)
 }
 
+/// Stdout as text.
+pub fn stdout_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Stderr as text.
 pub fn stderr_of(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -734,4 +739,63 @@ impl Trap {
             Err(e) => panic!("accept: {e}"),
         }
     }
+}
+
+/// Whether the test runs as root; when not, says on stderr what cannot be exercised, so the
+/// early return is visible in the output.
+pub fn is_root_else_say(what_cannot_run: &str) -> bool {
+    let root = nix::unistd::Uid::effective().is_root();
+    if !root {
+        eprintln!("not root: {what_cannot_run}");
+    }
+    root
+}
+
+/// As root only: a dev server holding `production/app/A` and a fresh directory to run in.
+pub async fn as_root_with_a_secret(what_cannot_run: &str) -> Option<(DevServer, tempfile::TempDir)> {
+    if !is_root_else_say(what_cannot_run) {
+        return None;
+    }
+    Some((DevServer::with(&[("production/app/A", "value-a-0001")]).await, tmp()))
+}
+
+/// A directory (0755) holding the dev server's agent key as `ass-agent-key` (0600), as systemd's
+/// `LoadCredential=` leaves it in `CREDENTIALS_DIRECTORY`.
+pub fn credentials_dir(dev: &DevServer) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = write(dir.path(), "ass-agent-key", &dev.agent_key);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    dir
+}
+
+/// vault-run in `work`, with the agent key only in the credentials directory `creds`.
+pub fn key_from_credentials(dev: &DevServer, work: &std::path::Path, creds: &std::path::Path) -> Command {
+    let mut c = bare_vault_run(work);
+    c.env("ASS_BASE_URL", &dev.base_url).env("CREDENTIALS_DIRECTORY", creds);
+    c
+}
+
+/// A dev server with a log level and a dev and a prod password (for `${VAR}` profiles).
+pub async fn seeded_profiles() -> DevServer {
+    DevServer::with(&[
+        ("production/app/LOG_LEVEL", "debug-0001"),
+        ("production/dev/PASSWORD", "dev-pass-0002"),
+        ("production/prod/PASSWORD", "prod-pass-0003"),
+    ])
+    .await
+}
+
+/// [`seeded_profiles`] and a fresh directory holding the file `name` with `text`.
+pub async fn seeded_profiles_with(name: &str, text: &str) -> (DevServer, tempfile::TempDir) {
+    let dev = seeded_profiles().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), name, text);
+    (dev, dir)
+}
+
+/// Every request the dev server has counted, by route.
+pub async fn requests(dev: &DevServer) -> Value {
+    dev.stats().await["requests"].clone()
 }
