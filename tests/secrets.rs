@@ -396,3 +396,31 @@ async fn set_never_takes_the_value_from_the_command_line() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert_eq!(dev.count("POST /v1/tokens").await, before, "nothing was asked for");
 }
+
+/// `--base-url` and `--agent-key-file` (the store backend's own declared flags) reach the store:
+/// with neither variable set, the flags alone list what was written; a flag naming a port where
+/// nothing listens fails as the launch would (75), not by falling back to the default URL.
+#[tokio::test]
+async fn the_store_flags_alone_reach_the_store() {
+    let dev = DevServer::with(&[("myagent/FLAGGED", "value-flag-0001")]).await;
+    let dir = tmp();
+    let key = write(dir.path(), "agent-key", &dev.agent_key);
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let list = |url: &str| {
+        common::output_within(
+            common::bare_vault_run(dir.path())
+                .args(["secrets", "list", "myagent", "--retries", "0", "--base-url", url, "--agent-key-file"])
+                .arg(&key),
+            T,
+        )
+    };
+    let out = list(&dev.base_url);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("myagent/FLAGGED"), "{}", stderr_of(&out));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = list(&url);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains(&dev.agent_key), "the key in an error line");
+}
